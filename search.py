@@ -1,0 +1,239 @@
+#!/usr/bin/env python
+"""Command line for soft parameter-sharing search: parse arguments, call nas/ or softshare/.
+
+    python search.py model SWRN-28-10-2                 # what a plan builds: params, MACs, groups
+    python search.py train --dataset cifar10 --data DIR --arch swrn --depth 16 --width 4 --templates 2
+    python search.py evaluate runs/x/model_best.pt      # test accuracy of a checkpoint
+    python search.py study NAME --preset smoke          # the search (see --help)
+
+Errors a user can cause print one line and exit 2; nothing computed so far is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Sequence
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag gives one line (what is wrong, what is accepted), no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _float_in(low: float, high: float | None = None, *, open_low: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        ok = value > low if open_low else value >= low
+        if not ok or (high is not None and value > high) or value != value:
+            bound = f"{'>' if open_low else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def _milestones(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated epochs such as 60,120,160, got {text!r}") from None
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | synthetic | folder:PATH (default cifar10)")
+    g.add_argument("--data", default="data", metavar="DIR", help="folder holding cifar-10-batches-py / cifar-100-python (default ./data)")
+    g.add_argument("--download", action="store_true", help="let torchvision download CIFAR into --data (needs internet)")
+    g.add_argument("--val-fraction", type=_float_in(0.0, 0.9), default=0.1, help="stratified validation share of the training set (default 0.1)")
+    g.add_argument("--train-subset", type=_int_at_least(1), default=None, metavar="N", help="keep N training images, stratified (quick CPU work)")
+    g.add_argument("--image-size", type=_int_at_least(8), default=32, help="side of folder/synthetic images (default 32)")
+    g.add_argument("--synthetic-classes", type=_int_at_least(2), default=10, help="classes of --dataset synthetic (default 10)")
+    g.add_argument("--synthetic-train", type=_int_at_least(2), default=2000, help="training images of --dataset synthetic (default 2000)")
+    g.add_argument("--synthetic-test", type=_int_at_least(1), default=500, help="test images of --dataset synthetic (default 500)")
+
+
+def add_recipe_args(p: argparse.ArgumentParser, epochs: int = 200, schedule: str = "step") -> None:
+    g = p.add_argument_group("recipe (defaults: the reference implementation)")
+    g.add_argument("--epochs", type=_int_at_least(1), default=epochs, help=f"training epochs (default {epochs})")
+    g.add_argument("--batch-size", type=_int_at_least(1), default=128, help="default 128")
+    g.add_argument("--lr", type=_float_in(0.0, open_low=True), default=0.1, help="initial learning rate (default 0.1)")
+    g.add_argument("--momentum", type=_float_in(0.0, 0.999), default=0.9, help="Nesterov momentum (default 0.9)")
+    g.add_argument("--no-nesterov", dest="nesterov", action="store_false", help="plain momentum instead of Nesterov")
+    g.add_argument("--weight-decay", type=_float_in(0.0), default=5e-4, help="on all but sharing coefficients (default 5e-4)")
+    g.add_argument("--schedule", choices=("step", "cosine"), default=schedule, help=f"learning-rate schedule (default {schedule})")
+    g.add_argument("--milestones", type=_milestones, default=(60, 120, 160), help="step schedule epochs (default 60,120,160)")
+    g.add_argument("--gamma", type=_float_in(0.0, open_low=True), default=0.2, help="step schedule factor (default 0.2)")
+    g.add_argument("--cutout", nargs="?", const=16, default=0, type=_int_at_least(0), metavar="PX", help="Cutout hole side (16 if given bare; default off)")
+    g.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
+    g.add_argument("--crop-padding", type=_int_at_least(0), default=4, help="random-crop padding (default 4)")
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="keep NCHW memory format")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of weights, shuffling and augmentation (default 0)")
+    g.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def data_config(args: argparse.Namespace, split_seed: int = 0):
+    from softshare.data import DataConfig
+
+    return DataConfig(dataset=args.dataset, root=args.data, download=args.download, val_fraction=args.val_fraction,
+                      train_subset=args.train_subset, image_size=args.image_size,
+                      synthetic_classes=args.synthetic_classes, synthetic_train=args.synthetic_train,
+                      synthetic_test=args.synthetic_test, split_seed=split_seed)
+
+
+def train_config(args: argparse.Namespace, **overrides):
+    from softshare.train import TrainConfig
+
+    fields = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                  nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
+                  milestones=args.milestones, gamma=args.gamma, cutout=args.cutout, crop_padding=args.crop_padding,
+                  flip=args.flip, seed=args.seed, device=args.device, precision=args.precision,
+                  channels_last=args.channels_last, compile=args.compile)
+    return TrainConfig(**(fields | overrides))
+
+
+def plan_from_args(args: argparse.Namespace) -> str:
+    if args.plan:
+        return args.plan
+    if args.arch == "wrn":
+        return f"WRN-{args.depth}-{args.width}"
+    return f"SWRN-{args.depth}-{args.width}-{args.templates}"
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from softshare import build_model, count_parameters, parse_plan
+
+    plan = parse_plan(args.plan)
+    built = count_parameters(build_model(plan, num_classes=args.classes))
+    plain = parse_plan(f"WRN-{plan.depth}-{plan.width}").num_parameters(args.classes)
+    print(f"plan        {plan.name}  ({plan.text})")
+    print(f"parameters  {plan.num_parameters(args.classes):,} (built model: {built:,}); plain WRN-{plan.depth}-{plan.width}: "
+          f"{plain:,} ({plan.num_parameters(args.classes) / plain:.1%})")
+    print(f"mult-adds   {plan.multiply_adds(args.image_size, args.classes):,} per {args.image_size}x{args.image_size} image")
+    for stage, groups in enumerate(plan.stages, 1):
+        desc = ", ".join(f"{n} layers x {t} templates" if t else f"{n} plain layers" for n, t in groups) or "none"
+        print(f"stage {stage}     {desc}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from softshare import ModelConfig
+    from softshare.data import load_dataset
+    from softshare.progress import ProgressBar
+    from softshare.train import train
+
+    plan = ModelConfig(plan_from_args(args)).plan  # a bad plan or recipe fails before any data is read
+    cfg = train_config(args)
+    dcfg = data_config(args)
+    data = load_dataset(dcfg)
+    mcfg = ModelConfig(plan, num_classes=data.num_classes, in_channels=data.train.images.shape[1])
+    out = args.out or os.path.join("runs", mcfg.sharing_plan.name.replace(":", "_").replace("/", "_"))
+    progress = None if args.quiet else ProgressBar(sys.stderr)
+    logging.getLogger("search").info("training %s on %s -> %s", mcfg.plan, data.name, out)
+    try:
+        result = train(mcfg, cfg, data, data_config=dcfg, out_dir=out, resume=args.resume, progress=progress)
+    except KeyboardInterrupt:
+        print(f"interrupted; the last finished epoch is saved in {out}: re-run with --resume to continue",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    best = f"{result.best_val_acc:.2%}" if result.best_val_acc is not None else "n/a (no validation set)"
+    print(f"{result.status}: {result.epochs_run} epochs, best val acc {best}, {result.parameters:,} params, "
+          f"{result.images_per_s:,.0f} img/s on {result.device} ({result.precision}); checkpoints in {out}")
+    return 0 if result.status != "diverged" else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from softshare.evaluate import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.checkpoint, data_root=args.data, device=args.device, split=args.split)
+    print(json.dumps(report, indent=2) if args.json else
+          f"{report['split']} accuracy {report['accuracy']:.2%}  loss {report['loss']:.4f}  "
+          f"({report['images']} images, {report['plan']})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="search.py", description="Search over soft parameter-sharing patterns.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("model", help="what a plan builds: parameters, multiply-adds, groups")
+    p.add_argument("plan", help="SWRN-d-k-s, WRN-d-k or explicit text such as 28-10:2x3,4/6x2/6")
+    p.add_argument("--classes", type=_int_at_least(1), default=10)
+    p.add_argument("--image-size", type=_int_at_least(1), default=32)
+    p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("train", help="train one model")
+    a = p.add_argument_group("architecture")
+    a.add_argument("--arch", choices=("swrn", "wrn"), default="swrn")
+    a.add_argument("--depth", type=_int_at_least(10), default=16, help="6N+4 (default 16)")
+    a.add_argument("--width", type=_int_at_least(1), default=4, help="widening factor k (default 4)")
+    a.add_argument("--templates", type=_int_at_least(1), default=2, help="templates per stage bank (default 2)")
+    a.add_argument("--plan", default=None, help="explicit plan text; overrides --arch/--depth/--width/--templates")
+    add_data_args(p)
+    add_recipe_args(p)
+    add_runtime_args(p)
+    p.add_argument("--out", default=None, help="run folder (default runs/<plan name>)")
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test accuracy and loss of a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", default=None, metavar="DIR", help="where the dataset lives now (default: as recorded)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        print(f"search.py {args.command}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # disk full, unwritable folder, ...
+        print(f"search.py {args.command}: error: {exc.strerror or exc} ({exc.filename or ''})", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

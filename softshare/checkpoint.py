@@ -1,0 +1,100 @@
+"""Checkpoints: written atomically, read back only when they are ours and whole.
+
+A checkpoint is a plain dict saved with ``torch.save``; it carries the model, train and data
+configs as JSON-native dicts, so a model can be rebuilt from the file alone::
+
+    ckpt = load_checkpoint(path)
+    model = SWRN(ModelConfig.from_dict(ckpt["model_config"]))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import tempfile
+import zipfile
+import pickle
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write_text", "environment", "FORMAT"]
+
+FORMAT = "softshare-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "model_config", "train_config", "model_state", "epoch")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a whole softshare checkpoint of a version this code reads."""
+
+
+def _atomic_replace(path: pathlib.Path, write) -> None:
+    # Write beside the target, flush to disk, then rename over it: a reader (or a crash)
+    # sees the old file or the new one, never half of one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (UTF-8)."""
+    _atomic_replace(pathlib.Path(path), lambda handle: handle.write(text.encode()))
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Save ``state`` (must hold the required keys, except format/version) atomically."""
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    assert not missing, f"checkpoint state lacks {missing}"
+    _atomic_replace(pathlib.Path(path), lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint; raises FileNotFoundError or CheckpointError with one line."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        # weights_only: a checkpoint is data, never code to run.
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "error:" in line.lower()), lines[0] if lines else type(exc).__name__)
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a softshare checkpoint (expected a dict with format={FORMAT!r}).")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path} is a version {payload.get('version')!r} checkpoint; this code reads version {VERSION}.")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}; it is not a whole softshare checkpoint.")
+    return payload
+
+
+def environment(device: torch.device | str) -> dict[str, str]:
+    """Versions and device, stored with every result so it can be reproduced."""
+    name = str(device)
+    if torch.device(device).type == "cuda":
+        name = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    else:
+        name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    import torchvision  # local: only needed for the version string
+
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "python": platform.python_version(), "device": name}
+
+
+def dumps(data: Any) -> str:
+    """Stable, readable JSON for config and metrics files."""
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"

@@ -1,0 +1,350 @@
+"""The training loop every trial and every retrain runs through.
+
+Recipe defaults are the reference implementation's (Savarese & Maire's code, after the WRN
+recipe): SGD, Nesterov momentum 0.9, learning rate 0.1, batch 128, 200 epochs, learning rate
+times 0.2 at epochs 60, 120 and 160, weight decay 5e-4 on everything but the sharing
+coefficients. A cosine schedule is offered for short budgets.
+
+The data stay on the device as uint8 and are augmented by batched tensor ops (see data.py); a
+per-epoch callback can stop the run (this is how the search early-stops trials without this
+module knowing about the search); checkpoints are atomic and resuming is exact on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pathlib
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import atomic_write_text, dumps, environment, load_checkpoint, save_checkpoint
+from .data import Augment, Dataset, DataConfig, Split, batches
+from .layers import parameter_groups
+from .models import SWRN, ModelConfig, count_parameters, to_channels_last
+from .runtime import PRECISIONS, autocast_context, resolve_device, resolve_precision
+
+__all__ = ["TrainConfig", "EpochMetrics", "RunResult", "train", "evaluate", "Callback", "CHECKPOINT", "BEST"]
+
+log = logging.getLogger(__name__)
+CHECKPOINT, BEST, METRICS = "checkpoint.pt", "model_best.pt", "metrics.json"
+SCHEDULES = ("step", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The recipe and the runtime. Every field is a CLI flag and is saved with the run."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "step"                      # step | cosine
+    milestones: tuple[int, ...] = (60, 120, 160)  # epochs where lr *= gamma (step schedule)
+    gamma: float = 0.2
+    cutout: int = 0                              # hole side in pixels; 16 is the reference's
+    crop_padding: int = 4
+    flip: bool = True
+    seed: int = 0
+    device: str = "auto"                         # auto | cpu | cuda | cuda:N
+    precision: str = "auto"                      # auto | fp32 | bf16
+    channels_last: bool = True
+    compile: bool = False
+    eval_batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        _check_int(self, "epochs", 1)
+        _check_int(self, "batch_size", 1)
+        _check_int(self, "eval_batch_size", 1)
+        _check_int(self, "cutout", 0)
+        _check_int(self, "crop_padding", 0)
+        _check_int(self, "seed", 0)
+        for name in ("lr", "gamma"):
+            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be > 0, but got {name}={getattr(self, name)!r}.")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), but got momentum={self.momentum!r}.")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, but got weight_decay={self.weight_decay!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, but got schedule={self.schedule!r}.")
+        if any(not isinstance(m, int) or m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing epochs >= 1, but got milestones={self.milestones!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, but got precision={self.precision!r}.")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["milestones"] = list(self.milestones)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        if unknown := set(data) - known:
+            raise ValueError(f"unknown train config keys {sorted(unknown)}; accepted: {sorted(known)}.")
+        return cls(**data)
+
+
+def _check_int(cfg: object, name: str, minimum: int) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")
+
+
+@dataclass
+class EpochMetrics:
+    """What one epoch produced. Accuracies are fractions in [0, 1]; val_* are None without a val set."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    lr: float
+    seconds: float
+    images_per_s: float
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run: status is completed, stopped (by the callback) or diverged."""
+
+    status: str
+    epochs_run: int
+    best_val_acc: float | None
+    final_val_acc: float | None
+    curve: list[dict] = field(default_factory=list)
+    stop_reason: str = ""
+    train_seconds: float = 0.0
+    images_per_s: float = 0.0
+    parameters: int = 0
+    device: str = ""
+    precision: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# A callback sees each epoch's metrics; a truthy return stops the run (a str is the reason).
+Callback = Callable[[EpochMetrics], "bool | str | None"]
+
+
+class _Run:
+    """Everything a run holds between epochs; it is what a checkpoint saves."""
+
+    def __init__(self, model_config: ModelConfig, cfg: TrainConfig, data: Dataset, data_config: DataConfig | None):
+        self.model_config, self.cfg, self.data_config = model_config, cfg, data_config
+        self.device = resolve_device(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        torch.manual_seed(cfg.seed)  # the model's initial weights
+        self.model = SWRN(model_config).to(self.device)
+        if cfg.channels_last:
+            to_channels_last(self.model)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.optimizer = torch.optim.SGD(parameter_groups(self.model, cfg.weight_decay), lr=cfg.lr,
+                                         momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        self.scheduler = _scheduler(self.optimizer, cfg)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # drives shuffling and augmentation
+        self.data = data.to(self.device)
+        self.epoch, self.best_val_acc, self.curve = 0, None, []
+        self.status, self.stop_reason, self.train_seconds = "running", "", 0.0
+
+    def state(self) -> dict:
+        return {
+            "model_config": self.model_config.to_dict(), "train_config": self.cfg.to_dict(),
+            "data_config": self.data_config.to_dict() if self.data_config else None,
+            "model_state": self.model.state_dict(), "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict(), "epoch": self.epoch,
+            "best_val_acc": self.best_val_acc, "curve": self.curve, "status": self.status,
+            "stop_reason": self.stop_reason, "train_seconds": self.train_seconds,
+            "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "environment": environment(self.device), "precision": self.precision,
+            "num_classes": self.data.num_classes, "classes": list(self.data.classes),
+            "mean": list(self.data.mean), "std": list(self.data.std),
+        }
+
+    def restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model_state"])
+        self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        self.scheduler.load_state_dict(ckpt["scheduler_state"])
+        self.epoch, self.best_val_acc, self.curve = ckpt["epoch"], ckpt["best_val_acc"], list(ckpt["curve"])
+        self.status, self.stop_reason = ckpt["status"], ckpt["stop_reason"]
+        self.train_seconds = ckpt["train_seconds"]
+        self.generator.set_state(ckpt["rng"]["generator"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+
+    def result(self) -> RunResult:
+        val = [row["val_acc"] for row in self.curve]
+        speeds = [row["images_per_s"] for row in self.curve]
+        return RunResult(
+            status=self.status, epochs_run=self.epoch, best_val_acc=self.best_val_acc,
+            final_val_acc=val[-1] if val else None, curve=list(self.curve), stop_reason=self.stop_reason,
+            train_seconds=self.train_seconds, images_per_s=sum(speeds) / len(speeds) if speeds else 0.0,
+            parameters=count_parameters(self.model), device=environment(self.device)["device"],
+            precision=self.precision)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma)
+
+
+def evaluate(model: nn.Module, split: Split, mean, std, *, batch_size: int = 500,
+             precision: str = "fp32", channels_last: bool = True) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (fraction) of ``model`` on ``split``, no augmentation."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    with torch.no_grad(), autocast_context(device, precision):
+        for x, y in batches(split, batch_size, mean=mean, std=std, generator=None, augment=None,
+                            shuffle=False, drop_last=False, channels_last=channels_last):
+            logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    n = len(split.labels)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def _train_epoch(run: _Run, progress) -> tuple[float, float, int, bool]:
+    """One pass over the training split; returns loss, accuracy, images, and whether finite."""
+    cfg, model = run.cfg, run.model
+    model.train()
+    augment = Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout)
+    loss_sum = torch.zeros((), device=run.device, dtype=torch.float64)
+    correct = torch.zeros((), device=run.device, dtype=torch.int64)
+    seen, finite = 0, True
+    total = len(run.data.train.labels) // cfg.batch_size or 1
+    for step, (x, y) in enumerate(batches(run.data.train, cfg.batch_size, mean=run.data.mean, std=run.data.std,
+                                          generator=run.generator, augment=augment, shuffle=True,
+                                          drop_last=len(run.data.train.labels) >= cfg.batch_size,
+                                          channels_last=cfg.channels_last), 1):
+        with autocast_context(run.device, run.precision):
+            logits = run.forward(x)
+            loss = F.cross_entropy(logits.float(), y)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        loss_sum += loss.detach().double() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        if step % 20 == 0 or step == total:  # a host sync only every 20 steps
+            mean_loss = loss_sum.item() / seen
+            if not math.isfinite(mean_loss):
+                finite = False
+                break
+            if progress is not None:
+                progress.batch(step, total, mean_loss, correct.item() / seen)
+    mean_loss = loss_sum.item() / max(seen, 1)
+    return mean_loss, correct.item() / max(seen, 1), seen, finite and math.isfinite(mean_loss)
+
+
+def _save(run: _Run, out: pathlib.Path | None, best: bool) -> None:
+    if out is None:
+        return
+    state = run.state()
+    save_checkpoint(out / CHECKPOINT, state)
+    if best:
+        save_checkpoint(out / BEST, state)
+    atomic_write_text(out / METRICS, dumps(run.result().to_dict()))
+
+
+def _run_epoch(run: _Run, out, callback, progress) -> None:
+    cfg = run.cfg
+    run.epoch += 1
+    if progress is not None:
+        progress.epoch_start(run.epoch, cfg.epochs)
+    start = time.perf_counter()
+    train_loss, train_acc, seen, finite = _train_epoch(run, progress)
+    seconds = time.perf_counter() - start
+    run.train_seconds += seconds
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.scheduler.step()
+    if not finite:
+        run.status, run.stop_reason = "diverged", f"non-finite training loss in epoch {run.epoch}"
+        log.warning("run diverged: %s", run.stop_reason)
+    val_loss = val_acc = None
+    if finite and run.data.val is not None and len(run.data.val.labels):
+        val_loss, val_acc = evaluate(run.model, run.data.val, run.data.mean, run.data.std,
+                                     batch_size=cfg.eval_batch_size, precision=run.precision,
+                                     channels_last=cfg.channels_last)
+    metrics = EpochMetrics(run.epoch, cfg.epochs, train_loss, train_acc, val_loss, val_acc, lr,
+                           seconds, seen / seconds if seconds > 0 else 0.0)
+    run.curve.append(asdict(metrics))
+    improved = val_acc is not None and (run.best_val_acc is None or val_acc > run.best_val_acc)
+    if improved:
+        run.best_val_acc = val_acc
+    if progress is not None:
+        progress.epoch_end(metrics)
+    if run.status == "running" and run.epoch >= cfg.epochs:
+        run.status = "completed"
+    _save(run, out, best=improved or (run.data.val is None and finite))
+    decision = callback(metrics) if callback is not None and run.status == "running" else None
+    if decision:
+        run.status, run.stop_reason = "stopped", decision if isinstance(decision, str) else "stopped by callback"
+        _save(run, out, best=False)
+
+
+def train(model_config: ModelConfig, cfg: TrainConfig, data: Dataset, *, data_config: DataConfig | None = None,
+          out_dir: str | os.PathLike | None = None, resume: bool = False, callback: Callback | None = None,
+          progress=None) -> RunResult:
+    """Train a model of ``model_config`` on ``data`` with recipe ``cfg``.
+
+    ``out_dir``: where checkpoint.pt, model_best.pt and metrics.json are written every epoch.
+    ``resume``: continue from ``out_dir/checkpoint.pt`` if present (the configs must match).
+    ``progress``: an object with epoch_start/batch/epoch_end methods (see progress.py), or None.
+    """
+    if model_config.num_classes != data.num_classes:
+        raise ValueError(f"model has {model_config.num_classes} classes but the dataset {data.name} has "
+                         f"{data.num_classes}; set num_classes={data.num_classes}.")
+    out = pathlib.Path(out_dir) if out_dir is not None else None
+    run = _Run(model_config, cfg, data, data_config)
+    if resume and out is not None and (out / CHECKPOINT).exists():
+        ckpt = load_checkpoint(out / CHECKPOINT, map_location=run.device)
+        _check_resumable(ckpt, run, out / CHECKPOINT)
+        run.restore(ckpt)
+        log.info("resumed %s at epoch %d", out, run.epoch)
+    elif out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", dumps({"model_config": model_config.to_dict(),
+                                                      "train_config": cfg.to_dict(),
+                                                      "data_config": data_config.to_dict() if data_config else None}))
+    while run.status == "running" and run.epoch < cfg.epochs:
+        _run_epoch(run, out, callback, progress)
+    if progress is not None and hasattr(progress, "close"):
+        progress.close()
+    return run.result()
+
+
+def _check_resumable(ckpt: dict, run: _Run, path: pathlib.Path) -> None:
+    """A checkpoint resumes only the run it came from: same model, recipe (bar runtime) and data."""
+    if ckpt["model_config"] != run.model_config.to_dict():
+        raise ValueError(f"{path} holds model {ckpt['model_config']['plan']!r}, not {run.model_config.plan!r}; "
+                         f"use another --out or drop --resume.")
+    runtime = {"device", "precision", "compile", "eval_batch_size"}
+    saved = {k: v for k, v in ckpt["train_config"].items() if k not in runtime}
+    current = {k: v for k, v in run.cfg.to_dict().items() if k not in runtime}
+    if saved != current:
+        changed = sorted(k for k in current if saved.get(k) != current[k])
+        raise ValueError(f"{path} was trained with a different recipe ({', '.join(changed)}); "
+                         f"resume with the same flags or use another --out.")
+    where = {"root", "download"}  # the same data may live elsewhere now
+    saved_data = {k: v for k, v in (ckpt.get("data_config") or {}).items() if k not in where}
+    if run.data_config is not None and saved_data and saved_data != {
+            k: v for k, v in run.data_config.to_dict().items() if k not in where}:
+        raise ValueError(f"{path} was trained on other data ({ckpt['data_config']['dataset']!r}, split or subset); "
+                         f"resume with the same data flags or use another --out.")
