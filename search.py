@@ -185,6 +185,119 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Study flags default to "not given" (SUPPRESS) so the preset, or the saved study, fills them in.
+_STUDY_DATA = {"dataset": "dataset", "data": "root", "download": "download", "val_fraction": "val_fraction",
+               "train_subset": "train_subset", "image_size": "image_size"}
+_STUDY_RECIPE = ("epochs", "batch_size", "lr", "schedule", "cutout", "weight_decay")
+_STUDY_STOP = {"eta": "eta", "min_epochs": "min_epochs", "patience": "patience", "early_stopping": "enabled"}
+
+
+def _study_config(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from nas.config import StudyConfig, load_study_config
+    from nas.space import PRESETS, load_space
+    from nas.study import study_dir
+
+    given = vars(args)
+    folder = study_dir(args.results_dir, args.name)
+    saved = load_study_config(folder) if (folder / "study.json").exists() else None
+    if saved is not None and given.get("preset", saved.preset) == saved.preset:
+        cfg = saved
+    else:
+        cfg = StudyConfig(name=args.name, preset=given.get("preset", "smoke"))
+    data = cfg.data | {key: given[flag] for flag, key in _STUDY_DATA.items() if flag in given}
+    recipe = cfg.recipe | {key: given[key] for key in _STUDY_RECIPE if key in given}
+    stop = cfg.early_stopping | {key: given[flag] for flag, key in _STUDY_STOP.items() if flag in given}
+    space = cfg.space
+    if "space" in given:
+        space = load_space(given["space"], PRESETS[cfg.preset]).to_dict()
+    top = {k: given[k] for k in ("n_trials", "sampler", "seed", "workers", "device", "precision", "storage")
+           if k in given}
+    if "max_params" in given:
+        top["max_params"] = given["max_params"]
+    return replace(cfg, data=data, recipe=recipe, early_stopping=stop, space=space, **top), folder
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from nas.progress import StudyReporter
+    from nas.results import format_table, front_rows, knee_row, trial_rows
+    from nas.storage import state_counts
+    from nas.study import run_study
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg, folder = _study_config(args)
+    reporter = None if args.quiet else StudyReporter(cfg)
+    print(f"study {cfg.name}: preset {cfg.preset}, {cfg.n_trials} trials, sampler {cfg.sampler}, "
+          f"{cfg.workers} worker(s); storage {cfg.storage or folder / 'journal.log'}", file=sys.stderr)
+    try:
+        study = run_study(cfg, folder, reporter)
+    except KeyboardInterrupt:
+        print(f"interrupted; finished trials are kept in {folder}: re-run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    rows = trial_rows(study)
+    counts = state_counts(study)
+    print(f"study {cfg.name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed "
+          f"of {cfg.n_trials}")
+    front = front_rows(rows)
+    if front:
+        print("Pareto front (validation accuracy vs parameters):")
+        print(format_table(front, knee_row(rows)))
+    _write_report(folder)
+    return 0
+
+
+def _write_report(folder) -> None:
+    """Refresh the study's report if the report module is present."""
+    try:
+        from nas.report import write_report
+    except ImportError:
+        return
+    path = write_report(folder)
+    print(f"report: {path}")
+
+
+def _add_study_args(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS
+    p.add_argument("name", help="study name; its folder is <results-dir>/<name>")
+    p.add_argument("--preset", choices=("smoke", "cpu", "paper"), default=S,
+                   help="space, data and budget defaults: smoke (seconds/trial), cpu (~1 h on a CIFAR-10 subset), paper (GPU)")
+    p.add_argument("--n-trials", type=_int_at_least(1), default=S, help="total trials of the study (default 20)")
+    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default=S, help="default tpe (multivariate)")
+    p.add_argument("--seed", type=_int_at_least(0), default=S, help="sampler and training seed (default 0)")
+    p.add_argument("--space", default=S, metavar="FILE", help="JSON/TOML file of ranges (depths, widths, max_templates, ...)")
+    p.add_argument("--max-params", type=_int_at_least(1), default=S, help="configs above this are rejected untrained")
+    p.add_argument("--workers", type=_int_at_least(1), default=S, help="local worker processes (default 1)")
+    p.add_argument("--storage", default=S, metavar="URL", help="Optuna storage URL (default: journal file in the study folder)")
+    p.add_argument("--results-dir", default="results", help="parent folder of study folders (default ./results)")
+    d = p.add_argument_group("data (default: the preset's)")
+    d.add_argument("--dataset", default=S, help="cifar10 | cifar100 | synthetic | folder:PATH")
+    d.add_argument("--data", default=S, metavar="DIR", help="folder holding the dataset")
+    d.add_argument("--download", action="store_true", default=S)
+    d.add_argument("--val-fraction", type=_float_in(0.0, 0.9, open_low=True), default=S)
+    d.add_argument("--train-subset", type=_int_at_least(1), default=S, metavar="N")
+    d.add_argument("--image-size", type=_int_at_least(8), default=S)
+    r = p.add_argument_group("per-trial recipe (default: the preset's)")
+    r.add_argument("--epochs", type=_int_at_least(1), default=S, help="a trial's epoch budget")
+    r.add_argument("--batch-size", type=_int_at_least(1), default=S)
+    r.add_argument("--lr", type=_float_in(0.0, open_low=True), default=S)
+    r.add_argument("--schedule", choices=("step", "cosine"), default=S)
+    r.add_argument("--cutout", nargs="?", const=16, type=_int_at_least(0), default=S, metavar="PX")
+    r.add_argument("--weight-decay", type=_float_in(0.0), default=S)
+    e = p.add_argument_group("early stopping (Pareto-aware successive halving)")
+    e.add_argument("--eta", type=_int_at_least(2), default=S, help="keep the top 1/eta at each rung")
+    e.add_argument("--min-epochs", type=_int_at_least(1), default=S, help="first rung (epochs)")
+    e.add_argument("--patience", type=_int_at_least(1), default=S, help="also stop after this many epochs without gain")
+    e.add_argument("--no-early-stopping", dest="early_stopping", action="store_false", default=S)
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default=S, help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=S)
+    g.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="search.py", description="Search over soft parameter-sharing patterns.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -209,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default runs/<plan name>)")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("study", help="search sharing patterns (creates or resumes results/<name>)")
+    _add_study_args(p)
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("evaluate", help="test accuracy and loss of a checkpoint")
     p.add_argument("checkpoint")

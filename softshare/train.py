@@ -293,8 +293,9 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
     if run.status == "running" and run.epoch >= cfg.epochs:
         run.status = "completed"
     _save(run, out, best=improved or (run.data.val is None and finite))
-    decision = callback(metrics) if callback is not None and run.status == "running" else None
-    if decision:
+    # The callback sees every epoch (progress, curves); a stop only matters before the last.
+    decision = callback(metrics) if callback is not None and run.status != "diverged" else None
+    if decision and run.status == "running":
         run.status, run.stop_reason = "stopped", decision if isinstance(decision, str) else "stopped by callback"
         _save(run, out, best=False)
 

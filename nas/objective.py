@@ -1,0 +1,165 @@
+"""One trial: sample a plan, train it with Pareto-aware early stopping, record what happened.
+
+Outcomes, each recorded in the trial's user attributes and folder (``trials/NNNN/trial.json``):
+complete (values: best validation accuracy, parameters), pruned by the stopping rule (its
+curve kept), over-budget (``--max-params``; no training), duplicate (an architecture already
+evaluated; its values are reused, nothing trained), failed (diverged, out of memory, an
+exception: the reason is kept and the study goes on).
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import threading
+import traceback
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from softshare import ModelConfig
+from softshare.analysis import coefficient_matrices
+from softshare.checkpoint import atomic_write_text, dumps
+from softshare.data import Dataset
+from softshare.evaluate import load
+from softshare.train import BEST, CHECKPOINT, EpochMetrics, train
+
+from .config import StudyConfig
+from .early_stop import decide
+from .space import define_space, plan_from_params
+from .storage import HEARTBEAT_S, worker_identity
+
+__all__ = ["run_trial", "trial_dir"]
+
+log = logging.getLogger(__name__)
+
+
+def trial_dir(study_dir: pathlib.Path, number: int) -> pathlib.Path:
+    return study_dir / "trials" / f"{number:04d}"
+
+
+class _Heartbeat:
+    """Refreshes the trial's worker record every HEARTBEAT_S seconds while it trains."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial, self.stop = trial, threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                self.trial.set_user_attr("worker", worker_identity())
+            except Exception:  # a storage hiccup must not kill training
+                log.debug("heartbeat write failed", exc_info=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+
+
+def _describe(trial: optuna.Trial, cfg: StudyConfig, data: Dataset) -> tuple[ModelConfig, dict]:
+    define_space(trial, cfg.search_space())
+    plan = plan_from_params(trial.params)
+    channels, size = data.train.images.shape[1], data.train.images.shape[-1]
+    model_config = ModelConfig(plan.text, num_classes=data.num_classes, in_channels=channels)
+    attrs = {"plan": plan.text, "plan_name": plan.name, "shared": plan.is_shared, "depth": plan.depth,
+             "width": plan.width, "templates": plan.templates_per_group(),
+             "params": plan.num_parameters(data.num_classes, channels),
+             "macs": plan.multiply_adds(size, data.num_classes, channels), "seed": cfg.seed,
+             "worker": worker_identity()}
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    return model_config, attrs
+
+
+def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, status: str, reason: str = "",
+            values: list[float] | None = None, folder: pathlib.Path | None = None, record: dict | None = None) -> str:
+    trial.set_user_attr("status", status)
+    if reason:
+        trial.set_user_attr("reason", reason)
+    if folder is not None:
+        atomic_write_text(folder / "trial.json", dumps((record or {}) | {"trial": trial.number, "status": status,
+                                                                         "reason": reason, "values": values}))
+    study.tell(trial, values=values, state=state if values is None else None)
+    return status
+
+
+def _duplicate_of(study: optuna.Study, plan: str, number: int) -> optuna.trial.FrozenTrial | None:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.number != number and t.user_attrs.get("plan") == plan and t.user_attrs.get("status") == "complete":
+            return t
+    return None
+
+
+def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyConfig, reporter):
+    rule, curve = cfg.stop_rule(), []
+
+    def on_epoch(m: EpochMetrics):
+        curve.append(m.val_acc)
+        trial.set_user_attr("curve", curve)
+        trial.set_user_attr("worker", worker_identity())
+        others = [(t.user_attrs["curve"], t.user_attrs["params"]) for t in study.get_trials(deepcopy=False)
+                  if t.number != trial.number and t.user_attrs.get("curve") and t.user_attrs.get("params")]
+        decision = decide(curve, attrs["params"], others, rule)
+        if reporter is not None:
+            reporter.epoch(trial.number, m)
+        return decision.reason if decision.stop else None
+
+    return on_epoch
+
+
+def _save_coefficients(folder: pathlib.Path, keep_checkpoints: bool) -> None:
+    final = folder / CHECKPOINT
+    if final.exists():
+        atomic_write_text(folder / "coefficients.json", dumps(coefficient_matrices(load(final))))
+    if not keep_checkpoints:  # a search keeps numbers, not weights: retrain starts from the config
+        for name in (CHECKPOINT, BEST):
+            (folder / name).unlink(missing_ok=True)
+
+
+def run_trial(study: optuna.Study, trial: optuna.Trial, cfg: StudyConfig, data: Dataset,
+              study_dir: pathlib.Path, reporter=None, keep_checkpoints: bool = False) -> str:
+    """Run ``trial`` to its end and tell the study; returns the status recorded."""
+    model_config, attrs = _describe(trial, cfg, data)
+    folder = trial_dir(study_dir, trial.number)
+    if reporter is not None:
+        reporter.trial_start(trial.number, attrs)
+    if cfg.max_params is not None and attrs["params"] > cfg.max_params:
+        return _finish(study, trial, TrialState.PRUNED, "over-budget",
+                       f"{attrs['params']:,} parameters > max_params {cfg.max_params:,}; not trained")
+    if (twin := _duplicate_of(study, attrs["plan"], trial.number)) is not None:
+        for key in ("final_val_acc", "epochs_run", "train_seconds", "images_per_s", "device"):
+            trial.set_user_attr(key, twin.user_attrs.get(key))
+        trial.set_user_attr("duplicate_of", twin.number)
+        return _finish(study, trial, TrialState.COMPLETE, "duplicate", f"same architecture as trial {twin.number}",
+                       values=list(twin.values))
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"attrs": attrs, "model_config": model_config.to_dict(), "train_config": cfg.train_config().to_dict(),
+              "data_config": cfg.data_config().to_dict()}
+    try:
+        with _Heartbeat(trial):
+            result = train(model_config, cfg.train_config(), data, data_config=cfg.data_config(), out_dir=folder,
+                           callback=_callback(study, trial, attrs, cfg, reporter))
+    except KeyboardInterrupt:
+        _finish(study, trial, TrialState.FAIL, "failed", "interrupted", folder=folder, record=record)
+        raise
+    except Exception as exc:  # the study goes on; the reason stays with the trial
+        atomic_write_text(folder / "error.txt", traceback.format_exc())
+        oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+        reason = f"out of memory: {exc}" if oom else f"{type(exc).__name__}: {exc}"
+        return _finish(study, trial, TrialState.FAIL, "failed", reason.splitlines()[0], folder=folder, record=record)
+    for key in ("final_val_acc", "epochs_run", "train_seconds", "images_per_s", "device", "precision"):
+        trial.set_user_attr(key, getattr(result, key))
+    trial.set_user_attr("curve", [row["val_acc"] for row in result.curve])
+    record["result"] = result.to_dict()
+    _save_coefficients(folder, keep_checkpoints)
+    if result.status == "completed":
+        return _finish(study, trial, TrialState.COMPLETE, "complete", values=[result.best_val_acc, attrs["params"]],
+                       folder=folder, record=record)
+    if result.status == "stopped":
+        return _finish(study, trial, TrialState.PRUNED, "pruned", result.stop_reason, folder=folder, record=record)
+    return _finish(study, trial, TrialState.FAIL, "failed", f"diverged: {result.stop_reason}", folder=folder, record=record)

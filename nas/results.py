@@ -1,0 +1,84 @@
+"""A study's trials as plain rows, its Pareto front, and the front as a terminal table.
+
+Rows are what the report, the CSV files, the progress lines and ``retrain --pick`` read; they
+hold test-free metrics only (model selection never sees the test set).
+"""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+
+from .pareto import hypervolume_2d, knee_point, pareto_front
+
+__all__ = ["trial_rows", "front_rows", "format_table", "knee_row", "hypervolume", "HV_REFERENCE_ACC"]
+
+OBJECTIVES = ("maximize", "minimize")
+HV_REFERENCE_ACC = 0.0   # hypervolume reference: 0 accuracy, and 10x the largest params in the study
+
+
+def trial_rows(study: optuna.Study) -> list[dict]:
+    """One dict per trial, in trial order; ``val_acc`` is the objective (best validation accuracy)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        curve = list(a.get("curve") or [])
+        best_seen = max((v for v in curve if v is not None), default=None)
+        rows.append({
+            "trial": t.number, "state": t.state.name.lower(), "status": a.get("status", t.state.name.lower()),
+            "plan": a.get("plan", ""), "plan_name": a.get("plan_name", ""), "shared": a.get("shared"),
+            "depth": a.get("depth"), "width": a.get("width"), "templates": a.get("templates"),
+            "params": a.get("params"), "macs": a.get("macs"),
+            "val_acc": t.values[0] if t.values else None, "best_val_acc_seen": best_seen,
+            "final_val_acc": a.get("final_val_acc"), "epochs": len(curve) or a.get("epochs_run"),
+            "curve": curve, "train_seconds": a.get("train_seconds"), "images_per_s": a.get("images_per_s"),
+            "reason": a.get("reason", ""), "device": a.get("device", ""), "seed": a.get("seed"),
+            "duplicate_of": a.get("duplicate_of"),
+            "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
+            "finished": t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,
+        })
+    return rows
+
+
+def _complete(rows: list[dict]) -> list[dict]:
+    # A duplicate repeats another trial's numbers: the architecture appears once.
+    return [r for r in rows if r["state"] == "complete" and r["val_acc"] is not None and r["params"]
+            and r["status"] != "duplicate"]
+
+
+def front_rows(rows: list[dict]) -> list[dict]:
+    """Completed trials on the Pareto front of (val accuracy max, params min), fewest params first."""
+    done = _complete(rows)
+    front = pareto_front([(r["val_acc"], r["params"]) for r in done], OBJECTIVES)
+    return [done[i] for i in front]
+
+
+def knee_row(rows: list[dict]) -> dict | None:
+    """The front's knee (best trade-off) in (accuracy, log10 params) space, or None."""
+    front = front_rows(rows)
+    if not front:
+        return None
+    points = [(r["val_acc"], math.log10(r["params"])) for r in front]
+    return front[knee_point(points, OBJECTIVES)]
+
+
+def hypervolume(rows: list[dict], max_params: float) -> float:
+    """Area dominated in (accuracy, log10 params) up to (HV_REFERENCE_ACC, log10(max_params))."""
+    points = [(r["val_acc"], math.log10(r["params"])) for r in _complete(rows)]
+    return hypervolume_2d(points, (HV_REFERENCE_ACC, math.log10(max_params)), OBJECTIVES)
+
+
+def format_table(rows: list[dict], knee: dict | None = None, limit: int | None = None) -> str:
+    """A small fixed-width table of trials (the front, usually)."""
+    header = f"{'trial':>5}  {'val acc':>7}  {'params':>11}  {'mult-adds':>13}  {'epochs':>6}  plan"
+    lines = [header, "-" * len(header)]
+    shown = rows if limit is None else rows[:limit]
+    for r in shown:
+        mark = "  <- knee" if knee is not None and r["trial"] == knee["trial"] else ""
+        acc = f"{r['val_acc']:.2%}" if r["val_acc"] is not None else "-"
+        lines.append(f"{r['trial']:>5}  {acc:>7}  {r['params'] or 0:>11,}  {r['macs'] or 0:>13,}  "
+                     f"{r['epochs'] or 0:>6}  {r['plan_name'] or r['plan']}{mark}")
+    if limit is not None and len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit} more")
+    return "\n".join(lines)

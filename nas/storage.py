@@ -1,0 +1,105 @@
+"""Where a study's trials live: an Optuna storage, and the liveness of the workers writing it.
+
+The default is an Optuna journal file in the study folder: an append-only log that several
+local processes share through a file lock, with no server and no "database is locked"
+errors. Any Optuna storage URL (``postgresql://...``) can be given instead.
+
+A worker that dies (killed, machine lost) leaves its trial RUNNING forever. Each trial records
+its worker (host, pid, process start time) and a heartbeat; :func:`fail_stale_trials` marks a
+trial FAIL when its worker is gone, so the slot is run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import socket
+import time
+from collections import Counter
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+__all__ = ["open_storage", "open_study", "worker_identity", "fail_stale_trials", "state_counts",
+           "JOURNAL_FILE", "HEARTBEAT_S", "STALE_AFTER_S"]
+
+log = logging.getLogger(__name__)
+JOURNAL_FILE = "journal.log"
+HEARTBEAT_S = 30.0      # a running trial refreshes its heartbeat at least this often (and every epoch)
+STALE_AFTER_S = 600.0   # a trial of another host with no heartbeat for this long is failed
+DIRECTIONS = ("maximize", "minimize")  # validation accuracy, parameters
+
+
+def open_storage(folder: pathlib.Path, url: str | None = None) -> optuna.storages.BaseStorage | str:
+    """The journal file in ``folder`` (created if missing), or the storage at ``url``."""
+    if url:
+        return url
+    folder.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(folder / JOURNAL_FILE)))
+
+
+def open_study(name: str, storage, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """Create the study or load it; safe when several workers do so at the same moment."""
+    for attempt in range(5):
+        try:
+            return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                       directions=list(DIRECTIONS), load_if_exists=True)
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it in between
+            time.sleep(0.2 * (attempt + 1))
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+
+
+def _process_start(pid: int) -> str:
+    """Start time of ``pid`` (Linux clock ticks since boot): tells a reused pid from ours."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def worker_identity() -> dict:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid), "heartbeat": time.time()}
+
+
+def _worker_alive(worker: dict) -> bool:
+    if worker.get("host") != socket.gethostname():
+        return time.time() - float(worker.get("heartbeat", 0)) < STALE_AFTER_S
+    pid = int(worker.get("pid", -1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = _process_start(pid)
+    return not (start and worker.get("start") and start != worker["start"])
+
+
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Mark FAIL every RUNNING trial whose worker is gone; returns their numbers."""
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        if worker is None and time.time() - trial.datetime_start.timestamp() < STALE_AFTER_S:
+            continue  # just asked for; its worker has not written its identity yet
+        if worker is not None and _worker_alive(worker):
+            continue
+        reason = f"worker {worker.get('host')}:{worker.get('pid')} died" if worker else "worker never reported"
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "status", "failed")
+            study._storage.set_trial_user_attr(trial._trial_id, "reason", reason)
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed.append(trial.number)
+            log.warning("trial %d was left running by a dead worker; marked failed (%s)", trial.number, reason)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker got there first
+    return failed
+
+
+def state_counts(study: optuna.Study) -> Counter:
+    """Trials per state name: COMPLETE, PRUNED, FAIL, RUNNING, WAITING."""
+    return Counter(t.state.name for t in study.get_trials(deepcopy=False))

@@ -1,0 +1,148 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import optuna
+import pytest
+
+from nas.config import StudyConfig
+from nas.storage import state_counts
+from nas.study import open_existing, run_study
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+TINY_DATA = {"synthetic_train": 200, "synthetic_test": 40, "image_size": 12}
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _cfg(name="s", **kw):
+    base = dict(name=name, preset="smoke", n_trials=5, data=TINY_DATA, recipe={"epochs": 2}, device="cpu")
+    return StudyConfig(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study") / "s"
+    study = run_study(_cfg(n_trials=6), folder)
+    return folder, study
+
+
+def test_smoke_study_runs_end_to_end(smoke_study):
+    folder, study = smoke_study
+    counts = state_counts(study)
+    assert counts["COMPLETE"] + counts["PRUNED"] == 6 and counts["RUNNING"] == 0
+    assert (folder / "study.json").is_file() and (folder / "journal.log").is_file()
+    trained = [t for t in study.trials if t.user_attrs.get("status") in ("complete", "pruned")]
+    assert trained
+    for t in trained:
+        record = json.loads((folder / "trials" / f"{t.number:04d}" / "trial.json").read_text())
+        assert record["attrs"]["plan"] == t.user_attrs["plan"]
+        assert len(t.user_attrs["curve"]) == t.user_attrs["epochs_run"]
+        assert not (folder / "trials" / f"{t.number:04d}" / "checkpoint.pt").exists()
+        if t.user_attrs["shared"]:
+            coeffs = json.loads((folder / "trials" / f"{t.number:04d}" / "coefficients.json").read_text())
+            assert coeffs and all(len(c["similarity"]) == len(c["layers"]) for c in coeffs)
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.values[1] == t.user_attrs["params"] and 0 <= t.values[0] <= 1
+            assert "test" not in " ".join(t.user_attrs)  # the search never sees the test set
+
+
+def test_rerun_of_finished_study_trains_nothing(smoke_study):
+    folder, study = smoke_study
+    before = [(t.number, t.state, t.values) for t in study.trials]
+    again = run_study(_cfg(n_trials=6), folder)
+    assert [(t.number, t.state, t.values) for t in again.trials] == before
+
+
+def test_resume_with_other_settings_is_refused(smoke_study):
+    folder, _ = smoke_study
+    with pytest.raises(ValueError, match=r"other settings \(.*recipe"):
+        run_study(_cfg(n_trials=6, recipe={"epochs": 3}), folder)
+
+
+def test_over_budget_configs_are_rejected_untrained(tmp_path):
+    study = run_study(_cfg(max_params=100_000, n_trials=4, space={"depths": [16], "widths": [1]}), tmp_path / "b")
+    over = [t for t in study.trials if t.user_attrs.get("status") == "over-budget"]
+    assert over, "WRN-16-1 shared or not has > 100k params"
+    for t in over:
+        assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["params"] > 100_000
+        assert not (tmp_path / "b" / "trials" / f"{t.number:04d}").exists()
+
+
+def test_an_architecture_is_trained_once(tmp_path):
+    study = run_study(_cfg(n_trials=3, space={"depths": [10], "widths": [1]}), tmp_path / "d")
+    statuses = [t.user_attrs["status"] for t in study.trials]
+    assert statuses.count("complete") == 1 and statuses.count("duplicate") == 2
+    assert len({tuple(t.values) for t in study.trials}) == 1
+
+
+def test_two_workers_share_one_storage(tmp_path):
+    study = run_study(_cfg(n_trials=6, workers=2), tmp_path / "w")
+    counts = state_counts(study)
+    assert counts["RUNNING"] == 0 and counts["FAIL"] == 0
+    assert 6 <= counts["COMPLETE"] + counts["PRUNED"] <= 7  # a race may add one trial, never lose one
+    pids = {t.user_attrs["worker"]["pid"] for t in study.trials if "worker" in t.user_attrs}
+    assert len(pids) == 2
+    assert len({t.number for t in study.trials}) == len(study.trials)
+
+
+def _cli(args, **kw):
+    return subprocess.Popen([sys.executable, str(REPO / "search.py"), *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_killed_study_resumes_without_losing_finished_trials(tmp_path):
+    args = ["study", "k", "--results-dir", str(tmp_path), "--n-trials", "5", "--epochs", "3", "--device", "cpu",
+            "--quiet", "--dataset", "synthetic", "--image-size", "12", "--no-early-stopping"]
+    proc = _cli(args)
+    deadline = time.time() + 240
+    finished = []
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (tmp_path / "k" / "journal.log").exists():
+            _, study = open_existing(tmp_path / "k")
+            finished = [t for t in study.trials if t.state.is_finished()]
+            running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+            if len(finished) >= 2 and running and running[0].user_attrs.get("curve"):
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(finished) >= 2, "the study did not get far enough to be killed mid-trial"
+    kept = {t.number: (t.state, t.values) for t in finished}
+    done = subprocess.run([sys.executable, str(REPO / "search.py"), *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    _, study = open_existing(tmp_path / "k")
+    for number, (state, values) in kept.items():
+        assert (study.trials[number].state, study.trials[number].values) == (state, values)
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and "died" in failed[0].user_attrs["reason"]
+    counts = state_counts(study)
+    assert counts["COMPLETE"] + counts["PRUNED"] == 5 and counts["RUNNING"] == 0
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--preset", "gpu"], "argument --preset: invalid choice: 'gpu'"),
+    (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["--n-trials", "0"], "--n-trials: expected an integer >= 1"),
+    (["--eta", "1"], "--eta: expected an integer >= 2"),
+])
+def test_bad_study_flags_give_one_line(tmp_path, args, fragment):
+    done = subprocess.run([sys.executable, str(REPO / "search.py"), "study", "x", "--results-dir", str(tmp_path), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], done.stderr
+
+
+def test_bad_space_file_gives_one_line(tmp_path):
+    bad = tmp_path / "space.json"
+    bad.write_text('{"depths": [12]}')
+    done = subprocess.run([sys.executable, str(REPO / "search.py"), "study", "x", "--results-dir", str(tmp_path),
+                           "--space", str(bad)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "depths must be" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
