@@ -298,6 +298,51 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from nas.retrain import retrain
+    from softshare.progress import ProgressBar
+
+    recipe = train_config(args)
+    factory = None if args.quiet else (lambda prefix: ProgressBar(sys.stderr, prefix=prefix))
+    try:
+        summary = retrain(args.study, args.pick, recipe, seeds=args.seeds, full_train=args.full_train,
+                          train_subset=args.train_subset, data_root=args.data, progress_factory=factory)
+    except KeyboardInterrupt:
+        print("interrupted; finished epochs are saved: re-run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    spread = f" +- {summary['test_acc_std']:.2%}" if len(summary["seeds"]) > 1 else ""
+    print(f"trial {summary['trial']} ({summary['plan_name']}, {summary['params']:,} params): search val "
+          f"{summary['search_val_acc']:.2%}; retrained test acc {summary['test_acc_mean']:.2%}{spread} over "
+          f"{len(summary['seeds'])} seed(s)")
+    for run in summary["seeds"]:
+        print(f"  {run['seed_dir']}: {run['status']}, {run['epochs_run']} epochs, test {run['test_acc']:.2%}")
+    _write_report(args.study)
+    return 0
+
+
+def cmd_fold(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from softshare.evaluate import evaluate_checkpoint
+    from softshare.fold import fold_checkpoint
+    from softshare.plan import parse_plan
+
+    source = pathlib.Path(args.checkpoint)
+    out = pathlib.Path(args.out) if args.out else source.with_name(source.stem + "-folded.pt")
+    report = fold_checkpoint(source, out, args.threshold)
+    before = evaluate_checkpoint(source, data_root=args.data, device=args.device, split=args.split)
+    after = evaluate_checkpoint(out, data_root=args.data, device=args.device, split=args.split)
+    for i, bank in enumerate(report, 1):
+        groups = " ".join("{" + ",".join(map(str, c)) + "}" for c in bank["clusters"])
+        print(f"bank {i}: {bank['layers']} layers, templates {bank['templates_before']} -> {bank['templates_after']}"
+              f"  clusters {groups}")
+    p_before, p_after = parse_plan(before["plan"]).num_parameters(), parse_plan(after["plan"]).num_parameters()
+    print(f"parameters {p_before:,} -> {p_after:,} (saves {p_before - p_after:,}, {1 - p_after / p_before:.1%})")
+    print(f"{args.split} accuracy {before['accuracy']:.2%} -> {after['accuracy']:.2%} "
+          f"(threshold |cos| >= {args.threshold}); folded checkpoint: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="search.py", description="Search over soft parameter-sharing patterns.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -326,6 +371,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="search sharing patterns (creates or resumes results/<name>)")
     _add_study_args(p)
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("retrain", help="train a frontier member at full budget and test it once")
+    p.add_argument("study", help="study folder, e.g. results/NAME")
+    p.add_argument("--pick", default="knee", help="knee | best | trial:N | max-params:SIZE (default knee)")
+    p.add_argument("--seeds", type=_int_at_least(1), default=1, help="train this many seeds, report mean and spread")
+    p.add_argument("--full-train", action="store_true", help="train on train+validation (no validation monitoring)")
+    p.add_argument("--data", default=None, metavar="DIR", help="where the dataset lives now (default: the study's)")
+    p.add_argument("--train-subset", type=_int_at_least(1), default=None, metavar="N",
+                   help="train on N images (default: the whole training split)")
+    add_recipe_args(p)
+    add_runtime_args(p)
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("fold", help="fold near-recurrent layers of a trained model; params and accuracy before/after")
+    p.add_argument("checkpoint")
+    p.add_argument("--threshold", type=_float_in(0.0, 1.0, open_low=True), default=0.98,
+                   help="layers whose coefficient vectors have |cos| >= this share one (default 0.98)")
+    p.add_argument("--out", default=None, help="folded checkpoint path (default: <checkpoint>-folded.pt)")
+    p.add_argument("--data", default=None, metavar="DIR")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.set_defaults(func=cmd_fold)
 
     p = sub.add_parser("evaluate", help="test accuracy and loss of a checkpoint")
     p.add_argument("checkpoint")

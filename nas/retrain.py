@@ -1,0 +1,146 @@
+"""Retrain a frontier member at full budget, then measure it once on the test set.
+
+The search selected on validation accuracy only; the test set is read here, once per seed,
+after training ends. Results land in ``<study>/retrain/<trial>/``: one folder per seed with
+checkpoints, metrics and ``test.json``, and ``summary.json`` with mean and spread.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import re
+import statistics
+from dataclasses import replace
+
+from softshare import ModelConfig
+from softshare.checkpoint import atomic_write_text, dumps
+from softshare.data import DataConfig, load_dataset
+from softshare.train import TrainConfig, evaluate, train
+from softshare.evaluate import load
+
+from .results import front_rows, knee_row, trial_rows
+from .study import open_existing
+
+__all__ = ["pick", "parse_count", "retrain", "retrain_dir", "PICK_FORMS"]
+
+PICK_FORMS = "knee, best, trial:N or max-params:SIZE (e.g. max-params:5M, max-params:250k)"
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def parse_count(text: str) -> int:
+    """``5M`` -> 5,000,000; ``250k`` -> 250,000; ``1.5e6`` -> 1,500,000."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmg]?)\s*", text.lower())
+    if not match:
+        raise ValueError(f"cannot read a parameter count from {text!r}; write e.g. 5M, 250k or 1500000.")
+    return int(float(match[1]) * _SUFFIX[match[2]])
+
+
+def _describe(row: dict) -> str:
+    return f"trial {row['trial']} ({row['params']:,} params, val {row['val_acc']:.2%})"
+
+
+def pick(rows: list[dict], rule: str) -> dict:
+    """The trial a pick rule names; ValueError (with the nearest options) if none fits."""
+    front = front_rows(rows)
+    if not front:
+        raise ValueError("the study has no completed trial to pick from; let it run longer.")
+    if rule == "knee":
+        return knee_row(rows)
+    if rule == "best":
+        return max(front, key=lambda r: (r["val_acc"], -r["params"]))
+    if rule.startswith("trial:"):
+        return _pick_trial(rows, front, rule[len("trial:"):])
+    if rule.startswith("max-params:"):
+        budget = parse_count(rule[len("max-params:"):])
+        fitting = [r for r in front if r["params"] <= budget]
+        if not fitting:
+            nearest = ", ".join(_describe(r) for r in sorted(front, key=lambda r: r["params"])[:3])
+            raise ValueError(f"no frontier member has <= {budget:,} parameters; the smallest are: {nearest}.")
+        return max(fitting, key=lambda r: (r["val_acc"], -r["params"]))
+    raise ValueError(f"unknown pick {rule!r}; accepted: {PICK_FORMS}.")
+
+
+def _pick_trial(rows: list[dict], front: list[dict], text: str) -> dict:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"trial:N needs a trial number, but got trial:{text}.") from None
+    row = next((r for r in rows if r["trial"] == number), None)
+    if row is None or not row["plan"]:
+        options = ", ".join(_describe(r) for r in front[:5])
+        raise ValueError(f"the study has no trial {number}; frontier members: {options}.")
+    if row["state"] != "complete":
+        raise ValueError(f"trial {number} is {row['status']} ({row['reason'] or 'no result'}); pick a completed one, "
+                         f"e.g. {_describe(front[0])}.")
+    if row["status"] == "duplicate":
+        return next(r for r in rows if r["trial"] == row["duplicate_of"])
+    return row
+
+
+def retrain_dir(folder: pathlib.Path, trial: int) -> pathlib.Path:
+    return pathlib.Path(folder) / "retrain" / f"{trial:04d}"
+
+
+def _data_config(study_data: DataConfig, full_train: bool, train_subset: int | None) -> DataConfig:
+    # Full budget: the whole training split (the search may have used a subset), the same
+    # validation split for monitoring, or none with --full-train (train + validation).
+    return replace(study_data, train_subset=train_subset, val_fraction=0.0 if full_train else study_data.val_fraction)
+
+
+def retrain(folder: str | pathlib.Path, rule: str, recipe: TrainConfig, *, seeds: int = 1, full_train: bool = False,
+            train_subset: int | None = None, data_root: str | None = None, progress_factory=None) -> dict:
+    """Train the picked trial ``seeds`` times with ``recipe`` and test each once; returns the summary.
+
+    Re-running resumes: finished seeds are kept, an interrupted one continues from its checkpoint.
+    """
+    folder = pathlib.Path(folder)
+    cfg, study = open_existing(folder)
+    row = pick(trial_rows(study), rule)
+    dcfg = _data_config(cfg.data_config(), full_train, train_subset)
+    if data_root:
+        dcfg = replace(dcfg, root=data_root)
+    data = load_dataset(dcfg)
+    model_config = ModelConfig(row["plan"], num_classes=data.num_classes, in_channels=data.train.images.shape[1])
+    out = retrain_dir(folder, row["trial"])
+    runs = []
+    for k in range(seeds):
+        seed_cfg = replace(recipe, seed=recipe.seed + k)
+        seed_dir = out / f"seed-{seed_cfg.seed}"
+        progress = progress_factory(f"[seed {seed_cfg.seed}]") if progress_factory else None
+        result = train(model_config, seed_cfg, data, data_config=dcfg, out_dir=seed_dir, resume=True, progress=progress)
+        runs.append(_test_once(seed_dir, result, data))
+    summary = _summary(row, rule, runs, dcfg, recipe, full_train)
+    atomic_write_text(out / "summary.json", dumps(summary))
+    return summary
+
+
+def _test_once(seed_dir: pathlib.Path, result, data) -> dict:
+    """Test accuracy of the final model, computed once and then read back from test.json."""
+    path = seed_dir / "test.json"
+    if path.exists() and (saved := __import__("json").loads(path.read_text())).get("epochs_run") == result.epochs_run:
+        return saved
+    model = load(seed_dir / "checkpoint.pt")
+    loss, acc = evaluate(model, data.test, data.mean, data.std)
+    record = {"seed_dir": str(seed_dir), "status": result.status, "epochs_run": result.epochs_run,
+              "test_acc": acc, "test_loss": loss, "final_val_acc": result.final_val_acc,
+              "best_val_acc": result.best_val_acc, "train_seconds": result.train_seconds,
+              "device": result.device, "precision": result.precision}
+    atomic_write_text(path, dumps(record))
+    return record
+
+
+def _spread(values: list[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _summary(row: dict, rule: str, runs: list[dict], dcfg: DataConfig, recipe: TrainConfig, full_train: bool) -> dict:
+    test_mean, test_std = _spread([r["test_acc"] for r in runs])
+    val_mean, val_std = _spread([r["final_val_acc"] for r in runs])
+    return {"trial": row["trial"], "pick": rule, "plan": row["plan"], "plan_name": row["plan_name"],
+            "params": row["params"], "search_val_acc": row["val_acc"], "seeds": runs,
+            "test_acc_mean": test_mean, "test_acc_std": test_std, "val_acc_mean": val_mean, "val_acc_std": val_std,
+            "full_train": full_train, "data_config": dcfg.to_dict(), "recipe": recipe.to_dict()}
