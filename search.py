@@ -231,9 +231,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     cfg, folder = _study_config(args)
     reporter = None if args.quiet else StudyReporter(cfg)
     print(f"study {cfg.name}: preset {cfg.preset}, {cfg.n_trials} trials, sampler {cfg.sampler}, "
-          f"{cfg.workers} worker(s); storage {cfg.storage or folder / 'journal.log'}", file=sys.stderr)
+          f"{cfg.workers} worker(s); storage {cfg.storage or folder / 'journal.log'}")
     try:
         study = run_study(cfg, folder, reporter)
+    except RuntimeError as exc:  # a systematic failure: every trial kept, the reason in one line
+        print(f"search.py study: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"interrupted; finished trials are kept in {folder}: re-run the same command to resume",
               file=sys.stderr)
@@ -241,7 +244,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     rows = trial_rows(study)
     counts = state_counts(study)
     print(f"study {cfg.name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed "
-          f"of {cfg.n_trials}")
+          f"of {cfg.n_trials} ({counts['DUPLICATE']} duplicate proposals reused earlier results)")
     front = front_rows(rows)
     if front:
         print("Pareto front (validation accuracy vs parameters):")
@@ -251,13 +254,21 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _write_report(folder) -> None:
-    """Refresh the study's report if the report module is present."""
+    """Refresh the study's report; a study with nothing to show yet is said so, not an error."""
+    from nas.report import write_report
+
     try:
-        from nas.report import write_report
-    except ImportError:
-        return
-    path = write_report(folder)
-    print(f"report: {path}")
+        print(f"report: {write_report(folder)}")
+    except ValueError as exc:
+        print(f"report: not written ({exc})")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nas.report import report_data, terminal_summary, write_report
+
+    data = report_data(args.folder)
+    print(terminal_summary(data, write_report(args.folder, data)))
+    return 0
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
@@ -371,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="search sharing patterns (creates or resumes results/<name>)")
     _add_study_args(p)
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("report", help="write <study>/report/ (page, PNG, CSVs) and print the front")
+    p.add_argument("folder", help="study folder, e.g. results/NAME")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("retrain", help="train a frontier member at full budget and test it once")
     p.add_argument("study", help="study folder, e.g. results/NAME")

@@ -10,6 +10,7 @@ exception: the reason is kept and the study goes on).
 from __future__ import annotations
 
 import logging
+import math
 import pathlib
 import threading
 import traceback
@@ -95,6 +96,16 @@ def _duplicate_of(study: optuna.Study, plan: str, number: int) -> optuna.trial.F
     return None
 
 
+def _finite_prefix(curve: list) -> list[float]:
+    """A curve up to its first missing or non-finite epoch (a diverged trial ends with None)."""
+    out = []
+    for value in curve:
+        if value is None or not math.isfinite(value):
+            break
+        out.append(value)
+    return out
+
+
 def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyConfig, reporter):
     rule, curve = cfg.stop_rule(), []
 
@@ -102,7 +113,8 @@ def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyC
         curve.append(m.val_acc)
         trial.set_user_attr("curve", curve)
         trial.set_user_attr("worker", worker_identity())
-        others = [(t.user_attrs["curve"], t.user_attrs["params"]) for t in study.get_trials(deepcopy=False)
+        others = [(_finite_prefix(t.user_attrs["curve"]), t.user_attrs["params"])
+                  for t in study.get_trials(deepcopy=False)
                   if t.number != trial.number and t.user_attrs.get("curve") and t.user_attrs.get("params")]
         decision = decide(curve, attrs["params"], others, rule)
         if reporter is not None:

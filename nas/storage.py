@@ -101,5 +101,7 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
 
 
 def state_counts(study: optuna.Study) -> Counter:
-    """Trials per state name: COMPLETE, PRUNED, FAIL, RUNNING, WAITING."""
-    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    """Trials per state name: COMPLETE (trained), DUPLICATE (a complete trial that reused an
+    earlier one's result), PRUNED, FAIL, RUNNING, WAITING."""
+    return Counter("DUPLICATE" if t.user_attrs.get("status") == "duplicate" else t.state.name
+                   for t in study.get_trials(deepcopy=False))

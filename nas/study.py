@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import pathlib
+import time
 import warnings
 from dataclasses import replace
 
@@ -23,20 +24,27 @@ from softshare.data import load_dataset
 
 from .config import StudyConfig, load_study_config, save_study_config, STUDY_FILE
 from .objective import run_trial
-from .storage import fail_stale_trials, open_storage, open_study, state_counts
+from .storage import JOURNAL_FILE, fail_stale_trials, open_storage, open_study, state_counts
 
 __all__ = ["prepare_study", "run_study", "run_worker", "make_sampler", "study_dir", "open_existing"]
 
 log = logging.getLogger(__name__)
+MAX_CONSECUTIVE_FAILURES = 10
+MAX_CONSECUTIVE_DUPLICATES = 50
+REPORT_EVERY_S = 60.0  # refresh the report of a running study at most this often
 
 
 def study_dir(results_dir: str | os.PathLike, name: str) -> pathlib.Path:
     return pathlib.Path(results_dir) / name
 
 
-def make_sampler(cfg: StudyConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded (worker k gets seed + k so workers do not propose alike)."""
-    seed = cfg.seed + worker
+def make_sampler(cfg: StudyConfig, worker: int = 0, resumed_at: int = 0) -> optuna.samplers.BaseSampler:
+    """The study's sampler, seeded so a fresh study is reproducible.
+
+    Worker k, and a run resumed when the study already had ``resumed_at`` trials, get their own
+    seeds: the same seed again would make a random sampler re-propose the first run's plans.
+    """
+    seed = cfg.seed + 1000 * worker + resumed_at
     if cfg.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if cfg.sampler == "random":
@@ -49,6 +57,9 @@ def make_sampler(cfg: StudyConfig, worker: int = 0) -> optuna.samplers.BaseSampl
 
 def prepare_study(cfg: StudyConfig, folder: pathlib.Path) -> StudyConfig:
     """Create the study folder and storage, or check a resumed study is the same study."""
+    if not (folder / STUDY_FILE).exists() and (folder / JOURNAL_FILE).exists():
+        raise ValueError(f"{folder} holds trials ({JOURNAL_FILE}) but no {STUDY_FILE}; restore {STUDY_FILE} "
+                         f"or choose another study name.")
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / STUDY_FILE).exists():
         saved = load_study_config(folder)
@@ -66,14 +77,19 @@ def prepare_study(cfg: StudyConfig, folder: pathlib.Path) -> StudyConfig:
 
 
 def _slots_left(study: optuna.Study, n_trials: int) -> int:
+    """Trials still to start. A duplicate (an architecture already trained) takes no slot: it
+    costs nothing, and n_trials means architectures evaluated."""
     counts = state_counts(study)
     return n_trials - (counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"])
 
 
-def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter=None) -> None:
+def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter=None, data=None) -> None:
     """Pull and run trials until the study has ``n_trials`` finished or running ones."""
-    study = open_study(cfg.name, open_storage(folder, cfg.storage), make_sampler(cfg, worker))
-    data = load_dataset(cfg.data_config())  # once per worker, then reused by every trial
+    storage = open_storage(folder, cfg.storage)
+    existing = len(open_study(cfg.name, storage).get_trials(deepcopy=False))
+    study = open_study(cfg.name, storage, make_sampler(cfg, worker, existing))
+    data = data if data is not None else load_dataset(cfg.data_config())  # once per worker
+    failures, duplicates, refreshed = 0, 0, time.monotonic()
     while True:
         fail_stale_trials(study)
         if _slots_left(study, cfg.n_trials) <= 0:
@@ -82,6 +98,30 @@ def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter
         status = run_trial(study, trial, cfg, data, folder, reporter)
         if reporter is not None:
             reporter.trial_end(trial.number, status, study)
+        if time.monotonic() - refreshed > REPORT_EVERY_S:
+            _refresh_report(folder)
+            refreshed = time.monotonic()
+        failures = failures + 1 if status == "failed" else 0
+        duplicates = duplicates + 1 if status == "duplicate" else 0
+        if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+            log.warning("the last %d proposals were all architectures already trained: the space looks "
+                        "exhausted; stopping with %d slots left", duplicates, _slots_left(study, cfg.n_trials))
+            return
+        if failures >= MAX_CONSECUTIVE_FAILURES:  # something systematic: stop instead of looping forever
+            reason = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("reason", "")
+            raise RuntimeError(f"{failures} trials in a row failed (last: {reason}); see {folder}/trials/*/error.txt")
+
+
+def _refresh_report(folder: pathlib.Path) -> None:
+    """Keep the report current while the study runs (about a second; nothing to show is fine)."""
+    from .report import write_report
+
+    try:
+        write_report(folder)
+    except ValueError:
+        pass
+    except OSError as exc:
+        log.warning("report not refreshed: %s", exc)
 
 
 def _worker_main(cfg_dict: dict, folder: str, worker: int, threads: int, device: str | None, quiet: bool) -> None:
@@ -105,9 +145,10 @@ def _worker_devices(cfg: StudyConfig) -> list[str | None]:
 
 def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.Study:
     """Run the study to ``n_trials`` (resuming if it exists) and return it."""
+    data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
     cfg = prepare_study(cfg, folder)
     if cfg.workers == 1:
-        run_worker(cfg, folder, 0, reporter)
+        run_worker(cfg, folder, 0, reporter, data)
     else:
         # Workers share the cores: 2 workers x 2 OpenMP threads on 2 cores thrash (measured
         # 10x slower here), so each gets its share.

@@ -1,0 +1,358 @@
+"""Search efficiency: Pareto hypervolume reached against compute spent, with and without early stopping.
+
+Two studies through the project's public API (nas.config.StudyConfig + nas.study.run_study),
+identical except that one has the Pareto-aware early-stopping rule on and the other has it off
+(``early_stopping={"enabled": False}``): same space, data, recipe, sampler, seed and number of
+trials. The sampler defaults to "random": its proposals do not depend on the results, so both
+studies sample the same architecture sequence (the script checks) and the only difference is
+what early stopping does to it. TPE (--sampler tpe) reacts to results, so its two sequences
+part ways and the comparison then measures "search with ES" against "search without" as a whole.
+
+Compute is counted per trial in trial order: epochs trained (primary: it does not depend on the
+machine's load) and training seconds (secondary). A duplicate trial (an architecture already
+trained; its values are reused) costs nothing. Hypervolume is nas.results.hypervolume over the
+trials so far, in (validation accuracy, log10 params), with one reference for both studies:
+accuracy 0 and 10x the largest parameter count the space can produce. Only completed trials
+count toward it; a trial stopped early keeps its partial curve but is not on the front.
+
+Goal: the ES study reaches >= 95% of the hypervolume of the study without, for <= 50% of its
+compute (epochs).
+
+    python bench/bench_search.py --data /work/data                   # ~10-15 min on 2 idle cores
+    python bench/bench_search.py --data /work/data --out /tmp/search  # keep studies and a CSV
+    python bench/bench_search.py --data /work/data --sampler tpe --trials 16
+    python bench/bench_search.py --quick                              # checks the script runs (< 60 s)
+
+The studies run one after the other, each in one run_study call. They are not interleaved trial
+by trial as the timing scripts in bench/ interleave their contenders: resuming a study makes a
+new sampler with the same seed, which would propose the same first architecture at every call.
+Epochs, the primary measure, do not depend on the load; seconds do, so read them next to the
+load average in the header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import logging
+import os
+import pathlib
+import tempfile
+import time
+from dataclasses import replace
+
+import optuna
+import torch
+
+import _common
+from nas.config import StudyConfig
+from nas.results import hypervolume, trial_rows
+from nas.space import SearchSpace, plan_from_params
+from nas.study import run_study
+from softshare.runtime import resolve_device
+
+HV_GOAL, COMPUTE_GOAL = 0.95, 0.50
+RUNS = ("no ES", "ES")  # display names; study names below
+STUDY_NAMES = {"no ES": "search-no-es", "ES": "search-es"}
+CSV_FILE = "search_trials.csv"
+
+
+def _parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="/work/data", help="folder holding cifar-10-batches-py (default /work/data)")
+    p.add_argument("--out", default=None, help="keep both studies and the per-trial CSV in DIR (default: a temp dir)")
+    p.add_argument("--sampler", default="random", choices=("random", "tpe", "nsga2"),
+                   help="both studies' sampler (default random: same architecture sequence in both)")
+    p.add_argument("--trials", type=int, default=None, help="trials per study (default 16; quick 6)")
+    p.add_argument("--epochs", type=int, default=None, help="full budget of a trial in epochs (default 9; quick 3)")
+    p.add_argument("--min-epochs", type=int, default=1, help="first rung of the ES study (default 1)")
+    p.add_argument("--eta", type=int, default=3, help="ES reduction factor (default 3: rungs 1, 3 of 9 epochs)")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="stratified CIFAR-10 training images (default 1000; quick: 300 synthetic)")
+    p.add_argument("--val-fraction", type=float, default=0.02,
+                   help="share of CIFAR-10's 50,000 training images held out for validation (default 0.02: 1,000)")
+    p.add_argument("--seed", type=int, default=0, help="both studies' seed (sampler and training; default 0)")
+    p.add_argument("--device", default="cpu", help="cpu | auto | cuda | cuda:N (default cpu: the task is a CPU one)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N) (default: torch's choice)")
+    p.add_argument("--quick", action="store_true",
+                   help="synthetic 8x8 data, 6 trials of 3 epochs: checks the script runs, figures mean nothing")
+    args = p.parse_args()
+    defaults = {"trials": (6, 16), "epochs": (3, 9), "train_subset": (300, 1000)}  # (quick, full)
+    for name, (quick, full) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    for name in ("trials", "epochs", "min_epochs", "train_subset"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}.")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be >= 1, but got {args.threads}.")
+    return args
+
+
+# ----------------------------------------------------------------------------- the two studies
+
+def _base_config(args) -> StudyConfig:
+    """The study both runs share; ValueError (from StudyConfig) names any bad value."""
+    if args.quick:  # the smoke preset's generated images, at 8x8: no download, a second or two a trial
+        return StudyConfig(name="base", preset="smoke", n_trials=args.trials, sampler=args.sampler, seed=args.seed,
+                           space={"depths": [10, 16], "widths": [1], "max_templates": 2},
+                           data={"synthetic_train": args.train_subset, "synthetic_test": 50, "val_fraction": 0.2,
+                                 "image_size": 8},
+                           recipe={"epochs": args.epochs, "batch_size": 64},
+                           early_stopping={"min_epochs": args.min_epochs, "eta": args.eta}, device=args.device)
+    return StudyConfig(name="base", preset="cpu", n_trials=args.trials, sampler=args.sampler, seed=args.seed,
+                       space={"depths": [10, 16], "widths": [1, 2], "max_templates": 3},
+                       data={"dataset": "cifar10", "root": args.data, "train_subset": args.train_subset,
+                             "val_fraction": args.val_fraction},
+                       recipe={"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
+                       early_stopping={"min_epochs": args.min_epochs, "eta": args.eta}, device=args.device)
+
+
+def _configs(base: StudyConfig) -> dict[str, StudyConfig]:
+    """The two studies: the same config but for the name and early_stopping['enabled']."""
+    return {"no ES": replace(base, name=STUDY_NAMES["no ES"], early_stopping=base.early_stopping | {"enabled": False}),
+            "ES": replace(base, name=STUDY_NAMES["ES"], early_stopping=base.early_stopping | {"enabled": True})}
+
+
+class _TrialLines:
+    """A run_study reporter that prints one line per finished trial (the nas reporter prints epochs too)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def trial_start(self, number: int, attrs: dict) -> None:
+        pass
+
+    def epoch(self, number: int, m) -> None:
+        pass
+
+    def trial_end(self, number: int, status: str, study: optuna.Study) -> None:
+        r = next(r for r in trial_rows(study) if r["trial"] == number)
+        acc = f"{r['val_acc']:.3f}" if r["val_acc"] is not None else "  -  "
+        print(f"{self.label:<6} trial {number:>3}  {r['plan_name']:<24} {r['params'] or 0:>9,} params  "
+              f"{status:<9} val acc {acc}  {_epochs_spent(r):>2} epochs  {_seconds_spent(r):6.1f} s", flush=True)
+
+
+def _run_both(configs: dict[str, StudyConfig], root: pathlib.Path) -> tuple[dict[str, list[dict]], dict[str, float]]:
+    """Each study in one run_study call (per-trial calls would re-seed the sampler and repeat its
+    first proposal); rows and wall seconds per study."""
+    rows, wall = {}, {}
+    for name, cfg in configs.items():
+        start = time.perf_counter()
+        study = run_study(cfg, root / cfg.name, reporter=_TrialLines(name))
+        wall[name] = time.perf_counter() - start
+        rows[name] = trial_rows(study)
+    return rows, wall
+
+
+# ----------------------------------------------------------------------------- measures
+
+def _epochs_spent(row: dict) -> int:
+    """Epochs this trial trained; a duplicate reuses another trial's result and trains none."""
+    return 0 if row["status"] == "duplicate" else int(row["epochs"] or 0)
+
+
+def _seconds_spent(row: dict) -> float:
+    return 0.0 if row["status"] == "duplicate" else float(row["train_seconds"] or 0.0)
+
+
+def _cumulative(values: list[float]) -> list[float]:
+    out, total = [], 0.0
+    for v in values:
+        total += v
+        out.append(total)
+    return out
+
+
+def _space_max_params(space: SearchSpace, num_classes: int = 10, in_channels: int = 3) -> int:
+    """Largest parameter count the space can produce: deepest, widest, every conv its own group
+    with the largest bank (t templates per conv cost t kernels: more than a plain conv), or plain."""
+    depth, width = max(space.depths), max(space.widths)
+    layers = 2 * ((depth - 4) // 6 - 1)
+    values: dict = {"depth": depth, "width": width, "shared": True}
+    for stage in range(1, 4):
+        values |= {f"s{stage}_cut{layer}": space.allow_cuts for layer in range(1, layers)}
+        values |= {f"s{stage}_g{g}_templates": space.max_templates for g in range(1, layers + 1)}
+    plain = plan_from_params({"depth": depth, "width": width, "shared": False})
+    return max(plan_from_params(values).num_parameters(num_classes, in_channels),
+               plain.num_parameters(num_classes, in_channels))
+
+
+def _hv_curve(rows: list[dict], ref: float) -> list[float]:
+    """Hypervolume after each trial, in trial order."""
+    return [hypervolume(rows[:k], max_params=ref) for k in range(1, len(rows) + 1)]
+
+
+def _hv_within(epochs_cum: list[float], hv: list[float], budget: float) -> tuple[float, int]:
+    """(hypervolume, trials) of the longest prefix whose cumulative epochs fit in ``budget``."""
+    k = sum(1 for e in epochs_cum if e <= budget + 1e-9)
+    return (hv[k - 1] if k else 0.0), k
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+# ----------------------------------------------------------------------------- output
+
+def _summaries(rows: dict[str, list[dict]], ref: float) -> dict[str, dict]:
+    out = {}
+    for name, rs in rows.items():
+        out[name] = {"epochs": _cumulative([_epochs_spent(r) for r in rs]),
+                     "seconds": _cumulative([_seconds_spent(r) for r in rs]),
+                     "macs": _cumulative([_epochs_spent(r) * (r["macs"] or 0) for r in rs]),
+                     "hv": _hv_curve(rs, ref)}
+    return out
+
+
+def _checkpoints(n: int) -> list[int]:
+    return sorted({max(1, round(n * f)) for f in (0.25, 0.5, 0.75, 1.0)})
+
+
+def _print_by_trials(s: dict[str, dict], n: int) -> None:
+    print("\nhypervolume after each quarter of the trials (cumulative compute; epochs are load-independent)")
+    rows = []
+    for k in _checkpoints(n):
+        a, b = s["no ES"], s["ES"]
+        rows.append([str(k), f"{a['epochs'][k-1]:.0f}", f"{a['seconds'][k-1]:.0f}", f"{a['hv'][k-1]:.4f}",
+                     f"{b['epochs'][k-1]:.0f}", f"{b['seconds'][k-1]:.0f}", f"{b['hv'][k-1]:.4f}",
+                     _pct(_ratio(b["hv"][k-1], a["hv"][k-1])), _pct(_ratio(b["epochs"][k-1], a["epochs"][k-1]))])
+    _common.print_table(["trials", "no-ES epochs", "no-ES s", "no-ES HV", "ES epochs", "ES s", "ES HV",
+                         "HV ES/no-ES", "epochs ES/no-ES"], rows)
+
+
+def _print_by_compute(s: dict[str, dict]) -> None:
+    total = s["no ES"]["epochs"][-1]
+    print("\nhypervolume at equal compute (budget in epochs, as a share of the no-ES study's total)")
+    rows = []
+    for f in (0.25, 0.5, 0.75, 1.0):
+        budget = f * total
+        hv_a, k_a = _hv_within(s["no ES"]["epochs"], s["no ES"]["hv"], budget)
+        hv_b, k_b = _hv_within(s["ES"]["epochs"], s["ES"]["hv"], budget)
+        rows.append([f"{100 * f:.0f}%", f"{budget:.0f}", f"{hv_a:.4f} ({k_a} tr)", f"{hv_b:.4f} ({k_b} tr)",
+                     _pct(_ratio(hv_b, hv_a))])
+    _common.print_table(["budget", "epochs", "no-ES HV", "ES HV", "ES/no-ES"], rows)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def _print_final(s: dict[str, dict], rows: dict[str, list[dict]], wall: dict[str, float]) -> None:
+    a, b = s["no ES"], s["ES"]
+    hv = _ratio(b["hv"][-1], a["hv"][-1])
+    ep = _ratio(b["epochs"][-1], a["epochs"][-1])
+    print("\nfinal")
+    print(f"hypervolume:   no ES {a['hv'][-1]:.4f}, ES {b['hv'][-1]:.4f}; HV_with / HV_without = {_pct(hv)} "
+          f"(goal >= {HV_GOAL:.0%}): {_verdict(None if hv is None else hv >= HV_GOAL)}")
+    print(f"compute:       epochs no ES {a['epochs'][-1]:.0f}, ES {b['epochs'][-1]:.0f}; "
+          f"compute_with / compute_without = {_pct(ep)} (goal <= {COMPUTE_GOAL:.0%}): "
+          f"{_verdict(None if ep is None else ep <= COMPUTE_GOAL)}")
+    print(f"  secondary:   training seconds {a['seconds'][-1]:.0f} vs {b['seconds'][-1]:.0f} = "
+          f"{_pct(_ratio(b['seconds'][-1], a['seconds'][-1]))} (load-dependent); epochs x mult-adds "
+          f"= {_pct(_ratio(b['macs'][-1], a['macs'][-1]))} (load-independent, weighs big models more); "
+          f"wall {wall['no ES']:.0f} s vs {wall['ES']:.0f} s (with evaluation, checkpoints, data loading)")
+    half = 0.5 * a["epochs"][-1]
+    hv_b, k_b = _hv_within(b["epochs"], b["hv"], half)
+    hv_a, k_a = _hv_within(a["epochs"], a["hv"], half)
+    if k_b == 0:
+        print(f"at half the no-ES compute ({half:.0f} epochs): not defined "
+              f"(the ES study's first trial alone costs more)")
+    else:
+        done = " (the ES study had finished all its trials)" if k_b == len(b["epochs"]) else ""
+        print(f"at half the no-ES compute ({half:.0f} epochs): ES HV {hv_b:.4f} after {k_b} trials{done} = "
+              f"{_pct(_ratio(hv_b, a['hv'][-1]))} of the no-ES final HV; the no-ES study had {hv_a:.4f} "
+              f"after {k_a} trials then")
+    for name in RUNS:
+        counts: dict[str, int] = {}
+        for r in rows[name]:
+            key = r["status"] if r["status"] != "pruned" else f"stopped at epoch {r['epochs']}"
+            counts[key] = counts.get(key, 0) + 1
+        print(f"trials {name:<6} " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+
+
+def _write_csv(path: pathlib.Path, rows: dict[str, list[dict]], s: dict[str, dict]) -> None:
+    keys = ["trial", "state", "status", "plan_name", "plan", "shared", "depth", "width", "params", "macs", "val_acc",
+            "final_val_acc", "epochs", "train_seconds", "reason", "duplicate_of", "started", "finished"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["run", *keys, "epochs_spent", "seconds_spent", "cum_epochs", "cum_seconds", "hv_after", "curve"])
+        for name in RUNS:
+            for i, r in enumerate(rows[name]):
+                w.writerow([STUDY_NAMES[name], *[r[k] for k in keys], _epochs_spent(r), f"{_seconds_spent(r):.3f}",
+                            f"{s[name]['epochs'][i]:.0f}", f"{s[name]['seconds'][i]:.3f}", f"{s[name]['hv'][i]:.6f}",
+                            json.dumps(r["curve"])])
+
+
+# ----------------------------------------------------------------------------- main
+
+def _describe(base: StudyConfig, args, ref_params: int, device: torch.device) -> None:
+    d, space, rule = base.data_config(), base.search_space(), base.stop_rule()
+    what = (f"synthetic {d.image_size}x{d.image_size}, {d.synthetic_train} images" if d.dataset == "synthetic" else
+            f"CIFAR-10 from {os.path.abspath(d.root)}: {d.train_subset} training images (stratified), "
+            f"{d.val_fraction:.0%} of the 50,000 held out for validation")
+    print(f"data:          {what}")
+    print(f"space:         depths {list(space.depths)}, widths {list(space.widths)}, templates "
+          f"{space.min_templates}-{space.max_templates}; largest model {ref_params:,} params")
+    print(f"recipe:        {base.train_config().epochs} epochs a trial, batch {base.train_config().batch_size}, "
+          f"{base.train_config().schedule} lr {base.train_config().lr}; seed {base.seed}; device {device}")
+    print(f"studies:       {args.trials} trials each, sampler {base.sampler}; ES: rungs {list(rule.rungs)} "
+          f"(eta {rule.eta}, Pareto-aware), no ES: early_stopping enabled=False; otherwise identical")
+    why = ("random: its proposals ignore results, so both studies train the same architecture sequence and "
+           "the difference is early stopping alone" if base.sampler == "random" else
+           f"{base.sampler}: it reacts to results, so the two sequences differ; this compares whole searches")
+    print(f"sampler:       {why}")
+    print(f"hypervolume:   nas.results.hypervolume over completed trials in (val acc, log10 params), reference "
+          f"(0, log10 {10 * ref_params:,}) = 10x the largest model, the same for both")
+
+
+def main() -> None:
+    args = _parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per study reopening otherwise
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        base = _base_config(args)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    if not args.quick and not (pathlib.Path(args.data) / "cifar-10-batches-py" / "data_batch_1").is_file():
+        raise SystemExit(f"no CIFAR-10 in {args.data}; make it with: "
+                         f"python /work/shared/data/prepare_cifar10.py {args.data} (or run --quick)")
+    configs = _configs(base)
+    _common.print_header("search efficiency: Pareto hypervolume against compute, with and without early stopping",
+                         f"ES study >= {HV_GOAL:.0%} of the no-ES hypervolume for <= {COMPUTE_GOAL:.0%} of its "
+                         f"compute (epochs)", device)
+    space_max = _space_max_params(base.search_space())
+    _describe(base, args, space_max, device)
+    if args.quick:
+        print("quick:         tiny sizes; checks that the script runs, its figures mean nothing")
+    keep = contextlib.nullcontext(args.out) if args.out else tempfile.TemporaryDirectory(prefix="bench_search_")
+    with keep as folder:
+        root = pathlib.Path(folder)
+        if taken := [c.name for c in configs.values() if (root / c.name).exists()]:
+            raise SystemExit(f"{root} already holds {', '.join(taken)}; "
+                             f"choose an empty --out so the studies start fresh.")
+        print()
+        rows, wall = _run_both(configs, root)
+    ref = 10 * max([space_max] + [r["params"] or 0 for rs in rows.values() for r in rs])
+    same = sum(x["plan"] == y["plan"] for x, y in zip(rows["no ES"], rows["ES"]))
+    print(f"\narchitecture sequence: {same} of {args.trials} trials sampled the same plan in both studies")
+    s = _summaries(rows, ref)
+    _print_by_trials(s, args.trials)
+    _print_by_compute(s)
+    _print_final(s, rows, wall)
+    if args.out:
+        _write_csv(pathlib.Path(args.out) / CSV_FILE, rows, s)
+        print(f"\nper-trial rows of both studies: {pathlib.Path(args.out) / CSV_FILE}; studies in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Fault injection: trials that fail in every way, dead workers, bad files, full disks, bad flags."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import nas.objective as objective
+import search
+from nas.config import StudyConfig
+from nas.storage import state_counts
+from nas.study import open_existing, run_study
+from softshare.checkpoint import CheckpointError, load_checkpoint
+from tests.studies import make_study
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+TINY = {"synthetic_train": 200, "synthetic_test": 40, "image_size": 12}
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _cfg(name="f", **kw):
+    return StudyConfig(**(dict(name=name, preset="smoke", n_trials=5, data=TINY, recipe={"epochs": 2},
+                               device="cpu", early_stopping={"enabled": False}) | kw))
+
+
+def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path, monkeypatch):
+    real_train = objective.train
+    calls = {"n": 0}
+
+    def faulty_train(model_config, cfg, data, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:  # diverges: a learning rate that blows the loss up
+            return real_train(model_config, type(cfg).from_dict(cfg.to_dict() | {"lr": 1e12}), data, **kw)
+        if calls["n"] == 2:
+            raise RuntimeError("injected failure inside the training loop")
+        if calls["n"] == 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_train(model_config, cfg, data, **kw)
+
+    monkeypatch.setattr(objective, "train", faulty_train)
+    study = run_study(_cfg(n_trials=2, space={"depths": [16], "widths": [1]}), tmp_path / "f")
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    reasons = [t.user_attrs["reason"] for t in failed]
+    assert any(r.startswith("diverged: non-finite training loss") for r in reasons), reasons
+    assert any(r == "RuntimeError: injected failure inside the training loop" for r in reasons), reasons
+    assert any(r.startswith("out of memory: CUDA out of memory") for r in reasons), reasons
+    assert state_counts(study)["COMPLETE"] + state_counts(study)["PRUNED"] == 2  # the study went on
+    for t in failed:
+        assert json.loads((tmp_path / "f" / "trials" / f"{t.number:04d}" / "trial.json").read_text())["status"] == "failed"
+    assert "Traceback" in (tmp_path / "f" / "trials" / f"{failed[1].number:04d}" / "error.txt").read_text()
+
+
+def test_same_seed_on_cpu_gives_the_same_trials_and_metrics(tmp_path):
+    cfg = _cfg(n_trials=4, early_stopping={}, sampler="tpe")
+    a = run_study(cfg, tmp_path / "a")
+    b = run_study(cfg, tmp_path / "b")
+    key = lambda s: [(t.params, t.state, t.values, t.user_attrs.get("curve")) for t in s.trials]  # noqa: E731
+    assert key(a) == key(b)
+
+
+def test_four_workers_creating_one_new_storage_at_once(tmp_path):
+    args = [sys.executable, str(REPO / "search.py"), "study", "race", "--results-dir", str(tmp_path),
+            "--n-trials", "6", "--epochs", "1", "--device", "cpu", "--quiet", "--dataset", "synthetic",
+            "--image-size", "12"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    _, study = open_existing(tmp_path / "race")
+    counts = state_counts(study)
+    assert counts["RUNNING"] == 0 and counts["FAIL"] == 0
+    assert 6 <= counts["COMPLETE"] + counts["PRUNED"] <= 9  # each worker may start one trial in a race
+    assert len({t.number for t in study.trials}) == len(study.trials)
+
+
+def test_disk_full_while_checkpointing_gives_one_line_and_no_corrupt_file(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "synthetic", "--synthetic-train", "100", "--image-size", "12", "--depth", "10",
+            "--width", "1", "--epochs", "3", "--batch-size", "50", "--device", "cpu", "--out", str(out), "--quiet"]
+    real_fsync, calls = os.fsync, {"n": 0}
+
+    def disk_fills_after_epoch_one(fd):
+        calls["n"] += 1  # config.json, then checkpoint, model_best and metrics of epoch 1
+        if calls["n"] > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_fills_after_epoch_one)
+    code = search.main(args)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "No space left on device" in err[0], err
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1  # the last good one is intact
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert search.main(args + ["--resume"]) == 0  # and the run continues from it
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
+
+
+def test_unwritable_results_folder_gives_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = search.main(["study", "x", "--results-dir", str(blocker), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(blocker) in err[0]
+
+
+def test_truncated_and_foreign_checkpoints_are_refused_by_the_cli(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04garbage")
+    assert search.main(["evaluate", str(bad)]) == 2
+    assert "is not a readable checkpoint" in capsys.readouterr().err
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    assert search.main(["evaluate", str(tmp_path / "foreign.pt")]) == 2
+    assert "not a softshare checkpoint" in capsys.readouterr().err
+    with pytest.raises(CheckpointError):
+        load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda p: p.write_text("{ not json"), "is damaged and cannot be read as JSON"),
+    (lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"format_version": 99})), "format version 99"),
+    (lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"colour": "red"})), "unknown study config keys"),
+    (lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"preset": "huge"})), "unknown preset 'huge'"),
+    (lambda p: p.unlink(), "no study.json"),
+])
+def test_hand_edited_study_folder_gives_one_line(tmp_path, capsys, edit, fragment):
+    folder = make_study(tmp_path / "s", [("WRN-10-1", 0.5, "COMPLETE", {})])
+    edit(folder / "study.json")
+    for command in (["retrain", str(folder), "--epochs", "1"], ["study", "s", "--results-dir", str(tmp_path)]):
+        assert search.main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0], err
+
+
+def test_empty_study_and_unknown_trial_give_one_line(tmp_path, capsys):
+    empty = make_study(tmp_path / "e", [("WRN-10-1", None, "FAIL", {"reason": "x"})])
+    assert search.main(["retrain", str(empty), "--epochs", "1"]) == 2
+    assert "no completed trial" in capsys.readouterr().err
+    full = make_study(tmp_path / "f", [("WRN-10-1", 0.5, "COMPLETE", {})])
+    assert search.main(["retrain", str(full), "--pick", "trial:7", "--epochs", "1"]) == 2
+    assert "no trial 7" in capsys.readouterr().err
+
+
+BAD_FLAGS = [
+    ["model", "SWRN-17-1-1"], ["model", "WRN-16-4", "--classes", "0"],
+    ["train", "--epochs", "-1"], ["train", "--batch-size", "x"], ["train", "--lr", "0"], ["train", "--lr", "nan"],
+    ["train", "--momentum", "1.5"], ["train", "--weight-decay", "-1"], ["train", "--milestones", "a,b"],
+    ["train", "--schedule", "linear"], ["train", "--cutout", "-4"], ["train", "--precision", "fp8"],
+    ["train", "--device", "tpu", "--dataset", "synthetic"], ["train", "--device", "cuda:0", "--dataset", "synthetic"],
+    ["train", "--arch", "resnet"], ["train", "--plan", "16-4:3/2/2", "--dataset", "synthetic"],
+    ["train", "--dataset", "svhn"], ["train", "--dataset", "folder:/nonexistent/x"],
+    ["train", "--data", "/nonexistent"], ["train", "--val-fraction", "0.95"], ["train", "--train-subset", "0"],
+    ["train", "--seed", "-3"], ["train", "--image-size", "4"],
+    ["study", "bad name!"], ["study", "x", "--preset", "huge"], ["study", "x", "--sampler", "cmaes"],
+    ["study", "x", "--n-trials", "0"], ["study", "x", "--workers", "0"], ["study", "x", "--max-params", "1.5"],
+    ["study", "x", "--eta", "1"], ["study", "x", "--min-epochs", "0"], ["study", "x", "--patience", "0"],
+    ["study", "x", "--val-fraction", "0"], ["study", "x", "--space", "/nonexistent.toml"],
+    ["study", "x", "--dataset", "cifar10", "--data", "/nonexistent"],
+    ["retrain", "/nonexistent"], ["retrain", "/tmp", "--seeds", "0"], ["retrain", "/tmp", "--pick", "worst"],
+    ["evaluate", "/nonexistent.pt"], ["evaluate", "x.pt", "--split", "train"],
+    ["fold", "/nonexistent.pt"], ["fold", "x.pt", "--threshold", "1.5"],
+    ["frobnicate"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_FLAGS, ids=[" ".join(a) for a in BAD_FLAGS])
+def test_every_bad_flag_gives_one_line_and_nonzero_exit(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = search.main(args)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code not in (0, None) and len(lines) == 1 and "error" in lines[0], lines
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
