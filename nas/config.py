@@ -10,8 +10,9 @@ import datetime
 import json
 import pathlib
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
+from softshare.configs import strict_from_dict
 from softshare.data import DataConfig
 from softshare.train import TrainConfig
 
@@ -104,10 +105,7 @@ class StudyConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "StudyConfig":
-        known = {f.name for f in fields(cls)}
-        if unknown := set(data) - known:
-            raise ValueError(f"unknown study config keys {sorted(unknown)}; accepted: {sorted(known)}.")
-        return cls(**data)
+        return strict_from_dict(cls, data, "study config")
 
     def identity_differences(self, other: "StudyConfig") -> list[str]:
         """Fields, other than runtime ones, whose resolved values differ from ``other``'s."""

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import pathlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from softshare.configs import strict_from_dict
 from softshare import SharingPlan
 
 __all__ = ["SearchSpace", "PRESETS", "define_space", "plan_from_params", "load_space"]
@@ -64,10 +65,7 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSpace":
-        known = {f.name for f in fields(cls)}
-        if unknown := set(data) - known:
-            raise ValueError(f"unknown search space keys {sorted(unknown)}; accepted: {sorted(known)}.")
-        return cls(**data)
+        return strict_from_dict(cls, data, "search space")
 
 
 def _is_int(value: Any) -> bool:

@@ -18,7 +18,6 @@ from dataclasses import replace
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
 from softshare.data import load_dataset
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pathlib
 
-import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataConfig, load_dataset

@@ -11,12 +11,13 @@ so ``SWRN(ModelConfig(**ckpt["model_config"]))`` rebuilds it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .configs import strict_from_dict
 from .layers import SConv2d, TemplateBank, init_coefficients_orthogonal
 from .plan import SharingPlan, parse_plan, stage_widths
 
@@ -47,10 +48,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        if unknown := set(data) - known:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}; accepted: {sorted(known)}.")
-        return cls(**data)
+        return strict_from_dict(cls, data, "model config")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -17,13 +17,14 @@ import math
 import os
 import pathlib
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .configs import strict_from_dict
 from .checkpoint import atomic_write_text, dumps, environment, load_checkpoint, save_checkpoint
 from .data import Augment, Dataset, DataConfig, Split, batches
 from .layers import parameter_groups
@@ -89,10 +90,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        if unknown := set(data) - known:
-            raise ValueError(f"unknown train config keys {sorted(unknown)}; accepted: {sorted(known)}.")
-        return cls(**data)
+        return strict_from_dict(cls, data, "train config")
 
 
 def _check_int(cfg: object, name: str, minimum: int) -> None:
