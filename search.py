@@ -229,17 +229,26 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg, folder = _study_config(args)
-    reporter = None if args.quiet else StudyReporter(cfg)
-    print(f"study {cfg.name}: preset {cfg.preset}, {cfg.n_trials} trials, sampler {cfg.sampler}, "
-          f"{cfg.workers} worker(s); storage {cfg.storage or folder / 'journal.log'}")
+    ray_options = _ray_options(args)
+    runner = (f"{cfg.workers} worker(s)" if ray_options is None else
+              f"Ray backend ({ray_options.address or 'local runtime'}, {ray_options.cpus_per_trial:g} CPU and "
+              f"{ray_options.gpus_per_trial:g} GPU per trial{', resuming its last run' if ray_options.resume else ''})")
+    print(f"study {cfg.name}: preset {cfg.preset}, {cfg.n_trials} trials, sampler {cfg.sampler}, {runner}; "
+          f"storage {cfg.storage or folder / 'journal.log'}")
     try:
-        study = run_study(cfg, folder, reporter)
+        if ray_options is None:
+            study = run_study(cfg, folder, None if args.quiet else StudyReporter(cfg))
+        else:
+            from nas.ray_backend import run_ray
+
+            study = run_ray(cfg, folder, ray_options)
     except RuntimeError as exc:  # a systematic failure: every trial kept, the reason in one line
-        print(f"search.py study: error: {exc}", file=sys.stderr)
+        print(f"search.py study: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"interrupted; finished trials are kept in {folder}: re-run the same command to resume",
-              file=sys.stderr)
+        again = ("re-run the same command with --resume to continue the Ray run"
+                 if ray_options is not None else "re-run the same command to resume")
+        print(f"interrupted; finished trials are kept in {folder}: {again}", file=sys.stderr)
         return EXIT_INTERRUPTED
     rows = trial_rows(study)
     counts = state_counts(study)
@@ -307,6 +316,44 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=S, help="auto | cpu | cuda | cuda:N")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=S)
     g.add_argument("--quiet", action="store_true", help="no progress lines")
+    r = p.add_argument_group("backend (how trials are run; not part of the study's identity)")
+    r.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
+                   help="optuna: local worker processes (default); ray: trials as Ray Tune actors")
+    r.add_argument("--address", default=None, metavar="ADDR",
+                   help="ray: auto (the cluster this machine is in) or ray://HOST:PORT (default: start a local runtime)")
+    r.add_argument("--cpus-per-trial", type=_float_in(0.0, open_low=True), default=None, metavar="N",
+                   help="ray: CPUs reserved per trial (default 1)")
+    r.add_argument("--gpus-per-trial", type=_float_in(0.0), default=None, metavar="N",
+                   help="ray: GPUs per trial; a fraction packs trials on one card, 0.5 = two per card (default 0)")
+    r.add_argument("--max-concurrent", type=_int_at_least(1), default=None, metavar="N",
+                   help="ray: at most N trials at once (default: as many as the resources allow)")
+    r.add_argument("--max-failures", type=_int_at_least(0), default=None, metavar="N",
+                   help="ray: restarts of a trial whose worker died, from its last epoch (default 2)")
+    r.add_argument("--ray-storage", default=None, metavar="PATH",
+                   help="ray: parent of Ray's run folders, reachable by every node (default <study>/ray)")
+    r.add_argument("--resume", action="store_true",
+                   help="ray: continue the study's last Ray run where it was interrupted (Tuner.restore)")
+
+
+_RAY_FLAGS = {"address": "address", "cpus_per_trial": "cpus_per_trial", "gpus_per_trial": "gpus_per_trial",
+              "max_concurrent": "max_concurrent", "max_failures": "max_failures", "ray_storage": "storage_path",
+              "resume": "resume"}
+
+
+def _ray_options(args: argparse.Namespace):
+    """RayOptions from the flags; ValueError when Ray flags come without --backend ray or clash."""
+    given = {flag: getattr(args, flag) for flag in _RAY_FLAGS if getattr(args, flag) not in (None, False)}
+    if args.backend != "ray":
+        if given:
+            flags = ", ".join("--" + f.replace("_", "-") for f in given)
+            raise ValueError(f"{flags}: Ray option(s), given without --backend ray; add --backend ray or drop them")
+        return None
+    if getattr(args, "workers", 1) != 1:
+        raise ValueError("--workers is for --backend optuna; with --backend ray use --max-concurrent (and "
+                         "--cpus-per-trial / --gpus-per-trial)")
+    from nas.ray_backend import RayOptions
+
+    return RayOptions(verbose=0 if args.quiet else 1, **{_RAY_FLAGS[flag]: value for flag, value in given.items()})
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:

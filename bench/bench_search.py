@@ -2,32 +2,34 @@
 
 Two studies through the project's public API (nas.config.StudyConfig + nas.study.run_study),
 identical except that one has the Pareto-aware early-stopping rule on and the other has it off
-(``early_stopping={"enabled": False}``): same space, data, recipe, sampler, seed and number of
-trials. The sampler defaults to "random": its proposals do not depend on the results, so both
-studies sample the same architecture sequence (the script checks) and the only difference is
-what early stopping does to it. TPE (--sampler tpe) reacts to results, so its two sequences
-part ways and the comparison then measures "search with ES" against "search without" as a whole.
+(``early_stopping={"enabled": False}``): same space, data, recipe, sampler and seed. The study
+with ES is given more trials (``--es-trials``, default 3x): the compute it saves is spent on
+more architectures, and it is judged at the point where it has spent half the compute of the
+study without. The sampler defaults to "random": its proposals do not depend on the results,
+so both studies see the same architecture sequence (the script checks) and the only
+difference is what early stopping does to it. TPE (--sampler tpe) reacts to results, so its two
+sequences part ways and the comparison then measures "search with ES" against "search
+without" as a whole.
 
-Compute is counted per trial in trial order: epochs trained (primary: it does not depend on the
-machine's load) and training seconds (secondary). A duplicate trial (an architecture already
-trained; its values are reused) costs nothing. Hypervolume is nas.results.hypervolume over the
+Compute is counted per trial in proposal order: epochs trained (primary: it does not depend on
+the machine's load) and training seconds (secondary). A duplicate (an architecture already
+trained, its result reused) costs nothing. Hypervolume is nas.results.hypervolume over the
 trials so far, in (validation accuracy, log10 params), with one reference for both studies:
 accuracy 0 and 10x the largest parameter count the space can produce. Only completed trials
 count toward it; a trial stopped early keeps its partial curve but is not on the front.
 
-Goal: the ES study reaches >= 95% of the hypervolume of the study without, for <= 50% of its
-compute (epochs).
+Goal: within half the epochs the study without ES spent in all, the ES study reaches >= 95% of
+the final hypervolume of the study without.
 
-    python bench/bench_search.py --data /work/data                   # ~10-15 min on 2 idle cores
+    python bench/bench_search.py --data /work/data                   # ~15 min on 2 idle cores
     python bench/bench_search.py --data /work/data --out /tmp/search  # keep studies and a CSV
     python bench/bench_search.py --data /work/data --sampler tpe --trials 16
     python bench/bench_search.py --quick                              # checks the script runs (< 60 s)
 
 The studies run one after the other, each in one run_study call. They are not interleaved trial
-by trial as the timing scripts in bench/ interleave their contenders: resuming a study makes a
-new sampler with the same seed, which would propose the same first architecture at every call.
-Epochs, the primary measure, do not depend on the load; seconds do, so read them next to the
-load average in the header.
+by trial as the timing scripts in bench/ interleave their contenders: each call would make a
+new sampler. Epochs, the primary measure, do not depend on the load; seconds do, so read them
+next to the load average in the header.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument("--out", default=None, help="keep both studies and the per-trial CSV in DIR (default: a temp dir)")
     p.add_argument("--sampler", default="random", choices=("random", "tpe", "nsga2"),
                    help="both studies' sampler (default random: same architecture sequence in both)")
-    p.add_argument("--trials", type=int, default=None, help="trials per study (default 16; quick 6)")
+    p.add_argument("--trials", type=int, default=None, help="trials of the study without ES (default 16; quick 6)")
+    p.add_argument("--es-trials", type=int, default=None,
+                   help="trials of the study with ES (default 3x --trials: stopped trials are cheap, so the "
+                        "ES study evaluates more architectures for its compute)")
     p.add_argument("--epochs", type=int, default=None, help="full budget of a trial in epochs (default 9; quick 3)")
     p.add_argument("--min-epochs", type=int, default=1, help="first rung of the ES study (default 1)")
     p.add_argument("--eta", type=int, default=3, help="ES reduction factor (default 3: rungs 1, 3 of 9 epochs)")
@@ -83,7 +88,9 @@ def _parse_args() -> argparse.Namespace:
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    for name in ("trials", "epochs", "min_epochs", "train_subset"):
+    if args.es_trials is None:
+        args.es_trials = 3 * args.trials
+    for name in ("trials", "es_trials", "epochs", "min_epochs", "train_subset"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}.")
     if args.threads is not None and args.threads < 1:
@@ -110,10 +117,12 @@ def _base_config(args) -> StudyConfig:
                        early_stopping={"min_epochs": args.min_epochs, "eta": args.eta}, device=args.device)
 
 
-def _configs(base: StudyConfig) -> dict[str, StudyConfig]:
-    """The two studies: the same config but for the name and early_stopping['enabled']."""
+def _configs(base: StudyConfig, es_trials: int) -> dict[str, StudyConfig]:
+    """The two studies: the same config but for the name, early_stopping['enabled'] and the ES
+    study's number of trials."""
     return {"no ES": replace(base, name=STUDY_NAMES["no ES"], early_stopping=base.early_stopping | {"enabled": False}),
-            "ES": replace(base, name=STUDY_NAMES["ES"], early_stopping=base.early_stopping | {"enabled": True})}
+            "ES": replace(base, name=STUDY_NAMES["ES"], n_trials=es_trials,
+                          early_stopping=base.early_stopping | {"enabled": True})}
 
 
 class _TrialLines:
@@ -215,15 +224,16 @@ def _checkpoints(n: int) -> list[int]:
     return sorted({max(1, round(n * f)) for f in (0.25, 0.5, 0.75, 1.0)})
 
 
-def _print_by_trials(s: dict[str, dict], n: int) -> None:
-    print("\nhypervolume after each quarter of the trials (cumulative compute; epochs are load-independent)")
+def _print_by_proposals(s: dict[str, dict], n: int) -> None:
+    print("\nhypervolume after each quarter of the no-ES study's proposals (the ES study's first proposals are "
+          "the same ones with the random sampler; cumulative compute; epochs are load-independent)")
     rows = []
     for k in _checkpoints(n):
         a, b = s["no ES"], s["ES"]
         rows.append([str(k), f"{a['epochs'][k-1]:.0f}", f"{a['seconds'][k-1]:.0f}", f"{a['hv'][k-1]:.4f}",
                      f"{b['epochs'][k-1]:.0f}", f"{b['seconds'][k-1]:.0f}", f"{b['hv'][k-1]:.4f}",
                      _pct(_ratio(b["hv"][k-1], a["hv"][k-1])), _pct(_ratio(b["epochs"][k-1], a["epochs"][k-1]))])
-    _common.print_table(["trials", "no-ES epochs", "no-ES s", "no-ES HV", "ES epochs", "ES s", "ES HV",
+    _common.print_table(["proposals", "no-ES epochs", "no-ES s", "no-ES HV", "ES epochs", "ES s", "ES HV",
                          "HV ES/no-ES", "epochs ES/no-ES"], rows)
 
 
@@ -235,9 +245,10 @@ def _print_by_compute(s: dict[str, dict]) -> None:
         budget = f * total
         hv_a, k_a = _hv_within(s["no ES"]["epochs"], s["no ES"]["hv"], budget)
         hv_b, k_b = _hv_within(s["ES"]["epochs"], s["ES"]["hv"], budget)
-        rows.append([f"{100 * f:.0f}%", f"{budget:.0f}", f"{hv_a:.4f} ({k_a} tr)", f"{hv_b:.4f} ({k_b} tr)",
-                     _pct(_ratio(hv_b, hv_a))])
-    _common.print_table(["budget", "epochs", "no-ES HV", "ES HV", "ES/no-ES"], rows)
+        rows.append([f"{100 * f:.0f}%", f"{budget:.0f}", f"{hv_a:.4f} ({k_a} pr)", f"{hv_b:.4f} ({k_b} pr)",
+                     _pct(_ratio(hv_b, hv_a)), _pct(_ratio(hv_b, s["no ES"]["hv"][-1]))])
+    _common.print_table(["budget", "epochs", "no-ES HV", "ES HV", "ES/no-ES then", "ES/no-ES final"], rows)
+    print("(pr: proposals, duplicates included)")
 
 
 def _verdict(ok: bool | None) -> str:
@@ -246,29 +257,26 @@ def _verdict(ok: bool | None) -> str:
 
 def _print_final(s: dict[str, dict], rows: dict[str, list[dict]], wall: dict[str, float]) -> None:
     a, b = s["no ES"], s["ES"]
-    hv = _ratio(b["hv"][-1], a["hv"][-1])
-    ep = _ratio(b["epochs"][-1], a["epochs"][-1])
+    half = COMPUTE_GOAL * a["epochs"][-1]
+    hv_half, k_half = _hv_within(b["epochs"], b["hv"], half)
+    hv = _ratio(hv_half, a["hv"][-1])
     print("\nfinal")
-    print(f"hypervolume:   no ES {a['hv'][-1]:.4f}, ES {b['hv'][-1]:.4f}; HV_with / HV_without = {_pct(hv)} "
-          f"(goal >= {HV_GOAL:.0%}): {_verdict(None if hv is None else hv >= HV_GOAL)}")
-    print(f"compute:       epochs no ES {a['epochs'][-1]:.0f}, ES {b['epochs'][-1]:.0f}; "
-          f"compute_with / compute_without = {_pct(ep)} (goal <= {COMPUTE_GOAL:.0%}): "
-          f"{_verdict(None if ep is None else ep <= COMPUTE_GOAL)}")
-    print(f"  secondary:   training seconds {a['seconds'][-1]:.0f} vs {b['seconds'][-1]:.0f} = "
-          f"{_pct(_ratio(b['seconds'][-1], a['seconds'][-1]))} (load-dependent); epochs x mult-adds "
-          f"= {_pct(_ratio(b['macs'][-1], a['macs'][-1]))} (load-independent, weighs big models more); "
-          f"wall {wall['no ES']:.0f} s vs {wall['ES']:.0f} s (with evaluation, checkpoints, data loading)")
-    half = 0.5 * a["epochs"][-1]
-    hv_b, k_b = _hv_within(b["epochs"], b["hv"], half)
-    hv_a, k_a = _hv_within(a["epochs"], a["hv"], half)
-    if k_b == 0:
-        print(f"at half the no-ES compute ({half:.0f} epochs): not defined "
-              f"(the ES study's first trial alone costs more)")
+    print(f"no ES:         HV {a['hv'][-1]:.4f} for {a['epochs'][-1]:.0f} epochs ({len(a['epochs'])} proposals)")
+    print(f"ES:            HV {b['hv'][-1]:.4f} for {b['epochs'][-1]:.0f} epochs ({len(b['epochs'])} proposals, all "
+          f"its trials)")
+    done = " (every trial of the ES study)" if k_half == len(b["epochs"]) else ""
+    if k_half == 0:
+        print(f"goal:          not defined: the ES study's first trial alone costs more than {half:.0f} epochs")
     else:
-        done = " (the ES study had finished all its trials)" if k_b == len(b["epochs"]) else ""
-        print(f"at half the no-ES compute ({half:.0f} epochs): ES HV {hv_b:.4f} after {k_b} trials{done} = "
-              f"{_pct(_ratio(hv_b, a['hv'][-1]))} of the no-ES final HV; the no-ES study had {hv_a:.4f} "
-              f"after {k_a} trials then")
+        print(f"goal:          within {COMPUTE_GOAL:.0%} of the no-ES compute ({half:.0f} epochs: "
+              f"{b['epochs'][k_half - 1]:.0f} used, {k_half} proposals{done}) the ES study reached HV "
+              f"{hv_half:.4f} = {_pct(hv)} of the no-ES final HV (goal >= {HV_GOAL:.0%}): "
+              f"{_verdict(None if hv is None else hv >= HV_GOAL)}")
+    print(f"  secondary:   training seconds {a['seconds'][-1]:.0f} (no ES) vs {b['seconds'][k_half - 1] if k_half else 0:.0f} "
+          f"(ES, within the budget; load-dependent); epochs x mult-adds = "
+          f"{_pct(_ratio(b['macs'][k_half - 1] if k_half else 0, a['macs'][-1]))} (load-independent, weighs big "
+          f"models more); wall {wall['no ES']:.0f} s vs {wall['ES']:.0f} s for whole studies (with evaluation, "
+          f"checkpoints, data loading)")
     for name in RUNS:
         counts: dict[str, int] = {}
         for r in rows[name]:
@@ -302,8 +310,8 @@ def _describe(base: StudyConfig, args, ref_params: int, device: torch.device) ->
           f"{space.min_templates}-{space.max_templates}; largest model {ref_params:,} params")
     print(f"recipe:        {base.train_config().epochs} epochs a trial, batch {base.train_config().batch_size}, "
           f"{base.train_config().schedule} lr {base.train_config().lr}; seed {base.seed}; device {device}")
-    print(f"studies:       {args.trials} trials each, sampler {base.sampler}; ES: rungs {list(rule.rungs)} "
-          f"(eta {rule.eta}, Pareto-aware), no ES: early_stopping enabled=False; otherwise identical")
+    print(f"studies:       no ES: {args.trials} trials, early_stopping enabled=False; ES: {args.es_trials} trials, "
+          f"rungs {list(rule.rungs)} (eta {rule.eta}, Pareto-aware); sampler {base.sampler}; otherwise identical")
     why = ("random: its proposals ignore results, so both studies train the same architecture sequence and "
            "the difference is early stopping alone" if base.sampler == "random" else
            f"{base.sampler}: it reacts to results, so the two sequences differ; this compares whole searches")
@@ -326,7 +334,7 @@ def main() -> None:
     if not args.quick and not (pathlib.Path(args.data) / "cifar-10-batches-py" / "data_batch_1").is_file():
         raise SystemExit(f"no CIFAR-10 in {args.data}; make it with: "
                          f"python /work/shared/data/prepare_cifar10.py {args.data} (or run --quick)")
-    configs = _configs(base)
+    configs = _configs(base, args.es_trials)
     _common.print_header("search efficiency: Pareto hypervolume against compute, with and without early stopping",
                          f"ES study >= {HV_GOAL:.0%} of the no-ES hypervolume for <= {COMPUTE_GOAL:.0%} of its "
                          f"compute (epochs)", device)
@@ -343,10 +351,11 @@ def main() -> None:
         print()
         rows, wall = _run_both(configs, root)
     ref = 10 * max([space_max] + [r["params"] or 0 for rs in rows.values() for r in rs])
+    shared = min(len(rows["no ES"]), len(rows["ES"]))
     same = sum(x["plan"] == y["plan"] for x, y in zip(rows["no ES"], rows["ES"]))
-    print(f"\narchitecture sequence: {same} of {args.trials} trials sampled the same plan in both studies")
+    print(f"\narchitecture sequence: {same} of the first {shared} proposals were the same plan in both studies")
     s = _summaries(rows, ref)
-    _print_by_trials(s, args.trials)
+    _print_by_proposals(s, shared)
     _print_by_compute(s)
     _print_final(s, rows, wall)
     if args.out:

@@ -11,9 +11,13 @@ curves and act on the :class:`Decision`:
 * **Rungs** (successive halving, Jamieson & Talwalkar 2016; asynchronous as in ASHA, Li et al.
   2020): at epochs r, r*eta, r*eta^2, ... a trial is compared with every trial of the study that
   reached the same epoch, on (accuracy at that epoch, parameters). It continues only if it ranks
-  in the top max(1, floor(n / eta)) of those n trials. The ranking is Pareto-aware (see
-  :func:`rank_at_rung`), so a small model with modest accuracy can survive where a plain
-  accuracy ranking would stop it: it may sit on the accuracy/size front.
+  in the top max(floor(n / eta), e) of those n trials, where e is the number of ends of the
+  rung's first Pareto front (2, or 1 when that front is a single point). The ranking is
+  Pareto-aware (see :func:`rank_at_rung`), so a small model with modest accuracy can survive
+  where a plain accuracy ranking would stop it: it may sit on the accuracy/size front. Keeping
+  both ends matters early in a study, when n / eta rounds down to 1: a rung that kept only one
+  trial would keep the most accurate and always stop the cheapest model on the front, and the
+  search would lose the small end of the frontier (measured: bench/bench_search.py).
 * **Plateau**: stop once the best accuracy of the last ``patience`` epochs beats the best
   accuracy before them by no more than ``min_delta``.
 """
@@ -199,14 +203,21 @@ def rank_at_rung(points: Sequence[tuple[float, int]]) -> list[int]:
 
 def _pareto_order(points: list[tuple[float, int]]) -> list[int]:
     """:func:`rank_at_rung` without the argument checks."""
+    return _rank(points)[0]
+
+
+def _rank(points: list[tuple[float, int]]) -> tuple[list[int], int]:
+    """(order of :func:`rank_at_rung`, number of first-front points at an end of that front: 1 or 2)."""
     front_of, crowding = [0] * len(points), [0.0] * len(points)
     for level, front in enumerate(non_dominated_sort(points, RUNG_DIRECTIONS)):
         for i, distance in zip(front, crowding_distance(points, front, RUNG_DIRECTIONS)):
             front_of[i], crowding[i] = level, distance
-    return sorted(
+    order = sorted(
         range(len(points)),
         key=lambda i: (front_of[i], -crowding[i], -points[i][0], points[i][1], i),
     )
+    ends = sum(1 for i in order if front_of[i] == 0 and crowding[i] == math.inf)
+    return order, min(2, max(1, ends))
 
 
 def _points_at_rung(
@@ -224,8 +235,9 @@ def _judge_rung(rung: int, points: list[tuple[float, int]], rule: StopRule) -> D
     n = len(points)
     if n < rule.min_trials:  # type: ignore[operator]  # an int after __post_init__
         return _CONTINUE
-    keep = max(1, n // rule.eta)
-    rank = _pareto_order(points).index(0) + 1
+    order, ends = _rank(points)
+    keep = max(1, n // rule.eta, ends)
+    rank = order.index(0) + 1
     if rank <= keep:
         return _CONTINUE
     return Decision(stop=True, reason=f"rung {rung}: rank {rank} of {n}, keeps top {keep}")
@@ -261,7 +273,8 @@ def decide(
     rung" r are this one and every other whose curve has at least r epochs, each judged by its
     accuracy after epoch r (``curve[r - 1]``), never a later one. With n such trials (n >=
     ``rule.min_trials``, else continue), this trial continues only if it is among the first
-    max(1, n // eta) of :func:`rank_at_rung`; where it is identical (same accuracy and params)
+    max(n // eta, e) of :func:`rank_at_rung`, e being the number of ends of the first front
+    there (2, or 1 when it is one point: both ends of the front always continue); where it is identical (same accuracy and params)
     to other trials it ranks first among them. So ties never stop a trial, as in Optuna's
     SuccessiveHalvingPruner and Ray's ASHA; ranking the candidate last instead would let two
     identical leaders each stop the other.

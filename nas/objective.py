@@ -19,7 +19,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from softshare import ModelConfig
+from softshare import ModelConfig, SharingPlan
 from softshare.analysis import coefficient_matrices
 from softshare.checkpoint import atomic_write_text, dumps
 from softshare.data import Dataset
@@ -31,7 +31,8 @@ from .early_stop import decide
 from .space import define_space, plan_from_params
 from .storage import HEARTBEAT_S, worker_identity
 
-__all__ = ["run_trial", "trial_dir"]
+__all__ = ["data_shape", "duplicate_of", "failure_reason", "finish_skipped", "finish_trial", "run_trial",
+           "save_coefficients", "skip_reason", "trial_attrs", "trial_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +63,35 @@ class _Heartbeat:
         self.stop.set()
 
 
+def data_shape(data: Dataset) -> tuple[int, int, int]:
+    """(classes, channels, image side) of ``data``: what a plan's size and cost depend on."""
+    return data.num_classes, data.train.images.shape[1], data.train.images.shape[-1]
+
+
+def trial_attrs(plan: SharingPlan, shape: tuple[int, int, int], seed: int) -> dict:
+    """What a trial records about its architecture before training; ``shape`` as :func:`data_shape`."""
+    classes, channels, size = shape
+    return {"plan": plan.text, "plan_name": plan.name, "shared": plan.is_shared, "depth": plan.depth,
+            "width": plan.width, "templates": plan.templates_per_group(),
+            "params": plan.num_parameters(classes, channels), "macs": plan.multiply_adds(size, classes, channels),
+            "seed": seed, "worker": worker_identity()}
+
+
 def _describe(trial: optuna.Trial, cfg: StudyConfig, data: Dataset) -> tuple[ModelConfig, dict]:
     define_space(trial, cfg.search_space())
     plan = plan_from_params(trial.params)
-    channels, size = data.train.images.shape[1], data.train.images.shape[-1]
-    model_config = ModelConfig(plan.text, num_classes=data.num_classes, in_channels=channels)
-    attrs = {"plan": plan.text, "plan_name": plan.name, "shared": plan.is_shared, "depth": plan.depth,
-             "width": plan.width, "templates": plan.templates_per_group(),
-             "params": plan.num_parameters(data.num_classes, channels),
-             "macs": plan.multiply_adds(size, data.num_classes, channels), "seed": cfg.seed,
-             "worker": worker_identity()}
+    classes, channels, _ = shape = data_shape(data)
+    attrs = trial_attrs(plan, shape, cfg.seed)
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    return model_config, attrs
+    return ModelConfig(plan.text, num_classes=classes, in_channels=channels), attrs
 
 
-def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, status: str, reason: str = "",
-            values: list[float] | None = None, folder: pathlib.Path | None = None, record: dict | None = None) -> str:
+def finish_trial(study: optuna.Study, trial: optuna.Trial, state: TrialState, status: str, reason: str = "",
+                 values: list[float] | None = None, folder: pathlib.Path | None = None,
+                 record: dict | None = None) -> str:
+    """Record ``status`` and ``reason``, write ``folder/trial.json`` (when a folder is given) and
+    tell the study: ``values`` for a complete trial, else ``state``. Returns ``status``."""
     trial.set_user_attr("status", status)
     if reason:
         trial.set_user_attr("reason", reason)
@@ -89,11 +102,59 @@ def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, status:
     return status
 
 
-def _duplicate_of(study: optuna.Study, plan: str, number: int) -> optuna.trial.FrozenTrial | None:
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.number != number and t.user_attrs.get("plan") == plan and t.user_attrs.get("status") == "complete":
+def duplicate_of(study: optuna.Study, plan: str, number: int) -> optuna.trial.FrozenTrial | None:
+    """A trial (not ``number``) that trained the same architecture: one that completed, else
+    one the stopping rule stopped; ``None`` when the architecture is new to the study."""
+    stopped = None
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if t.number == number or t.user_attrs.get("plan") != plan:
+            continue
+        if t.user_attrs.get("status") == "complete":
             return t
+        if t.user_attrs.get("status") == "pruned" and stopped is None:
+            stopped = t
+    return stopped
+
+
+def skip_reason(study: optuna.Study, cfg: StudyConfig, number: int, attrs: dict) -> tuple[str, str] | None:
+    """(status, reason) when trial ``number`` must not train: over ``max_params``, or an
+    architecture already trained in the study (to its end, or until the rule stopped it: on the
+    same data with the same seed it would learn the same curve); ``None`` when it trains."""
+    if cfg.max_params is not None and attrs["params"] > cfg.max_params:
+        return "over-budget", f"{attrs['params']:,} parameters > max_params {cfg.max_params:,}; not trained"
+    if (twin := duplicate_of(study, attrs["plan"], number)) is not None:
+        return "duplicate", _duplicate_reason(twin)
     return None
+
+
+def _duplicate_reason(twin: optuna.trial.FrozenTrial) -> str:
+    stopped = "" if twin.state == TrialState.COMPLETE else f", stopped early ({twin.user_attrs.get('reason', '')})"
+    return f"same architecture as trial {twin.number}{stopped}"
+
+
+def finish_skipped(study: optuna.Study, trial: optuna.Trial, status: str, reason: str) -> str:
+    """End a trial that :func:`skip_reason` said not to train. An over-budget one is pruned; a
+    duplicate ends as its twin did (completed with its values and metrics, or pruned), costs
+    nothing and takes no slot."""
+    if status == "over-budget":
+        return finish_trial(study, trial, TrialState.PRUNED, status, reason)
+    twin = duplicate_of(study, trial.user_attrs["plan"], trial.number)
+    if twin is None:  # only if the twin left the storage in between
+        return finish_trial(study, trial, TrialState.FAIL, "failed", "its twin architecture vanished")
+    for key in ("final_val_acc", "epochs_run", "train_seconds", "images_per_s", "device"):
+        trial.set_user_attr(key, twin.user_attrs.get(key))
+    trial.set_user_attr("duplicate_of", twin.number)
+    if twin.state == TrialState.PRUNED:
+        return finish_trial(study, trial, TrialState.PRUNED, "duplicate", _duplicate_reason(twin))
+    return finish_trial(study, trial, TrialState.COMPLETE, "duplicate", _duplicate_reason(twin),
+                        values=list(twin.values))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for a trial that raised; CUDA's out-of-memory error (or any "out of memory") is named."""
+    oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    reason = f"out of memory: {exc}" if oom else f"{type(exc).__name__}: {exc}"
+    return reason.splitlines()[0] if reason.strip() else type(exc).__name__
 
 
 def _finite_prefix(curve: list) -> list[float]:
@@ -124,7 +185,8 @@ def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyC
     return on_epoch
 
 
-def _save_coefficients(folder: pathlib.Path, keep_checkpoints: bool) -> None:
+def save_coefficients(folder: pathlib.Path, keep_checkpoints: bool) -> None:
+    """Write ``coefficients.json`` from the trial's last checkpoint; drop the weights unless kept."""
     final = folder / CHECKPOINT
     if final.exists():
         atomic_write_text(folder / "coefficients.json", dumps(coefficient_matrices(load(final))))
@@ -140,15 +202,8 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, cfg: StudyConfig, data: 
     folder = trial_dir(study_dir, trial.number)
     if reporter is not None:
         reporter.trial_start(trial.number, attrs)
-    if cfg.max_params is not None and attrs["params"] > cfg.max_params:
-        return _finish(study, trial, TrialState.PRUNED, "over-budget",
-                       f"{attrs['params']:,} parameters > max_params {cfg.max_params:,}; not trained")
-    if (twin := _duplicate_of(study, attrs["plan"], trial.number)) is not None:
-        for key in ("final_val_acc", "epochs_run", "train_seconds", "images_per_s", "device"):
-            trial.set_user_attr(key, twin.user_attrs.get(key))
-        trial.set_user_attr("duplicate_of", twin.number)
-        return _finish(study, trial, TrialState.COMPLETE, "duplicate", f"same architecture as trial {twin.number}",
-                       values=list(twin.values))
+    if (skip := skip_reason(study, cfg, trial.number, attrs)) is not None:
+        return finish_skipped(study, trial, *skip)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"attrs": attrs, "model_config": model_config.to_dict(), "train_config": cfg.train_config().to_dict(),
               "data_config": cfg.data_config().to_dict()}
@@ -157,21 +212,22 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, cfg: StudyConfig, data: 
             result = train(model_config, cfg.train_config(), data, data_config=cfg.data_config(), out_dir=folder,
                            callback=_callback(study, trial, attrs, cfg, reporter))
     except KeyboardInterrupt:
-        _finish(study, trial, TrialState.FAIL, "failed", "interrupted", folder=folder, record=record)
+        finish_trial(study, trial, TrialState.FAIL, "failed", "interrupted", folder=folder, record=record)
         raise
     except Exception as exc:  # the study goes on; the reason stays with the trial
         atomic_write_text(folder / "error.txt", traceback.format_exc())
-        oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
-        reason = f"out of memory: {exc}" if oom else f"{type(exc).__name__}: {exc}"
-        return _finish(study, trial, TrialState.FAIL, "failed", reason.splitlines()[0], folder=folder, record=record)
+        return finish_trial(study, trial, TrialState.FAIL, "failed", failure_reason(exc), folder=folder,
+                            record=record)
     for key in ("final_val_acc", "epochs_run", "train_seconds", "images_per_s", "device", "precision"):
         trial.set_user_attr(key, getattr(result, key))
     trial.set_user_attr("curve", [row["val_acc"] for row in result.curve])
     record["result"] = result.to_dict()
-    _save_coefficients(folder, keep_checkpoints)
+    save_coefficients(folder, keep_checkpoints)
     if result.status == "completed":
-        return _finish(study, trial, TrialState.COMPLETE, "complete", values=[result.best_val_acc, attrs["params"]],
-                       folder=folder, record=record)
+        return finish_trial(study, trial, TrialState.COMPLETE, "complete",
+                            values=[result.best_val_acc, attrs["params"]], folder=folder, record=record)
     if result.status == "stopped":
-        return _finish(study, trial, TrialState.PRUNED, "pruned", result.stop_reason, folder=folder, record=record)
-    return _finish(study, trial, TrialState.FAIL, "failed", f"diverged: {result.stop_reason}", folder=folder, record=record)
+        return finish_trial(study, trial, TrialState.PRUNED, "pruned", result.stop_reason, folder=folder,
+                            record=record)
+    return finish_trial(study, trial, TrialState.FAIL, "failed", f"diverged: {result.stop_reason}", folder=folder,
+                        record=record)

@@ -33,23 +33,50 @@ STALE_AFTER_S = 600.0   # a trial of another host with no heartbeat for this lon
 DIRECTIONS = ("maximize", "minimize")  # validation accuracy, parameters
 
 
-def open_storage(folder: pathlib.Path, url: str | None = None) -> optuna.storages.BaseStorage | str:
-    """The journal file in ``folder`` (created if missing), or the storage at ``url``."""
+def open_storage(folder: pathlib.Path, url: str | None = None) -> optuna.storages.BaseStorage:
+    """The journal file in ``folder`` (created if missing), or the storage at ``url``.
+
+    Several processes may open a server database that has no tables yet at the same moment
+    (workers started together on different machines): Optuna creates its tables on first
+    connection, and the loser of that race gets a unique-violation or "already exists" error
+    from the server. The tables exist by then, so connecting again succeeds."""
     if url:
-        return url
+        return _retry_schema_race(lambda: optuna.storages.get_storage(url))
     folder.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(folder / JOURNAL_FILE)))
 
 
+def _schema_race_errors() -> tuple[type[BaseException], ...]:
+    """What a server raises to the loser of a concurrent CREATE TABLE/TYPE or INSERT of the same row."""
+    import sqlalchemy.exc  # an Optuna dependency; only server storages reach it
+
+    return optuna.exceptions.DuplicatedStudyError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError
+
+
+def _retry_schema_race(make, attempts: int = 6):
+    """``make()``, again after a short wait when another process won a creation race; the last
+    attempt's error propagates."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except _schema_race_errors() as exc:
+            if attempt == attempts - 1:
+                raise
+            log.info("storage creation race lost (%s); retrying", type(exc).__name__)
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def open_study(name: str, storage, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
     """Create the study or load it; safe when several workers do so at the same moment."""
-    for attempt in range(5):
-        try:
-            return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                       directions=list(DIRECTIONS), load_if_exists=True)
-        except optuna.exceptions.DuplicatedStudyError:  # another worker created it in between
-            time.sleep(0.2 * (attempt + 1))
-    return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    def create() -> optuna.Study:
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                   directions=list(DIRECTIONS), load_if_exists=True)
+
+    try:
+        return _retry_schema_race(create)
+    except optuna.exceptions.DuplicatedStudyError:  # created in between, every time: load it
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
 
 
 def _process_start(pid: int) -> str:

@@ -25,7 +25,7 @@ from .config import StudyConfig, load_study_config, save_study_config, STUDY_FIL
 from .objective import run_trial
 from .storage import JOURNAL_FILE, fail_stale_trials, open_storage, open_study, state_counts
 
-__all__ = ["prepare_study", "run_study", "run_worker", "make_sampler", "study_dir", "open_existing"]
+__all__ = ["prepare_study", "run_study", "run_worker", "make_sampler", "study_dir", "open_existing", "slots_left"]
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 10
@@ -75,7 +75,7 @@ def prepare_study(cfg: StudyConfig, folder: pathlib.Path) -> StudyConfig:
     return load_study_config(folder)
 
 
-def _slots_left(study: optuna.Study, n_trials: int) -> int:
+def slots_left(study: optuna.Study, n_trials: int) -> int:
     """Trials still to start. A duplicate (an architecture already trained) takes no slot: it
     costs nothing, and n_trials means architectures evaluated."""
     counts = state_counts(study)
@@ -91,7 +91,7 @@ def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter
     failures, duplicates, refreshed = 0, 0, time.monotonic()
     while True:
         fail_stale_trials(study)
-        if _slots_left(study, cfg.n_trials) <= 0:
+        if slots_left(study, cfg.n_trials) <= 0:
             return
         trial = study.ask()
         status = run_trial(study, trial, cfg, data, folder, reporter)
@@ -104,7 +104,7 @@ def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter
         duplicates = duplicates + 1 if status == "duplicate" else 0
         if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
             log.warning("the last %d proposals were all architectures already trained: the space looks "
-                        "exhausted; stopping with %d slots left", duplicates, _slots_left(study, cfg.n_trials))
+                        "exhausted; stopping with %d slots left", duplicates, slots_left(study, cfg.n_trials))
             return
         if failures >= MAX_CONSECUTIVE_FAILURES:  # something systematic: stop instead of looping forever
             reason = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("reason", "")

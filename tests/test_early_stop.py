@@ -164,7 +164,23 @@ def test_trials_short_of_the_rung_are_ignored():
     short = [_trial(0.99, 10, epochs=2) for _ in range(6)]
     assert decide(*_trial(0.50, 5000), reached + short, RULE) == Decision(False, "")
     losing = decide(*_trial(0.30, 9000), short + reached, RULE)
-    assert losing == Decision(True, "rung 3: rank 3 of 3, keeps top 1")
+    # the two that reached the rung form the first front: both its ends continue, so top 2
+    assert losing == Decision(True, "rung 3: rank 3 of 3, keeps top 2")
+
+
+def test_both_ends_of_the_first_front_continue_when_n_over_eta_is_one():
+    # 4 trials at rung 3, eta 3: floor(4 / 3) = 1, but the front (0.9, 9000) - (0.6, 1000) has two
+    # ends; keeping one would always stop the cheapest model and lose the small end of the frontier
+    accurate, cheap, middle, dominated = _trial(0.9, 9000), _trial(0.6, 1000), _trial(0.8, 5000), _trial(0.5, 6000)
+    assert rank_at_rung([(0.6, 1000), (0.9, 9000), (0.8, 5000), (0.5, 6000)])[:2] == [1, 0]
+    assert decide(*cheap, [accurate, middle, dominated], RULE) == Decision(False, "")
+    assert decide(*accurate, [cheap, middle, dominated], RULE) == Decision(False, "")
+    # the middle of the front and the dominated trial still go: the rule keeps ends, not fronts
+    assert decide(*middle, [accurate, cheap, dominated], RULE) == Decision(True, "rung 3: rank 3 of 4, keeps top 2")
+    assert decide(*dominated, [accurate, cheap, middle], RULE) == Decision(True, "rung 3: rank 4 of 4, keeps top 2")
+    # a first front of one point has one end: keep 1
+    chain = [_trial(0.9, 1000), _trial(0.8, 2000), _trial(0.7, 3000)]
+    assert decide(*chain[1], [chain[0], chain[2]], RULE) == Decision(True, "rung 3: rank 2 of 3, keeps top 1")
 
 
 def test_others_are_judged_at_the_rung_not_at_their_last_epoch():

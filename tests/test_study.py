@@ -83,6 +83,22 @@ def test_an_architecture_is_trained_once(tmp_path, monkeypatch):
     assert len({tuple(t.values) for t in study.trials}) == 1
 
 
+def test_an_architecture_stopped_early_is_not_trained_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_module, "MAX_CONSECUTIVE_DUPLICATES", 3)
+    # One architecture; the plateau rule (no gain > 1.0 in 1 epoch) stops it at epoch 2 of 3.
+    cfg = _cfg(n_trials=3, space={"depths": [10], "widths": [1]}, recipe={"epochs": 3},
+               early_stopping={"patience": 1, "min_delta": 1.0})
+    study = run_study(cfg, tmp_path / "p")
+    first, *again = sorted(study.trials, key=lambda t: t.number)
+    assert first.user_attrs["status"] == "pruned" and len(first.user_attrs["curve"]) == 2
+    assert [t.user_attrs["status"] for t in again] == ["duplicate"] * 3
+    for t in again:  # pruned like its twin, nothing trained, no slot taken
+        assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["duplicate_of"] == first.number
+        assert "stopped early" in t.user_attrs["reason"] and "curve" not in t.user_attrs
+        assert not (tmp_path / "p" / "trials" / f"{t.number:04d}").exists()
+    assert state_counts(study)["DUPLICATE"] == 3 and state_counts(study)["PRUNED"] == 1
+
+
 def test_two_workers_share_one_storage(tmp_path):
     study = run_study(_cfg(n_trials=6, workers=2), tmp_path / "w")
     counts = state_counts(study)

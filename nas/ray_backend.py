@@ -1,0 +1,586 @@
+"""Run a study on Ray Tune: the same space, objectives, stopping rule and storage as the Optuna backend.
+
+How the pieces map (Ray 2.5x API: ``ray.tune.report``, ``tune.RunConfig``, ``tune.Checkpoint``;
+the older ``ray.train.report`` fails inside Tune now):
+
+* search: :class:`StudySearch` is Ray's ``OptunaSearch`` on the study's own Optuna storage (journal
+  file or server URL), asked through the same define-by-run :func:`nas.space.define_space` with
+  both objectives. It writes every trial's user attributes, ``trials/NNNN`` folder and final state
+  the way :mod:`nas.objective` does, so ``report`` and ``retrain`` read a Ray study unchanged.
+* early stopping: :class:`EarlyStopScheduler`, a FIFO scheduler whose STOP/CONTINUE is
+  :func:`nas.early_stop.decide` (Ray's own schedulers rank trials by one metric).
+* training: :func:`train_trial`, one trial per Ray actor. The dataset reaches the cluster once
+  (``tune.with_parameters`` puts it in the object store). Each epoch reports its metrics with a
+  checkpoint, so a trial whose worker dies is resumed from its last epoch (``FailureConfig``) and
+  an interrupted run continues with ``Tuner.restore`` (``RayOptions(resume=True)``).
+
+Ray runs are listed in the study's user attribute ``ray_runs`` (name, path, number of trials), so
+``--resume`` finds the last one from the study alone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import logging
+import os
+import pathlib
+import pickle
+import shutil
+import traceback
+from dataclasses import dataclass
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from softshare import ModelConfig
+from softshare.checkpoint import atomic_write_text
+from softshare.data import Dataset, load_dataset
+from softshare.train import CHECKPOINT, METRICS, train
+
+from .config import StudyConfig
+from .early_stop import Decision, StopRule, decide
+from .objective import (data_shape, failure_reason, finish_skipped, finish_trial, save_coefficients, skip_reason,
+                        trial_attrs, trial_dir)
+from .space import define_space, plan_from_params
+from .storage import fail_stale_trials, open_storage, open_study, worker_identity
+from .study import MAX_CONSECUTIVE_DUPLICATES, make_sampler, prepare_study, slots_left
+
+__all__ = ["RayOptions", "RayRunInterrupted", "EarlyStopScheduler", "StudySearch", "run_ray", "train_trial",
+           "METRICS_REPORTED", "STUDY_TRIAL"]
+
+log = logging.getLogger(__name__)
+
+METRICS_REPORTED = ("best_val_acc", "params")  # the study's objectives, as reported to Ray
+MODES = ("max", "min")
+STUDY_TRIAL = "study_trial"   # config/result key: the Optuna trial number (names trials/NNNN)
+SKIP = "skip"                 # config key: True when the trial is over budget or a duplicate
+SNAPSHOT = "ray-checkpoint"   # per-epoch checkpoint handed to Ray, inside the trial folder
+RAY_DIR = "ray"               # default parent of Ray runs inside the study folder
+
+
+class RayRunInterrupted(KeyboardInterrupt):
+    """The Ray run stopped before all its trials finished; ``path`` is what ``--resume`` restores."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how a study runs on Ray; none of it is part of the study's identity.
+
+    Attributes:
+        address: ``None`` starts a local Ray runtime; ``"auto"`` joins the cluster this machine
+            belongs to; ``"ray://HOST:PORT"`` connects through Ray Client.
+        cpus_per_trial: CPUs reserved per trial, > 0 (fractions allowed).
+        gpus_per_trial: GPUs per trial, >= 0; a fraction < 1 packs several trials on one card
+            (0.5: two per card), above 1 it must be whole.
+        max_concurrent: at most this many trials at once, >= 1; ``None``: as many as fit.
+        max_failures: times a trial whose worker died is restarted from its checkpoint, >= 0.
+        resume: continue the study's last Ray run (``Tuner.restore``) instead of starting one.
+        storage_path: parent folder (or ``s3://``/``gs://`` URI) of Ray's run folders; ``None``:
+            ``<study folder>/ray``. Every node must reach it on a multi-node cluster.
+        verbose: Ray's console output, 0 (none) to 2.
+    """
+
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    max_failures: int = 2
+    resume: bool = False
+    storage_path: str | None = None
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        if not _is_number(self.cpus_per_trial) or self.cpus_per_trial <= 0:
+            raise ValueError(f"cpus_per_trial must be a number > 0, but got cpus_per_trial={self.cpus_per_trial!r}.")
+        gpus = self.gpus_per_trial
+        if not _is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+            raise ValueError(f"gpus_per_trial must be a fraction in [0, 1] or a whole number of GPUs, "
+                             f"but got gpus_per_trial={gpus!r}.")
+        if self.max_concurrent is not None and (not _is_int(self.max_concurrent) or self.max_concurrent < 1):
+            raise ValueError(f"max_concurrent must be an integer >= 1 or None, but got max_concurrent={self.max_concurrent!r}.")
+        if not _is_int(self.max_failures) or self.max_failures < 0:
+            raise ValueError(f"max_failures must be an integer >= 0, but got max_failures={self.max_failures!r}.")
+        if not _is_int(self.verbose) or not 0 <= self.verbose <= 2:
+            raise ValueError(f"verbose must be 0, 1 or 2, but got verbose={self.verbose!r}.")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+# --- early stopping ---------------------------------------------------------------------------
+
+
+class EarlyStopScheduler(FIFOScheduler):
+    """Stops Ray trials by :func:`nas.early_stop.decide`: the rule the Optuna backend applies.
+
+    It keeps the learning curve and parameter count of every trial it has seen, keyed by study
+    trial number: ``history`` (the study's trials before this run started) and every result of
+    this run. Restored trials bring their last report (with the whole curve) through
+    ``on_trial_add``, so ``Tuner.restore`` rebuilds what a fresh scheduler has lost.
+    """
+
+    def __init__(self, rule: StopRule, history: dict[int, tuple[list[float], int]] | None = None) -> None:
+        super().__init__()
+        if not isinstance(rule, StopRule):
+            raise ValueError(f"rule must be a StopRule, but got {rule=}.")
+        self.rule = rule
+        self.curves: dict[int, tuple[list[float], int]] = dict(history or {})
+        self.stopped: dict[str, str] = {}    # Ray trial id -> reason
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        if _judgeable(trial.last_result or {}):
+            self._remember(trial.last_result)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if not _judgeable(result):
+            return TrialScheduler.CONTINUE
+        number, curve, params = self._remember(result)
+        if len(curve) >= self.rule.max_epochs:  # a trial at its last epoch finishes anyway, as in train()
+            return TrialScheduler.CONTINUE
+        decision = self.judge(number, curve, params)
+        if decision.stop:
+            self.stopped[trial.trial_id] = decision.reason
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def judge(self, number: int, curve: list[float], params: int) -> Decision:
+        """The shared rule for trial ``number`` against every other curve seen so far."""
+        others = [(c, p) for n, (c, p) in self.curves.items() if n != number and c and p]
+        return decide(curve, params, others, self.rule)
+
+    def stop_reason(self, trial_id: str) -> str | None:
+        return self.stopped.get(trial_id)
+
+    def _remember(self, result: dict) -> tuple[int, list[float], int]:
+        number, curve, params = int(result[STUDY_TRIAL]), list(result["curve"]), int(result["params"])
+        self.curves[number] = (curve, params)
+        return number, curve, params
+
+
+def _judgeable(result: dict) -> bool:
+    """An epoch report (not a trial's final or skip report) with a curve of finite accuracies."""
+    curve = result.get("curve")
+    return (STUDY_TRIAL in result and not result.get("final") and bool(curve)
+            and all(isinstance(v, (int, float)) for v in curve))
+
+
+def study_history(study: optuna.Study) -> dict[int, tuple[list[float], int]]:
+    """(curve, params) of every trial of ``study`` that has both, by trial number."""
+    return {t.number: (list(t.user_attrs["curve"]), int(t.user_attrs["params"]))
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("curve") and t.user_attrs.get("params")
+            and all(v is not None for v in t.user_attrs["curve"])}
+
+
+# --- the search: Ray's OptunaSearch on the study's storage -------------------------------------
+
+
+def _outcome(result: dict | None, error: bool, stop_reason: str | None) -> tuple[TrialState, str, str]:
+    """(state, status, reason) of a trained Ray trial, as nas.objective names them."""
+    if error:
+        return (TrialState.FAIL, "failed", "the Ray trial errored (its worker died more often than max_failures "
+                "allows, or Ray could not start it); see error.txt in its Ray trial folder")
+    if stop_reason:
+        return TrialState.PRUNED, "pruned", stop_reason
+    if not result:
+        return TrialState.FAIL, "failed", "removed by Ray before it ran"
+    if result.get("final") and result.get("status") == "completed":
+        return TrialState.COMPLETE, "complete", ""
+    if result.get("final") and result.get("status") == "diverged":
+        return TrialState.FAIL, "failed", f"diverged: {result.get('reason', '')}"
+    if result.get("final"):
+        return TrialState.FAIL, "failed", result.get("reason") or "failed"
+    return TrialState.FAIL, "failed", "stopped by Ray before its budget (not by the early-stopping rule)"
+
+
+_RESULT_ATTRS = {"final_val_acc": "final_val_acc", "epochs_run": "epoch", "train_seconds": "train_seconds",
+                 "images_per_s": "images_per_s", "device": "device", "precision": "precision"}
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch on the study's storage that records trials as nas.objective does.
+
+    Every Ray trial is one Optuna trial of the study (``config[STUDY_TRIAL]`` is its number):
+    asked with the study's sampler through :func:`define_space`, described (plan, params, ...)
+    when asked, given its curve at every result, and told its outcome with user attributes and
+    a ``trials/NNNN/trial.json`` at the end. Over-budget and duplicate architectures still take
+    a Ray trial (one Ray trial per Optuna trial keeps ``n_trials`` the same on both backends),
+    which reports at once without training.
+    """
+
+    def __init__(self, cfg: StudyConfig, folder: pathlib.Path, storage: optuna.storages.BaseStorage,
+                 scheduler: EarlyStopScheduler, shape: tuple[int, int, int], run_name: str,
+                 existing_trials: int = 0) -> None:
+        super().__init__(space=functools.partial(define_space, space=cfg.search_space()),
+                         metric=list(METRICS_REPORTED), mode=list(MODES),
+                         sampler=make_sampler(cfg, resumed_at=existing_trials), study_name=cfg.name, storage=storage)
+        self._cfg, self._folder, self._scheduler = cfg, str(folder), scheduler
+        self._data_shape, self._run_name = tuple(shape), run_name
+        self._attrs: dict[str, dict] = {}
+        self._skips: dict[str, tuple[str, str]] = {}
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if trial_id not in self._ot_trials:
+            if slots_left(self._ot_study, self._cfg.n_trials) <= 0:
+                # The study is full (other workers share it, or a restored run had lost a trial):
+                # n_trials bounds the study, whatever number of samples Ray was asked for.
+                return Searcher.FINISHED
+            # Created with its owner (this driver) in one write: a driver killed right after
+            # asking leaves a trial that fail_stale_trials recognises as its own, not an anonymous one.
+            owner = {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id, "worker": worker_identity()}
+            self._ot_study.enqueue_trial({}, user_attrs=owner)
+            self._ot_trials[trial_id] = self._ot_study.ask()
+        config = super().suggest(trial_id)
+        if not isinstance(config, dict):
+            return config
+        trial = self._ot_trials[trial_id]
+        attrs = trial_attrs(plan_from_params(config), self._data_shape, self._cfg.seed)
+        for key, value in (attrs | {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}).items():
+            trial.set_user_attr(key, value)  # again: another process's ask may have taken the queued one
+        self._attrs[trial_id] = attrs
+        skip = skip_reason(self._ot_study, self._cfg, trial.number, attrs)
+        if skip is not None:
+            self._skips[trial_id] = skip
+        return config | {STUDY_TRIAL: trial.number, SKIP: skip is not None}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if not _judgeable(result) or trial_id in self._completed_trials or (trial := self._trial(trial_id)) is None:
+            return
+        trial.set_user_attr("curve", list(result["curve"]))
+        trial.set_user_attr("worker", worker_identity())  # the driver holds the trial: its heartbeat
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or (trial := self._trial(trial_id)) is None:
+            return
+        self._completed_trials.add(trial_id)
+        if self._ot_study._storage.get_trial(trial._trial_id).state.is_finished():
+            log.warning("trial %d was already finished in the study; Ray's repeat is ignored", trial.number)
+            return
+        if trial_id in self._skips:
+            finish_skipped(self._ot_study, trial, *self._skips[trial_id])
+            return
+        state, status, reason = _outcome(result, error, self._scheduler.stop_reason(trial_id))
+        self._record_result(trial, result or {})
+        folder = trial_dir(pathlib.Path(self._folder), trial.number)
+        if folder.is_dir():  # a pruned trial's worker was ended mid-run: its last checkpoint is here
+            shutil.rmtree(folder / SNAPSHOT, ignore_errors=True)
+            save_coefficients(folder, keep_checkpoints=False)
+        values = [result["best_val_acc"], result["params"]] if state == TrialState.COMPLETE else None
+        finish_trial(self._ot_study, trial, state, status, reason, values=values,
+                folder=folder if folder.is_dir() else None, record=self._record(trial_id, folder))
+
+    def _record_result(self, trial: optuna.Trial, result: dict) -> None:
+        if not result.get("curve"):
+            return
+        trial.set_user_attr("curve", list(result["curve"]))
+        for attr, key in _RESULT_ATTRS.items():
+            if key in result:
+                trial.set_user_attr(attr, result[key])
+        if result.get("resumed_from_epoch"):
+            trial.set_user_attr("resumed_from_epoch", result["resumed_from_epoch"])
+
+    def _record(self, trial_id: str, folder: pathlib.Path) -> dict:
+        attrs = self._attrs[trial_id]
+        classes, channels, _ = self._data_shape
+        record = {"attrs": attrs, "model_config": ModelConfig(attrs["plan"], num_classes=classes,
+                                                              in_channels=channels).to_dict(),
+                  "train_config": self._cfg.train_config().to_dict(), "data_config": self._cfg.data_config().to_dict(),
+                  "backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}
+        if (folder / METRICS).is_file():
+            record["result"] = json.loads((folder / METRICS).read_text())
+        return record
+
+    # Ray saves the searcher with plain pickle and restores it into the object unpickled from
+    # tuner.pkl; the scheduler is that object's link to its scheduler, so it is not saved.
+    def save(self, checkpoint_path: str) -> None:
+        state = {k: v for k, v in self.__dict__.items() if k != "_scheduler"}
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(state, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self._adopt_running_trials()
+
+    def _adopt_running_trials(self) -> None:
+        """After Tuner.restore: keep this run's unfinished trials, fail other ones left RUNNING.
+
+        The dead driver's trials look stale, so they get this driver's identity first. Those of
+        this run the saved searcher does not know (Ray's trial list and the searcher are saved
+        one after the other) stay RUNNING too: Ray may resume them, and :meth:`_trial` adopts
+        them then; :func:`_fail_leftovers` fails the rest when the run ends."""
+        storage = self._ot_study._storage
+        for trial_id, trial in self._ot_trials.items():
+            if trial_id not in self._completed_trials and storage.get_trial(trial._trial_id).state.is_finished():
+                self._completed_trials.add(trial_id)  # finished after Ray's last saved state
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get("ray_run") == self._run_name:
+                storage.set_trial_user_attr(frozen._trial_id, "worker", worker_identity())
+        if failed := fail_stale_trials(self._ot_study):
+            log.warning("trials %s were left running by dead workers; marked failed", failed)
+
+    def _trial(self, trial_id: str) -> optuna.Trial | None:
+        """The study trial of Ray trial ``trial_id``: known, or adopted from the storage."""
+        if trial_id in self._ot_trials:
+            return self._ot_trials[trial_id]
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get("ray_trial") == trial_id and frozen.user_attrs.get("ray_run") == self._run_name:
+                log.info("Ray trial %s resumed study trial %d, unknown to the saved searcher", trial_id, frozen.number)
+                self._ot_trials[trial_id] = optuna.Trial(self._ot_study, frozen._trial_id)
+                self._attrs[trial_id] = trial_attrs(plan_from_params(frozen.params), self._data_shape, self._cfg.seed)
+                if (skip := skip_reason(self._ot_study, self._cfg, frozen.number, self._attrs[trial_id])) is not None:
+                    self._skips[trial_id] = skip
+                return self._ot_trials[trial_id]
+        return None
+
+
+# --- one trial, on a Ray worker ----------------------------------------------------------------
+
+
+def _run_report(run: dict, number: int, params: int, **extra) -> dict:
+    """The metrics one report carries, from a softshare RunResult dict (metrics.json)."""
+    curve = [row["val_acc"] for row in run["curve"]]
+    return {STUDY_TRIAL: number, "params": params, "curve": curve, "epoch": run["epochs_run"],
+            "best_val_acc": run["best_val_acc"], "final_val_acc": run["final_val_acc"],
+            "train_seconds": run["train_seconds"], "images_per_s": run["images_per_s"],
+            "device": run["device"], "precision": run["precision"], "status": run["status"],
+            "reason": run["stop_reason"]} | extra
+
+
+def _link_or_copy(source: pathlib.Path, target: pathlib.Path) -> None:
+    try:
+        os.link(source, target)  # train() replaces its files atomically, so a link is a stable snapshot
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _restore_from_ray(out: pathlib.Path) -> int:
+    """Put Ray's last checkpoint of this trial (if any) in ``out``; returns its epoch (0: none)."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        for name in (CHECKPOINT, METRICS):
+            shutil.copy2(pathlib.Path(folder) / name, out / name)
+    return int(json.loads((out / METRICS).read_text())["epochs_run"])
+
+
+def _epoch_reporter(out: pathlib.Path, number: int, params: int, resumed_from: int):
+    def on_epoch(_metrics) -> None:
+        # train() has just written this epoch's checkpoint.pt and metrics.json.
+        snapshot = out / SNAPSHOT
+        shutil.rmtree(snapshot, ignore_errors=True)
+        snapshot.mkdir()
+        for name in (CHECKPOINT, METRICS):
+            _link_or_copy(out / name, snapshot / name)
+        run = json.loads((out / METRICS).read_text())
+        tune.report(_run_report(run, number, params, resumed_from_epoch=resumed_from),
+                    checkpoint=tune.Checkpoint.from_directory(str(snapshot)))
+        return None  # stopping is the scheduler's call: Ray ends this worker
+    return on_epoch
+
+
+def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
+    """Ray Tune function trainable: train the plan of ``config``, reporting every epoch.
+
+    ``data`` arrives from the object store, ``study`` is the StudyConfig as a dict and ``folder``
+    the study folder (shared storage on a multi-node cluster).
+    """
+    cfg = StudyConfig.from_dict(study)
+    number, plan = int(config[STUDY_TRIAL]), plan_from_params(config)
+    params = plan.num_parameters(data.num_classes, data.train.images.shape[1])
+    blank = {"curve": [], "epochs_run": 0, "best_val_acc": None, "final_val_acc": None, "train_seconds": 0.0,
+             "images_per_s": 0.0, "device": "", "precision": "", "stop_reason": ""}
+    if config.get(SKIP):
+        tune.report(_run_report(blank | {"status": "skipped"}, number, params, final=True))
+        return
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
+    out = trial_dir(pathlib.Path(folder), number)
+    out.mkdir(parents=True, exist_ok=True)
+    resumed_from = _restore_from_ray(out)
+    model_config = ModelConfig(plan.text, num_classes=data.num_classes, in_channels=data.train.images.shape[1])
+    try:
+        result = train(model_config, cfg.train_config(), data, data_config=cfg.data_config(), out_dir=out,
+                       resume=resumed_from > 0, callback=_epoch_reporter(out, number, params, resumed_from))
+    except Exception as exc:  # recorded as failed, as on the Optuna backend; a dead worker is retried instead
+        atomic_write_text(out / "error.txt", traceback.format_exc())
+        tune.report(_run_report(blank | {"status": "failed", "stop_reason": failure_reason(exc)}, number, params,
+                                final=True))
+        return
+    shutil.rmtree(out / SNAPSHOT, ignore_errors=True)
+    save_coefficients(out, keep_checkpoints=False)
+    tune.report(_run_report(result.to_dict(), number, params, final=True, resumed_from_epoch=resumed_from))
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def _connect(options: RayOptions) -> bool:
+    """Start or join Ray unless this process already has; True if this call did."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose > 0,
+             logging_level=logging.WARNING)
+    return True
+
+
+def _check_resources(options: RayOptions) -> None:
+    import ray
+
+    total = ray.cluster_resources()
+    for key, flag, need in (("CPU", "cpus", options.cpus_per_trial), ("GPU", "gpus", options.gpus_per_trial)):
+        if need > total.get(key, 0):
+            raise ValueError(f"each trial asks for {need:g} {key} (--{flag}-per-trial) but the Ray cluster has "
+                             f"{total.get(key, 0):g}; lower --{flag}-per-trial or add nodes.")
+
+
+def _new_tuner(cfg: StudyConfig, folder: pathlib.Path, options: RayOptions, trainable, study: optuna.Study,
+               data: Dataset, slots: int) -> tuple[tune.Tuner, dict]:
+    stamp = f"{cfg.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    taken = {r["name"] for r in study.user_attrs.get("ray_runs") or []}  # two runs started in one second
+    name = next(n for n in (stamp, *(f"{stamp}-{k}" for k in range(2, len(taken) + 2))) if n not in taken)
+    storage_path = options.storage_path or str(folder / RAY_DIR)
+    scheduler = EarlyStopScheduler(cfg.stop_rule(), study_history(study))
+    searcher = StudySearch(cfg, folder, open_storage(folder, cfg.storage), scheduler, data_shape(data), name,
+                           existing_trials=len(study.get_trials(deepcopy=False)))
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=slots,
+                                    max_concurrent_trials=options.max_concurrent, reuse_actors=True,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=options.verbose,
+                                  failure_config=tune.FailureConfig(max_failures=options.max_failures),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    path = storage_path.rstrip("/") + "/" + name
+    return tuner, {"name": name, "path": path, "num_samples": slots,
+                   "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _trial_name(trial) -> str:
+    """Ray's name and folder of a trial: its study trial number (as trials/NNNN) and Ray id."""
+    return f"trial_{trial.config[STUDY_TRIAL]:04d}_{trial.trial_id}"
+
+
+def _last_run(study: optuna.Study, folder: pathlib.Path) -> dict:
+    runs = study.user_attrs.get("ray_runs") or []
+    if not runs:
+        raise ValueError(f"study {study.study_name!r} in {folder} has no Ray run to resume; "
+                         f"start one with --backend ray (without --resume).")
+    if not tune.Tuner.can_restore(runs[-1]["path"]):
+        raise FileNotFoundError(f"the study's last Ray run {runs[-1]['path']} cannot be restored (missing or "
+                                f"never started); re-run without --resume to start a new one.")
+    return runs[-1]
+
+
+def _unfinished(grid, num_samples: int, study: optuna.Study, n_trials: int) -> bool:
+    """True if the run was interrupted: a trial of it did not finish, or it stopped asking for
+    trials before its number of samples while the study still had free slots."""
+    if any(result.error is None and not result.metrics.get("done") for result in grid):
+        return True
+    return len(grid) < num_samples and slots_left(study, n_trials) > 0
+
+
+def _fail_leftovers(study: optuna.Study, run_name: str) -> None:
+    """Fail this run's trials still RUNNING after Ray finished every trial it knows of.
+
+    Only a driver killed between saving Ray's trial list and the searcher's state leaves such a
+    trial (the searcher knows it, Ray does not); it would otherwise hold a slot forever."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("ray_run") != run_name:
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "status", "failed")
+            study._storage.set_trial_user_attr(trial._trial_id, "reason", "lost by an interrupted Ray run")
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            log.warning("trial %d was lost by the interrupted Ray run; marked failed", trial.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+
+
+def _fit(tuner: tune.Tuner, run: dict, study: optuna.Study, cfg: StudyConfig) -> None:
+    """Run ``tuner`` to its end; raises :class:`RayRunInterrupted` if it stopped first (Ctrl+C)."""
+    grid = tuner.fit()
+    if _unfinished(grid, run["num_samples"], study, cfg.n_trials):
+        raise RayRunInterrupted(run["path"])
+    _fail_leftovers(study, run["name"])
+
+
+def _stalled(study: optuna.Study, run_name: str, folder: pathlib.Path) -> int:
+    """A Ray run filled no slot: raise if all its trials failed (something systematic), else return
+    how many architectures already trained it proposed."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("ray_run") == run_name]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    if failed and len(failed) == len(trials):
+        raise RuntimeError(f"every trial of Ray run {run_name} failed (last: {failed[-1].user_attrs.get('reason', '')}); "
+                           f"see {folder}/trials/*/error.txt")
+    return sum(t.user_attrs.get("status") == "duplicate" for t in trials)
+
+
+def run_ray(cfg: StudyConfig, folder: str | os.PathLike, options: RayOptions = RayOptions(), *,
+            trainable=None) -> optuna.Study:
+    """Run the study to ``n_trials`` on Ray Tune (resuming its last run if ``options.resume``).
+
+    ``trainable`` replaces :func:`train_trial` (same signature; tests inject faults with it).
+    Raises :class:`RayRunInterrupted` when Ray stopped before every trial finished (Ctrl+C), and
+    RuntimeError when every trial of a run failed (as a worker of the Optuna backend does).
+    """
+    folder = pathlib.Path(folder).resolve()
+    data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
+    cfg = prepare_study(cfg, folder)
+    # CheckpointConfig(num_to_keep=1) snapshots the run state at every trial checkpoint (so a restore
+    # sees every finished epoch); Ray warns about that each time unless told not to.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    started = _connect(options)
+    try:
+        _check_resources(options)
+        study = open_study(cfg.name, open_storage(folder, cfg.storage))
+        fn = tune.with_resources(
+            tune.with_parameters(trainable or train_trial, data=data, study=cfg.to_dict(), folder=str(folder)),
+            {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+        if options.resume:
+            run = _last_run(study, folder)
+            _fit(tune.Tuner.restore(run["path"], trainable=fn, resume_unfinished=True, resume_errored=True),
+                 run, study, cfg)
+        # Fill the slots that failed trials and duplicates (which take none) left, as a worker of the
+        # Optuna backend does, and stop as it does: when every trial of a run failed (RuntimeError),
+        # or after MAX_CONSECUTIVE_DUPLICATES proposals in a row of architectures already trained.
+        fail_stale_trials(study)
+        duplicates = 0  # proposals in a row, over runs, of architectures already trained
+        while (slots := slots_left(study, cfg.n_trials)) > 0:
+            tuner, run = _new_tuner(cfg, folder, options, fn, study, data, slots)
+            study.set_user_attr("ray_runs", (study.user_attrs.get("ray_runs") or []) + [run])
+            _fit(tuner, run, study, cfg)
+            fail_stale_trials(study)
+            if slots_left(study, cfg.n_trials) < slots:
+                duplicates = 0
+                continue
+            repeated = _stalled(study, run["name"], folder)
+            duplicates += repeated
+            if not repeated or duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+                log.warning("the last %d proposals were all architectures already trained: the space looks "
+                            "exhausted; stopping with %d slots left", duplicates, slots)
+                break
+        return open_study(cfg.name, open_storage(folder, cfg.storage))
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
