@@ -1,10 +1,14 @@
+import html
 import json
 import statistics
+
+import pandas as pd
 
 import pytest
 import torch
 
 import nas.retrain as retrain_module
+from nas.report import report_data, terminal_summary, write_report
 from nas.results import trial_rows
 from nas.retrain import parse_count, pick, retrain
 from nas.study import open_existing
@@ -82,6 +86,19 @@ def test_retrain_end_to_end_with_seeds_then_rerun_is_a_no_op(tmp_path):
     stamp = (out / "seed-0" / "test.json").stat().st_mtime_ns
     again = retrain(folder, "trial:1", RECIPE, seeds=2)
     assert again["seeds"] == summary["seeds"] and (out / "seed-0" / "test.json").stat().st_mtime_ns == stamp
+
+    # The report shows the retrained test accuracy beside the search's validation accuracy.
+    data = report_data(folder)
+    row = next(r for r in data["rows"] if r["trial"] == 1)
+    assert row["retrain_test_acc"] == pytest.approx(summary["test_acc_mean"])
+    assert row["retrain_seeds"] == 2 and row["retrain_epochs"] == 2
+    assert all(r["retrain_test_acc"] is None for r in data["rows"] if r["trial"] != 1)
+    text = f"{summary['test_acc_mean']:.2%} ± {100 * summary['test_acc_std']:.2f} (2 seeds, 2 epochs)"
+    assert f"retrained: trial 1 (SWRN-16-1-1, 126,688 params): test acc {text}" in terminal_summary(data)
+    page = write_report(folder).read_text()
+    assert html.escape(text) in page
+    front = pd.read_csv(folder / "report" / "pareto.csv")
+    assert front.set_index("trial").loc[1, "retrain_test_acc"] == pytest.approx(summary["test_acc_mean"])
 
 
 def test_interrupted_retrain_resumes_by_rerunning(tmp_path, monkeypatch):
