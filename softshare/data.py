@@ -21,46 +21,37 @@ augmentation is a batched tensor op (no DataLoader, no per-image Python). All ra
 drawn on the CPU from one seeded ``torch.Generator`` and then moved to the device, so a run gives
 the same batches on every device and the generator state can be checkpointed.
 
-CIFAR is read from the standard "python version" pickles directly, not through torchvision's
-dataset classes: those refuse copies whose md5 sums differ from their table (e.g. re-encoded
-copies); torchvision is used only to download when asked.
+The readers of the on-disk formats (CIFAR pickles, image folders, generated images) are in
+:mod:`softshare.sources`; ``Split`` is re-exported here.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
-import pickle
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .sources import CIFAR, Split, load_cifar, load_folder, load_synthetic
+
+__all__ = ["DATASETS", "Augment", "DataConfig", "Dataset", "Split", "batches", "load_dataset", "num_batches",
+           "stratified_sample", "stratified_split"]
 
 logger = logging.getLogger(__name__)
 
 DATASETS = ("cifar10", "cifar100", "synthetic")
 _ACCEPTED = "cifar10, cifar100, synthetic, folder:PATH"
 _FOLDER = "folder:"
-_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
-_CACHE_VERSION = 1
 
 # Reference per-channel statistics of the training sets, in [0, 1] units (the values used by
 # DeVries & Taylor's Cutout code and most CIFAR Wide ResNet code).
 _STATS = {
     "cifar10": ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)),
     "cifar100": ((129.3 / 255, 124.1 / 255, 112.4 / 255), (68.2 / 255, 65.4 / 255, 70.4 / 255)),
-}
-# name, folder, training files, test file, meta file, label key, class-name key
-_CIFAR = {
-    "cifar10": ("CIFAR-10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)],
-                "test_batch", "batches.meta", "labels", "label_names"),
-    "cifar100": ("CIFAR-100", "cifar-100-python", ["train"], "test", "meta",
-                 "fine_labels", "fine_label_names"),
 }
 
 
@@ -130,24 +121,6 @@ class DataConfig:
 
 
 @dataclass
-class Split:
-    """images: uint8 (N, C, H, W), pixel values 0..255; labels: int64 (N,), 0..classes-1."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def to(self, device: torch.device | str) -> "Split":
-        return Split(self.images.to(device), self.labels.to(device))
-
-    def subset(self, idx: torch.Tensor) -> "Split":
-        # index_select: about 2x faster than images[idx] for uint8 on the CPU (measured)
-        return Split(self.images.index_select(0, idx), self.labels.index_select(0, idx))
-
-
-@dataclass
 class Dataset:
     """A loaded dataset. mean/std: per-channel statistics in [0, 1] pixel units."""
 
@@ -211,178 +184,6 @@ def stratified_split(labels: torch.Tensor, fraction: float,
     return torch.nonzero(mask).flatten(), held
 
 
-# ----------------------------------------------------------------------------- CIFAR
-
-def _unpickle(path: str) -> dict[str, Any]:
-    """A CIFAR pickle with keys as str (Python-2 pickles have bytes keys, re-made ones str)."""
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
-
-
-def _cifar_dir(kind: str, root: str, download: bool) -> str:
-    title, folder, train_files = _CIFAR[kind][:3]
-    for cand in (os.path.join(root, folder), root):
-        if os.path.isfile(os.path.join(cand, train_files[0])):
-            return cand
-    if download:
-        import torchvision  # only for the download; we read the pickles ourselves
-        cls = torchvision.datasets.CIFAR10 if kind == "cifar10" else torchvision.datasets.CIFAR100
-        logger.info("downloading %s into %s", title, root)
-        cls(root, train=True, download=True)
-        return os.path.join(root, folder)
-    raise FileNotFoundError(
-        f"{title} not found: no {folder} in {os.path.abspath(root)}; pass --download (needs "
-        f"internet) or --data DIR pointing at a folder that holds {folder}")
-
-
-def _read_cifar_file(path: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"CIFAR folder incomplete: {path} is missing")
-    d = _unpickle(path)
-    if "data" not in d or label_key not in d:
-        raise ValueError(f"{path}: not a CIFAR batch (has keys {sorted(d)})")
-    x = np.asarray(d["data"], dtype=np.uint8)
-    y = np.asarray(d[label_key], dtype=np.int64)
-    if x.ndim != 2 or x.shape[1] != 3072 or len(x) != len(y):
-        raise ValueError(f"{path}: expected data N x 3072 and N labels, got data {x.shape} "
-                         f"and {len(y)} labels")
-    return x, y
-
-
-def _load_cifar(kind: str, root: str, download: bool) -> tuple[Split, Split, list[str]]:
-    _, _, train_files, test_file, meta_file, label_key, names_key = _CIFAR[kind]
-    folder = _cifar_dir(kind, root, download)
-    parts = [_read_cifar_file(os.path.join(folder, f), label_key) for f in train_files]
-    test_x, test_y = _read_cifar_file(os.path.join(folder, test_file), label_key)
-    n_classes = 10 if kind == "cifar10" else 100
-    meta_path = os.path.join(folder, meta_file)
-    if os.path.isfile(meta_path):
-        classes = [n.decode() if isinstance(n, bytes) else n
-                   for n in _unpickle(meta_path)[names_key]]
-    else:
-        classes = [str(i) for i in range(n_classes)]
-
-    def split(x: np.ndarray, y: np.ndarray) -> Split:
-        if len(y) and (y.min() < 0 or y.max() >= n_classes):
-            raise ValueError(f"{folder}: labels outside [0, {n_classes - 1}]")
-        return Split(torch.from_numpy(x.reshape(-1, 3, 32, 32)), torch.from_numpy(y))
-
-    train_x = np.concatenate([p[0] for p in parts])
-    train_y = np.concatenate([p[1] for p in parts])
-    return split(train_x, train_y), split(test_x, test_y), classes
-
-
-# ----------------------------------------------------------------------------- image folders
-
-def _image_entries(d: str) -> list[os.DirEntry]:
-    return sorted((e for e in os.scandir(d) if e.is_file() and not e.name.startswith(".")
-                   and e.name.lower().endswith(_IMAGE_EXTENSIONS)), key=lambda e: e.name)
-
-
-def _list_images(path: str, size: int) -> tuple[list[str], dict[str, list[tuple[str, int]]], str]:
-    """Classes (sorted train subfolders), per split the (file, class index) pairs, and a
-    fingerprint: a hash of the size and every file's relative path, label, bytes and mtime."""
-    if not all(os.path.isdir(os.path.join(path, s)) for s in ("train", "test")):
-        raise FileNotFoundError(
-            f"image folder not found: no train/ and test/ in {os.path.abspath(path)}; expected "
-            f"{path}/train/<class>/* and {path}/test/<class>/*")
-
-    def subdirs(d: str) -> list[str]:
-        return sorted(e.name for e in os.scandir(d) if e.is_dir() and not e.name.startswith("."))
-
-    classes = subdirs(os.path.join(path, "train"))
-    test_classes = subdirs(os.path.join(path, "test"))
-    if classes != test_classes:
-        raise ValueError(f"image folder {path}: test classes differ from train: missing in test "
-                         f"{sorted(set(classes) - set(test_classes))}, extra in test "
-                         f"{sorted(set(test_classes) - set(classes))}")
-    h = hashlib.sha256(f"v{_CACHE_VERSION} size={size}".encode())
-    files: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
-    for split, i in ((s, i) for s in files for i in range(len(classes))):
-        entries = _image_entries(os.path.join(path, split, classes[i]))
-        if not entries:
-            raise ValueError(f"image folder {path}: no images in {split}/{classes[i]}")
-        for e in entries:
-            st = e.stat()
-            h.update(f"{split}/{classes[i]}/{e.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        files[split] += [(e.path, i) for e in entries]
-    return classes, files, h.hexdigest()
-
-
-def _decode(items: list[tuple[str, int]], size: int) -> Split:
-    from PIL import Image
-
-    x = np.empty((len(items), 3, size, size), dtype=np.uint8)
-    for k, (p, _) in enumerate(items):
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.Resampling.BILINEAR)
-            x[k] = np.asarray(im).transpose(2, 0, 1)
-    return Split(torch.from_numpy(x), torch.tensor([c for _, c in items], dtype=torch.int64))
-
-
-def _save_atomic(obj: dict[str, Any], path: str) -> None:
-    """Write via a temporary file and os.replace, so readers never see half a file."""
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the dataset folder may be shared
-        os.replace(tmp, path)
-    except OSError as e:  # e.g. a read-only dataset folder: work without the cache
-        logger.warning("cannot write image cache %s (%s); continuing without it", path, e)
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _load_folder(path: str, size: int) -> tuple[Split, Split, list[str]]:
-    """Decode PATH/{train,test}/<class>/* once; later calls read PATH/.softshare-cache-SIZE.pt."""
-    classes, files, fingerprint = _list_images(path, size)
-    cache = os.path.join(path, f".softshare-cache-{size}.pt")
-    if os.path.isfile(cache):
-        try:
-            c = torch.load(cache, weights_only=True)
-            if c.get("fingerprint") == fingerprint:
-                logger.info("image folder %s: using cache %s", path, cache)
-                return (Split(c["train_images"], c["train_labels"]),
-                        Split(c["test_images"], c["test_labels"]), list(c["classes"]))
-        except Exception as e:  # a damaged cache is rebuilt, never fatal
-            logger.warning("ignoring unreadable cache %s (%s)", cache, e)
-    train, test = _decode(files["train"], size), _decode(files["test"], size)
-    _save_atomic({"fingerprint": fingerprint, "classes": classes,
-                  "train_images": train.images, "train_labels": train.labels,
-                  "test_images": test.images, "test_labels": test.labels}, cache)
-    return train, test, classes
-
-
-# ----------------------------------------------------------------------------- synthetic
-
-def _synthetic_split(patterns: torch.Tensor, n: int, seed: int) -> Split:
-    """n images: class pattern + Gaussian noise (std 64 of 255), classes balanced, shuffled."""
-    g = torch.Generator().manual_seed(seed)
-    labels = (torch.arange(n) % len(patterns))[torch.randperm(n, generator=g)]
-    images = torch.empty((n, *patterns.shape[1:]), dtype=torch.uint8)
-    for s in range(0, n, 4096):  # chunks bound the float32 working memory
-        y = labels[s:s + 4096]
-        noise = torch.randn((len(y), *patterns.shape[1:]), generator=g) * 64.0
-        images[s:s + 4096] = (patterns[y] + noise).round().clamp(0, 255).to(torch.uint8)
-    return Split(images, labels)
-
-
-def _load_synthetic(cfg: DataConfig) -> tuple[Split, Split, list[str]]:
-    """Each class is a smooth random colour pattern (4x4 random colours upsampled bilinearly)."""
-    g = torch.Generator().manual_seed(cfg.synthetic_seed)
-    coarse = torch.rand((cfg.synthetic_classes, 3, 4, 4), generator=g) * 255.0
-    patterns = F.interpolate(coarse, size=(cfg.image_size,) * 2, mode="bilinear",
-                             align_corners=False)
-    train = _synthetic_split(patterns, cfg.synthetic_train, cfg.synthetic_seed * 2 + 1)
-    test = _synthetic_split(patterns, cfg.synthetic_test, cfg.synthetic_seed * 2 + 2)
-    return train, test, [f"class{i}" for i in range(cfg.synthetic_classes)]
-
-
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images, in [0, 1] units.
 
@@ -409,13 +210,14 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     constants for CIFAR and computed from the whole training set otherwise.
     """
     start = time.perf_counter()
-    if cfg.dataset in _CIFAR:
-        train, test, classes = _load_cifar(cfg.dataset, cfg.root, cfg.download)
+    if cfg.dataset in CIFAR:
+        train, test, classes = load_cifar(cfg.dataset, cfg.root, cfg.download)
     elif cfg.dataset == "synthetic":
-        train, test, classes = _load_synthetic(cfg)
+        train, test, classes = load_synthetic(cfg.synthetic_classes, cfg.synthetic_train, cfg.synthetic_test,
+                                               cfg.image_size, cfg.synthetic_seed)
     else:
         path = os.path.expanduser(cfg.dataset[len(_FOLDER):])
-        train, test, classes = _load_folder(path, cfg.image_size)
+        train, test, classes = load_folder(path, cfg.image_size)
     mean, std = _STATS.get(cfg.dataset) or _channel_stats(train.images)
     val = None
     if cfg.val_fraction > 0:

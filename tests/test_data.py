@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-import softshare.data as data
+import softshare.sources as sources
 from softshare.data import Augment, DataConfig, Split, batches, load_dataset, stratified_split
 from tests.conftest_data import (CIFAR10_CLASSES, cifar_arrays, write_cifar10, write_cifar100,
                                  write_image_folder)
@@ -144,8 +144,8 @@ def test_image_folder_unwritable_cache_only_warns(tmp_path, monkeypatch, caplog)
     def refuse(*args, **kwargs):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(data.tempfile, "mkstemp", refuse)
-    with caplog.at_level(logging.WARNING, logger="softshare.data"):
+    monkeypatch.setattr(sources.tempfile, "mkstemp", refuse)
+    with caplog.at_level(logging.WARNING, logger="softshare.sources"):
         ds = load_dataset(DataConfig(f"folder:{root}", val_fraction=0.0))
     assert len(ds.train) == 4 and "cannot write image cache" in caplog.text
     assert not any(n.startswith(".softshare") for n in os.listdir(root))
