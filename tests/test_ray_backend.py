@@ -23,7 +23,8 @@ from ray.tune.schedulers import TrialScheduler
 
 from nas.config import StudyConfig
 from nas.early_stop import StopRule, decide
-from nas.ray_backend import STUDY_TRIAL, EarlyStopScheduler, RayOptions, RayRunInterrupted, run_ray, train_trial
+from nas.ray_backend import RayOptions, RayRunInterrupted, run_ray, train_trial
+from nas.ray_search import STUDY_TRIAL, EarlyStopScheduler
 from nas.results import trial_rows
 from nas.storage import open_storage, state_counts
 
@@ -276,7 +277,7 @@ def test_a_killed_ray_run_is_restored_and_finishes_its_trials(ray_runtime, tmp_p
             return (any(t.state.is_finished() for t in trials)
                     and any(t.state == TrialState.RUNNING and len(t.user_attrs.get("curve", [])) == 2 for t in trials))
 
-        _wait_for(progressed, 150, "a finished trial and a running one two epochs in")
+        _wait_for(progressed, 600, "a finished trial and a running one two epochs in")
         # Kill mid-epoch. Ray saves its run state when a trial checkpoints (every epoch here), so
         # a trial two epochs in is in it; a kill at the very moment Ray replaces a checkpoint by
         # the next could still lose one (see below), and the test does not aim at that moment.
@@ -324,7 +325,7 @@ def test_ctrl_c_stops_the_run_and_resume_continues_it_from_its_checkpoints(ray_r
             return (folder / "journal.log").exists() and any(
                 t.state == TrialState.RUNNING and len(t.user_attrs.get("curve", [])) >= 2
                 for t in _load(folder, "ctrlc").trials)
-        _wait_for(two_epochs, 120, "two reported epochs")
+        _wait_for(two_epochs, 600, "two reported epochs")
         os.kill(os.getpid(), signal.SIGUSR1)  # Tune's Ctrl+C handler (SIGINT would also reach pytest)
 
     watcher = threading.Thread(target=interrupt_after_two_epochs, daemon=True)

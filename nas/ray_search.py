@@ -1,0 +1,272 @@
+"""The Ray Tune side of a study: Optuna's searcher on the study's storage, and the stopping rule as a scheduler.
+
+* :class:`StudySearch` is Ray's ``OptunaSearch`` on the study's own Optuna storage (journal file or
+  server URL), asked through the same define-by-run :func:`nas.space.define_space` with both
+  objectives. It records every trial's user attributes, ``trials/NNNN`` folder and final state the
+  way :mod:`nas.objective` does, so ``report`` and ``retrain`` read a Ray study unchanged.
+* :class:`EarlyStopScheduler` is a FIFO scheduler whose STOP/CONTINUE is
+  :func:`nas.early_stop.decide` (Ray's own schedulers rank trials by one metric).
+
+:mod:`nas.ray_backend` runs them (``run_ray``) with its trainable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import pathlib
+import pickle
+import shutil
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from softshare import ModelConfig
+from softshare.train import METRICS
+
+from .config import StudyConfig
+from .early_stop import Decision, StopRule, decide
+from .objective import finish_skipped, finish_trial, save_coefficients, skip_reason, trial_attrs, trial_dir
+from .space import define_space, plan_from_params
+from .storage import fail_stale_trials, worker_identity
+from .study import make_sampler, slots_left
+
+__all__ = ["EarlyStopScheduler", "StudySearch", "study_history", "METRICS_REPORTED", "SKIP", "SNAPSHOT", "STUDY_TRIAL"]
+
+log = logging.getLogger(__name__)
+
+METRICS_REPORTED = ("best_val_acc", "params")  # the study's objectives, as reported to Ray
+MODES = ("max", "min")
+STUDY_TRIAL = "study_trial"   # config/result key: the Optuna trial number (names trials/NNNN)
+SKIP = "skip"                 # config key: True when the trial is over budget or a duplicate
+SNAPSHOT = "ray-checkpoint"   # per-epoch checkpoint handed to Ray, inside the trial folder
+
+
+# --- early stopping ---------------------------------------------------------------------------
+
+
+class EarlyStopScheduler(FIFOScheduler):
+    """Stops Ray trials by :func:`nas.early_stop.decide`: the rule the Optuna backend applies.
+
+    It keeps the learning curve and parameter count of every trial it has seen, keyed by study
+    trial number: ``history`` (the study's trials before this run started) and every result of
+    this run. Restored trials bring their last report (with the whole curve) through
+    ``on_trial_add``, so ``Tuner.restore`` rebuilds what a fresh scheduler has lost.
+    """
+
+    def __init__(self, rule: StopRule, history: dict[int, tuple[list[float], int]] | None = None) -> None:
+        super().__init__()
+        if not isinstance(rule, StopRule):
+            raise ValueError(f"rule must be a StopRule, but got {rule=}.")
+        self.rule = rule
+        self.curves: dict[int, tuple[list[float], int]] = dict(history or {})
+        self.stopped: dict[str, str] = {}    # Ray trial id -> reason
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        if _judgeable(trial.last_result or {}):
+            self._remember(trial.last_result)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if not _judgeable(result):
+            return TrialScheduler.CONTINUE
+        number, curve, params = self._remember(result)
+        if len(curve) >= self.rule.max_epochs:  # a trial at its last epoch finishes anyway, as in train()
+            return TrialScheduler.CONTINUE
+        decision = self.judge(number, curve, params)
+        if decision.stop:
+            self.stopped[trial.trial_id] = decision.reason
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def judge(self, number: int, curve: list[float], params: int) -> Decision:
+        """The shared rule for trial ``number`` against every other curve seen so far."""
+        others = [(c, p) for n, (c, p) in self.curves.items() if n != number and c and p]
+        return decide(curve, params, others, self.rule)
+
+    def stop_reason(self, trial_id: str) -> str | None:
+        return self.stopped.get(trial_id)
+
+    def _remember(self, result: dict) -> tuple[int, list[float], int]:
+        number, curve, params = int(result[STUDY_TRIAL]), list(result["curve"]), int(result["params"])
+        self.curves[number] = (curve, params)
+        return number, curve, params
+
+
+def _judgeable(result: dict) -> bool:
+    """An epoch report (not a trial's final or skip report) with a curve of finite accuracies."""
+    curve = result.get("curve")
+    return (STUDY_TRIAL in result and not result.get("final") and bool(curve)
+            and all(isinstance(v, (int, float)) for v in curve))
+
+
+def study_history(study: optuna.Study) -> dict[int, tuple[list[float], int]]:
+    """(curve, params) of every trial of ``study`` that has both, by trial number."""
+    return {t.number: (list(t.user_attrs["curve"]), int(t.user_attrs["params"]))
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("curve") and t.user_attrs.get("params")
+            and all(v is not None for v in t.user_attrs["curve"])}
+
+
+# --- the search: Ray's OptunaSearch on the study's storage -------------------------------------
+
+
+def _outcome(result: dict | None, error: bool, stop_reason: str | None) -> tuple[TrialState, str, str]:
+    """(state, status, reason) of a trained Ray trial, as nas.objective names them."""
+    if error:
+        return (TrialState.FAIL, "failed", "the Ray trial errored (its worker died more often than max_failures "
+                "allows, or Ray could not start it); see error.txt in its Ray trial folder")
+    if stop_reason:
+        return TrialState.PRUNED, "pruned", stop_reason
+    if not result:
+        return TrialState.FAIL, "failed", "removed by Ray before it ran"
+    if result.get("final") and result.get("status") == "completed":
+        return TrialState.COMPLETE, "complete", ""
+    if result.get("final") and result.get("status") == "diverged":
+        return TrialState.FAIL, "failed", f"diverged: {result.get('reason', '')}"
+    if result.get("final"):
+        return TrialState.FAIL, "failed", result.get("reason") or "failed"
+    return TrialState.FAIL, "failed", "stopped by Ray before its budget (not by the early-stopping rule)"
+
+
+_RESULT_ATTRS = {"final_val_acc": "final_val_acc", "epochs_run": "epoch", "train_seconds": "train_seconds",
+                 "images_per_s": "images_per_s", "device": "device", "precision": "precision"}
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch on the study's storage that records trials as nas.objective does.
+
+    Every Ray trial is one Optuna trial of the study (``config[STUDY_TRIAL]`` is its number):
+    asked with the study's sampler through :func:`define_space`, described (plan, params, ...)
+    when asked, given its curve at every result, and told its outcome with user attributes and
+    a ``trials/NNNN/trial.json`` at the end. Over-budget and duplicate architectures still take
+    a Ray trial (one Ray trial per Optuna trial keeps ``n_trials`` the same on both backends),
+    which reports at once without training.
+    """
+
+    def __init__(self, cfg: StudyConfig, folder: pathlib.Path, storage: optuna.storages.BaseStorage,
+                 scheduler: EarlyStopScheduler, shape: tuple[int, int, int], run_name: str,
+                 existing_trials: int = 0) -> None:
+        super().__init__(space=functools.partial(define_space, space=cfg.search_space()),
+                         metric=list(METRICS_REPORTED), mode=list(MODES),
+                         sampler=make_sampler(cfg, resumed_at=existing_trials), study_name=cfg.name, storage=storage)
+        self._cfg, self._folder, self._scheduler = cfg, str(folder), scheduler
+        self._data_shape, self._run_name = tuple(shape), run_name
+        self._attrs: dict[str, dict] = {}
+        self._skips: dict[str, tuple[str, str]] = {}
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if trial_id not in self._ot_trials:
+            if slots_left(self._ot_study, self._cfg.n_trials) <= 0:
+                # The study is full (other workers share it, or a restored run had lost a trial):
+                # n_trials bounds the study, whatever number of samples Ray was asked for.
+                return Searcher.FINISHED
+            # Created with its owner (this driver) in one write: a driver killed right after
+            # asking leaves a trial that fail_stale_trials recognises as its own, not an anonymous one.
+            owner = {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id, "worker": worker_identity()}
+            self._ot_study.enqueue_trial({}, user_attrs=owner)
+            self._ot_trials[trial_id] = self._ot_study.ask()
+        config = super().suggest(trial_id)
+        if not isinstance(config, dict):
+            return config
+        trial = self._ot_trials[trial_id]
+        attrs = trial_attrs(plan_from_params(config), self._data_shape, self._cfg.seed)
+        for key, value in (attrs | {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}).items():
+            trial.set_user_attr(key, value)  # again: another process's ask may have taken the queued one
+        self._attrs[trial_id] = attrs
+        skip = skip_reason(self._ot_study, self._cfg, trial.number, attrs)
+        if skip is not None:
+            self._skips[trial_id] = skip
+        return config | {STUDY_TRIAL: trial.number, SKIP: skip is not None}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if not _judgeable(result) or trial_id in self._completed_trials or (trial := self._trial(trial_id)) is None:
+            return
+        trial.set_user_attr("curve", list(result["curve"]))
+        trial.set_user_attr("worker", worker_identity())  # the driver holds the trial: its heartbeat
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or (trial := self._trial(trial_id)) is None:
+            return
+        self._completed_trials.add(trial_id)
+        if self._ot_study._storage.get_trial(trial._trial_id).state.is_finished():
+            log.warning("trial %d was already finished in the study; Ray's repeat is ignored", trial.number)
+            return
+        if trial_id in self._skips:
+            finish_skipped(self._ot_study, trial, *self._skips[trial_id])
+            return
+        state, status, reason = _outcome(result, error, self._scheduler.stop_reason(trial_id))
+        self._record_result(trial, result or {})
+        folder = trial_dir(pathlib.Path(self._folder), trial.number)
+        if folder.is_dir():  # a pruned trial's worker was ended mid-run: its last checkpoint is here
+            shutil.rmtree(folder / SNAPSHOT, ignore_errors=True)
+            save_coefficients(folder, keep_checkpoints=False)
+        values = [result["best_val_acc"], result["params"]] if state == TrialState.COMPLETE else None
+        finish_trial(self._ot_study, trial, state, status, reason, values=values,
+                     folder=folder if folder.is_dir() else None, record=self._record(trial_id, folder))
+
+    def _record_result(self, trial: optuna.Trial, result: dict) -> None:
+        if not result.get("curve"):
+            return
+        trial.set_user_attr("curve", list(result["curve"]))
+        for attr, key in _RESULT_ATTRS.items():
+            if key in result:
+                trial.set_user_attr(attr, result[key])
+        if result.get("resumed_from_epoch"):
+            trial.set_user_attr("resumed_from_epoch", result["resumed_from_epoch"])
+
+    def _record(self, trial_id: str, folder: pathlib.Path) -> dict:
+        attrs = self._attrs[trial_id]
+        classes, channels, _ = self._data_shape
+        record = {"attrs": attrs, "model_config": ModelConfig(attrs["plan"], num_classes=classes,
+                                                              in_channels=channels).to_dict(),
+                  "train_config": self._cfg.train_config().to_dict(), "data_config": self._cfg.data_config().to_dict(),
+                  "backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}
+        if (folder / METRICS).is_file():
+            record["result"] = json.loads((folder / METRICS).read_text())
+        return record
+
+    # Ray saves the searcher with plain pickle and restores it into the object unpickled from
+    # tuner.pkl; the scheduler is that object's link to its scheduler, so it is not saved.
+    def save(self, checkpoint_path: str) -> None:
+        state = {k: v for k, v in self.__dict__.items() if k != "_scheduler"}
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(state, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self._adopt_running_trials()
+
+    def _adopt_running_trials(self) -> None:
+        """After Tuner.restore: keep this run's unfinished trials, fail other ones left RUNNING.
+
+        The dead driver's trials look stale, so they get this driver's identity first. Those of
+        this run the saved searcher does not know (Ray's trial list and the searcher are saved
+        one after the other) stay RUNNING too: Ray may resume them, and :meth:`_trial` adopts
+        them then; :func:`_fail_leftovers` fails the rest when the run ends."""
+        storage = self._ot_study._storage
+        for trial_id, trial in self._ot_trials.items():
+            if trial_id not in self._completed_trials and storage.get_trial(trial._trial_id).state.is_finished():
+                self._completed_trials.add(trial_id)  # finished after Ray's last saved state
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get("ray_run") == self._run_name:
+                storage.set_trial_user_attr(frozen._trial_id, "worker", worker_identity())
+        if failed := fail_stale_trials(self._ot_study):
+            log.warning("trials %s were left running by dead workers; marked failed", failed)
+
+    def _trial(self, trial_id: str) -> optuna.Trial | None:
+        """The study trial of Ray trial ``trial_id``: known, or adopted from the storage."""
+        if trial_id in self._ot_trials:
+            return self._ot_trials[trial_id]
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get("ray_trial") == trial_id and frozen.user_attrs.get("ray_run") == self._run_name:
+                log.info("Ray trial %s resumed study trial %d, unknown to the saved searcher", trial_id, frozen.number)
+                self._ot_trials[trial_id] = optuna.Trial(self._ot_study, frozen._trial_id)
+                self._attrs[trial_id] = trial_attrs(plan_from_params(frozen.params), self._data_shape, self._cfg.seed)
+                if (skip := skip_reason(self._ot_study, self._cfg, frozen.number, self._attrs[trial_id])) is not None:
+                    self._skips[trial_id] = skip
+                return self._ot_trials[trial_id]
+        return None
