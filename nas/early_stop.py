@@ -274,8 +274,8 @@ def decide(
     accuracy after epoch r (``curve[r - 1]``), never a later one. With n such trials (n >=
     ``rule.min_trials``, else continue), this trial continues only if it is among the first
     max(n // eta, e) of :func:`rank_at_rung`, e being the number of ends of the first front
-    there (2, or 1 when it is one point: both ends of the front always continue); where it is identical (same accuracy and params)
-    to other trials it ranks first among them. So ties never stop a trial, as in Optuna's
+    there (2, or 1 when it is one point: both ends of the front always continue); where it is
+    identical (same accuracy and params) to other trials it ranks first among them. So ties never stop a trial, as in Optuna's
     SuccessiveHalvingPruner and Ray's ASHA; ranking the candidate last instead would let two
     identical leaders each stop the other.
 

@@ -154,7 +154,7 @@ def failure_reason(exc: BaseException) -> str:
     """One line for a trial that raised; CUDA's out-of-memory error (or any "out of memory") is named."""
     oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
     reason = f"out of memory: {exc}" if oom else f"{type(exc).__name__}: {exc}"
-    return reason.splitlines()[0] if reason.strip() else type(exc).__name__
+    return reason.splitlines()[0]  # never empty: it starts with the exception's type
 
 
 def _finite_prefix(curve: list) -> list[float]:

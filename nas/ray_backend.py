@@ -42,7 +42,7 @@ from softshare.train import CHECKPOINT, METRICS, train
 from .config import StudyConfig
 from .objective import data_shape, failure_reason, save_coefficients, trial_dir
 from .space import plan_from_params
-from .storage import fail_stale_trials, open_storage, open_study
+from .storage import fail_running_trial, fail_stale_trials, open_storage, open_study
 from .ray_search import SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch, study_history
 from .study import MAX_CONSECUTIVE_DUPLICATES, prepare_study, slots_left
 
@@ -165,7 +165,8 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     """
     cfg = StudyConfig.from_dict(study)
     number, plan = int(config[STUDY_TRIAL]), plan_from_params(config)
-    params = plan.num_parameters(data.num_classes, data.train.images.shape[1])
+    classes, channels, _ = data_shape(data)
+    params = plan.num_parameters(classes, channels)
     blank = {"curve": [], "epochs_run": 0, "best_val_acc": None, "final_val_acc": None, "train_seconds": 0.0,
              "images_per_s": 0.0, "device": "", "precision": "", "stop_reason": ""}
     if config.get(SKIP):
@@ -176,7 +177,7 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     out = trial_dir(pathlib.Path(folder), number)
     out.mkdir(parents=True, exist_ok=True)
     resumed_from = _restore_from_ray(out)
-    model_config = ModelConfig(plan.text, num_classes=data.num_classes, in_channels=data.train.images.shape[1])
+    model_config = ModelConfig(plan.text, num_classes=classes, in_channels=channels)
     try:
         result = train(model_config, cfg.train_config(), data, data_config=cfg.data_config(), out_dir=out,
                        resume=resumed_from > 0, callback=_epoch_reporter(out, number, params, resumed_from))
@@ -266,15 +267,9 @@ def _fail_leftovers(study: optuna.Study, run_name: str) -> None:
     Only a driver killed between saving Ray's trial list and the searcher's state leaves such a
     trial (the searcher knows it, Ray does not); it would otherwise hold a slot forever."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get("ray_run") != run_name:
-            continue
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, "status", "failed")
-            study._storage.set_trial_user_attr(trial._trial_id, "reason", "lost by an interrupted Ray run")
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if trial.user_attrs.get("ray_run") == run_name and fail_running_trial(study, trial,
+                                                                               "lost by an interrupted Ray run"):
             log.warning("trial %d was lost by the interrupted Ray run; marked failed", trial.number)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
 
 
 def _fit(tuner: tune.Tuner, run: dict, study: optuna.Study, cfg: StudyConfig) -> None:

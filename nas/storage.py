@@ -23,7 +23,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-__all__ = ["open_storage", "open_study", "worker_identity", "fail_stale_trials", "state_counts",
+__all__ = ["open_storage", "open_study", "worker_identity", "fail_running_trial", "fail_stale_trials", "state_counts",
            "JOURNAL_FILE", "HEARTBEAT_S", "STALE_AFTER_S"]
 
 log = logging.getLogger(__name__)
@@ -116,15 +116,22 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
         if worker is not None and _worker_alive(worker):
             continue
         reason = f"worker {worker.get('host')}:{worker.get('pid')} died" if worker else "worker never reported"
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, "status", "failed")
-            study._storage.set_trial_user_attr(trial._trial_id, "reason", reason)
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if fail_running_trial(study, trial, reason):
             failed.append(trial.number)
             log.warning("trial %d was left running by a dead worker; marked failed (%s)", trial.number, reason)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker got there first
     return failed
+
+
+def fail_running_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
+    """Mark a RUNNING trial that nobody will finish FAIL, with status "failed" and ``reason``;
+    False when another process finished it first."""
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, "status", "failed")
+        study._storage.set_trial_user_attr(trial._trial_id, "reason", reason)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return True
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 def state_counts(study: optuna.Study) -> Counter:
