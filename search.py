@@ -189,7 +189,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 _STUDY_DATA = {"dataset": "dataset", "data": "root", "download": "download", "val_fraction": "val_fraction",
                "train_subset": "train_subset", "image_size": "image_size"}
 _STUDY_RECIPE = ("epochs", "batch_size", "lr", "schedule", "cutout", "weight_decay")
-_STUDY_STOP = {"eta": "eta", "min_epochs": "min_epochs", "patience": "patience", "early_stopping": "enabled"}
+_STUDY_STOP = {"eta": "eta", "min_epochs": "min_epochs", "patience": "patience", "early_stopping": "enabled",
+               "stop_margin": "margin"}
 
 
 def _study_config(args: argparse.Namespace):
@@ -214,8 +215,9 @@ def _study_config(args: argparse.Namespace):
         space = load_space(given["space"], PRESETS[cfg.preset]).to_dict()
     top = {k: given[k] for k in ("n_trials", "sampler", "seed", "workers", "device", "precision", "storage")
            if k in given}
-    if "max_params" in given:
-        top["max_params"] = given["max_params"]
+    for key in ("max_params", "baselines"):
+        if key in given:
+            top[key] = given[key]
     return replace(cfg, data=data, recipe=recipe, early_stopping=stop, space=space, **top), folder
 
 
@@ -253,7 +255,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     rows = trial_rows(study)
     counts = state_counts(study)
     print(f"study {cfg.name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed "
-          f"of {cfg.n_trials} ({counts['DUPLICATE']} duplicate proposals reused earlier results)")
+          f"of {cfg.n_trials}; {counts['OVER_BUDGET']} proposals over --max-params were recorded untrained")
     front = front_rows(rows)
     if front:
         print("Pareto front (validation accuracy vs parameters):")
@@ -289,7 +291,11 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default=S, help="default tpe (multivariate)")
     p.add_argument("--seed", type=_int_at_least(0), default=S, help="sampler and training seed (default 0)")
     p.add_argument("--space", default=S, metavar="FILE", help="JSON/TOML file of ranges (depths, widths, max_templates, ...)")
-    p.add_argument("--max-params", type=_int_at_least(1), default=S, help="configs above this are rejected untrained")
+    p.add_argument("--max-params", type=_int_at_least(1), default=S,
+                   help="parameter budget: larger proposals are resampled, never trained")
+    p.add_argument("--baselines", choices=("paper", "none"), default=S,
+                   help="paper (default): also train the paper's uniform plans (plain WRN-d-k, SWRN-d-k-s) "
+                        "spanning the space, about a quarter of the trials; none: search only")
     p.add_argument("--workers", type=_int_at_least(1), default=S, help="local worker processes (default 1)")
     p.add_argument("--storage", default=S, metavar="URL", help="Optuna storage URL (default: journal file in the study folder)")
     p.add_argument("--results-dir", default="results", help="parent folder of study folders (default ./results)")
@@ -309,7 +315,11 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--weight-decay", type=_float_in(0.0), default=S)
     e = p.add_argument_group("early stopping (Pareto-aware successive halving)")
     e.add_argument("--eta", type=_int_at_least(2), default=S, help="keep the top 1/eta at each rung")
-    e.add_argument("--min-epochs", type=_int_at_least(1), default=S, help="first rung (epochs)")
+    e.add_argument("--min-epochs", type=_int_at_least(1), default=S,
+                   help="first rung (epochs; default a quarter of the budget)")
+    e.add_argument("--stop-margin", type=_float_in(0.0), default=S, metavar="ACC",
+                   help="stop a trial only when it trails what a rung keeps by more than this accuracy "
+                        "(e.g. 0.02; default: one standard error of the difference on the validation set)")
     e.add_argument("--patience", type=_int_at_least(1), default=S, help="also stop after this many epochs without gain")
     e.add_argument("--no-early-stopping", dest="early_stopping", action="store_false", default=S)
     g = p.add_argument_group("runtime")

@@ -16,10 +16,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator
 from plotly.subplots import make_subplots
 
-__all__ = ["curves_figure", "hypervolume_figure", "pareto_figure", "pareto_png", "plan_text", "similarity_figure",
-           "templates_text"]
+from .noise import binomial_se
+from .verdict import accuracy_text
 
-SHARED, PLAIN, MUTED = "#2563eb", "#ea580c", "#9ca3af"
+__all__ = ["curves_figure", "hypervolume_figure", "pareto_figure", "pareto_png", "plan_text", "sharing_figure",
+           "similarity_figure", "templates_text"]
+
+SHARED, PLAIN, MUTED, INK = "#2563eb", "#ea580c", "#9ca3af", "#111827"
 STRIP_SYMBOLS = {"failed": ("x", "#dc2626"), "over-budget": ("x-thin-open", "#6b7280"), "running": ("hourglass", MUTED)}
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif"
 
@@ -39,13 +42,19 @@ def plan_text(r: dict) -> str:
     return f"{r['plan_name']} ({r['plan']})" if named else r["plan_name"] or r["plan"]
 
 
+def accuracy_se(r: dict) -> float:
+    """Binomial standard error of the accuracy a row is drawn at (val acc, or best seen before it was
+    stopped), from its validation-set size; 0.0 when either is unknown."""
+    return binomial_se(r["accuracy"], r["val_images"]) if r["accuracy"] is not None else 0.0
+
+
 def _hover(r: dict) -> str:
-    tags = [r["status"]] + ["on the Pareto front"] * r["on_front"] + ["knee"] * r["knee"]
+    tags = [r["status"]] + ["baseline"] * r["baseline"] + ["on the Pareto front"] * r["on_front"] + ["knee"] * r["knee"]
     lines = [f"<b>trial {r['trial']}</b> · {' · '.join(tags)}", plan_text(r),
              f"depth {r['depth']} · width {r['width']} · templates {templates_text(r['templates'])}",
              f"{r['params'] or 0:,} params · {(r['macs'] or 0) / 1e6:,.2f} M mult-adds"]
     if r["state"] == "complete":
-        lines.append(f"val acc {r['accuracy']:.2%} after {r['epochs']} epochs")
+        lines.append(f"val acc {accuracy_text(r['accuracy'], accuracy_se(r))} after {r['epochs']} epochs")
     elif r["accuracy"] is not None:
         lines.append(f"best val acc before it was stopped: {r['accuracy']:.2%} (epoch {r['epochs']} of the budget)")
     elif r["best_val_acc_seen"] is not None:  # still running
@@ -60,6 +69,14 @@ def _hover(r: dict) -> str:
 # --- figures -----------------------------------------------------------------------------------
 
 
+def _error_y(rows: list[dict], color: str) -> dict:
+    """Error bars of one standard error (accuracy_se); hidden when no row knows its validation-set size."""
+    se = [accuracy_se(r) for r in rows]
+    if not any(se):
+        return {"visible": False}
+    return {"type": "data", "array": se, "visible": True, "color": color, "thickness": 1, "width": 0}
+
+
 def _style(fig: go.Figure, height: int) -> go.Figure:
     fig.update_layout(template="plotly_white", height=height, font={"family": FONT, "size": 13},
                       margin={"l": 64, "r": 24, "t": 48, "b": 56}, hoverlabel={"font_family": FONT},
@@ -67,21 +84,36 @@ def _style(fig: go.Figure, height: int) -> go.Figure:
     return fig
 
 
+def _trial_traces(rows: list[dict]) -> list[go.Scatter]:
+    """One trace per (baseline, shared, complete/stopped) group of placed trials, each with error bars.
+    Baselines get a larger marker with a dark outline; every point is one trial (meta "trial")."""
+    traces = []
+    for baseline in (False, True):
+        for shared, color, symbol, label in ((True, SHARED, "circle", "shared"), (False, PLAIN, "square", "plain WRN")):
+            for state, suffix, opacity in (("complete", "", 0.85), ("pruned", "-open", 0.7)):
+                pts = [r for r in rows if r["baseline"] == baseline and bool(r["shared"]) == shared
+                       and r["state"] == state]
+                if not pts:
+                    continue
+                kind = f"baseline ({'uniform SWRN' if shared else 'plain WRN'})" if baseline else label
+                outline = {"width": 2, "color": INK} if baseline else {"width": 1.2}
+                traces.append(go.Scatter(
+                    x=[r["params"] for r in pts], y=[r["accuracy"] for r in pts], mode="markers", meta="trial",
+                    name=f"{kind}, {'complete' if state == 'complete' else 'stopped early (best seen)'}",
+                    hovertext=[_hover(r) for r in pts], hoverinfo="text", opacity=opacity,
+                    error_y=_error_y(pts, color),
+                    marker={"symbol": symbol + suffix, "color": color, "size": 12 if baseline else 9,
+                            "line": outline}))
+    return traces
+
+
 def pareto_figure(data: dict) -> go.Figure:
     rows = [r for r in data["rows"] if r["params"]]
     strip = [r for r in rows if r["accuracy"] is None]
     fig = make_subplots(rows=2 if strip else 1, cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         row_heights=[0.85, 0.15] if strip else [1.0])
-    for shared, color, symbol, label in ((True, SHARED, "circle", "shared"), (False, PLAIN, "square", "plain WRN")):
-        for state, suffix, opacity in (("complete", "", 0.85), ("pruned", "-open", 0.7)):
-            pts = [r for r in rows if r["accuracy"] is not None and bool(r["shared"]) == shared and r["state"] == state]
-            if pts:
-                fig.add_trace(go.Scatter(
-                    x=[r["params"] for r in pts], y=[r["accuracy"] for r in pts], mode="markers", meta="trial",
-                    name=f"{label}, {'complete' if state == 'complete' else 'stopped early (best seen)'}",
-                    hovertext=[_hover(r) for r in pts], hoverinfo="text", opacity=opacity,
-                    marker={"symbol": symbol + suffix, "color": color, "size": 9, "line": {"width": 1.2}}),
-                    row=1, col=1)
+    for trace in _trial_traces([r for r in rows if r["accuracy"] is not None]):
+        fig.add_trace(trace, row=1, col=1)
     front, knee = data["front"], data["knee"]  # drawn over the trials: visible among 1,000 of them
     fig.add_trace(go.Scatter(x=[r["params"] for r in front], y=[r["accuracy"] for r in front], mode="lines",
                              line={"color": "#111827", "width": 1.5, "shape": "hv"}, name="Pareto front",
@@ -101,6 +133,41 @@ def pareto_figure(data: dict) -> go.Figure:
     fig.update_xaxes(title_text="parameters (log scale)", row=2 if strip else 1, col=1)
     fig.update_yaxes(title_text="validation accuracy", tickformat=".0%", row=1, col=1)
     return _style(fig, 600 if strip else 540).update_layout(margin={"b": 110})
+
+
+def _front_trace(rows: list[dict], name: str, color: str, meta: str, labels: bool) -> go.Scatter:
+    return go.Scatter(x=[r["params"] for r in rows], y=[r["accuracy"] for r in rows], name=name, meta=meta,
+                      mode="lines+markers+text" if labels else "lines+markers", line={"color": color, "width": 2,
+                      "shape": "hv"}, marker={"color": color, "size": 10, "line": {"width": 1, "color": "#fff"}},
+                      text=[r["plan_name"] for r in rows] if labels else None, textposition="top center",
+                      error_y=_error_y(rows, color), hovertext=[_hover(r) for r in rows], hoverinfo="text")
+
+
+def _other_trace(rows: list[dict], name: str, color: str, meta: str, labels: bool) -> go.Scatter:
+    return go.Scatter(x=[r["params"] for r in rows], y=[r["accuracy"] for r in rows], name=name, meta=meta,
+                      mode="markers+text" if labels else "markers", opacity=0.6,
+                      marker={"color": color, "size": 8, "symbol": "circle-open" if labels else "circle"},
+                      text=[r["plan_name"] for r in rows] if labels else None, textposition="bottom center",
+                      error_y=_error_y(rows, color), hovertext=[_hover(r) for r in rows], hoverinfo="text")
+
+
+def sharing_figure(data: dict) -> go.Figure:
+    """'Does sharing pay?': the baselines' Pareto front and the searched plans' front on one plot, each
+    point with its standard error, the hypervolume of each front (one shared reference) in the legend."""
+    v, fig = data["verdict"], go.Figure()
+    for key, rows, label, color in (("searched", v["searched"], "searched plans", SHARED),
+                                    ("baseline", v["baselines"], "baselines", INK)):
+        front, labels = v[f"{key}_front"], key == "baseline"  # a handful of baselines: name them on the plot
+        on_front = {r["trial"] for r in front}
+        others = [r for r in rows if r["trial"] not in on_front]
+        if others:
+            fig.add_trace(_other_trace(others, f"{label}, off their front", color, key, labels))
+        if front:
+            name = f"{label}' front · hypervolume {v[f'{key}_hypervolume']:.3f}"
+            fig.add_trace(_front_trace(front, name, color, f"{key}-front", labels))
+    fig.update_xaxes(type="log", title_text="parameters (log scale)")
+    fig.update_yaxes(title_text="validation accuracy (± 1 SE)", tickformat=".0%")
+    return _style(fig, 480)
 
 
 def hypervolume_figure(data: dict) -> go.Figure:
@@ -165,6 +232,13 @@ def similarity_figure(banks: list[dict]) -> go.Figure:
     return fig.update_layout(width=340 * cols + 140 if cols < 3 else None)
 
 
+def _png_error_bars(ax, rows: list[dict], color: str) -> None:
+    se = [accuracy_se(r) for r in rows]
+    if any(se):
+        ax.errorbar([r["params"] for r in rows], [r["accuracy"] for r in rows], yerr=se, fmt="none", ecolor=color,
+                    elinewidth=0.8, alpha=0.5)
+
+
 def pareto_png(data: dict) -> bytes:
     fig = Figure(figsize=(7, 4.4), dpi=150, layout="constrained")
     ax = fig.add_subplot()
@@ -176,6 +250,11 @@ def pareto_png(data: dict) -> bytes:
                 ax.scatter([r["params"] for r in pts], [r["accuracy"] for r in pts], s=28, marker=marker,
                            facecolors=color if filled else "none", edgecolors=color, alpha=0.85 if filled else 0.6,
                            label=f"{label}{'' if filled else ', stopped early'}")
+                _png_error_bars(ax, pts, color)
+    baselines = [r for r in data["rows"] if r["baseline"] and r["accuracy"] is not None and r["params"]]
+    if baselines:
+        ax.scatter([r["params"] for r in baselines], [r["accuracy"] for r in baselines], s=90, marker="o",
+                   facecolors="none", edgecolors=INK, linewidths=1.3, zorder=3, label="baseline")
     front, knee = data["front"], data["knee"]
     ax.step([r["params"] for r in front], [r["accuracy"] for r in front], where="post", color="#111827", lw=1.2,
             zorder=4, label="Pareto front")

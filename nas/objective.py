@@ -1,10 +1,12 @@
-"""One trial: sample a plan, train it with Pareto-aware early stopping, record what happened.
+"""One trial: take its plan (sampled, or a baseline's), train it with Pareto-aware early stopping,
+record what happened.
 
 Outcomes, each recorded in the trial's user attributes and folder (``trials/NNNN/trial.json``):
 complete (values: best validation accuracy, parameters), pruned by the stopping rule (its
-curve kept), over-budget (``--max-params``; no training), duplicate (an architecture already
-evaluated; its values are reused, nothing trained), failed (diverged, out of memory, an
-exception: the reason is kept and the study goes on).
+curve kept), failed (diverged, out of memory, an exception: the reason is kept and the study
+goes on). Rarely, and never trained, taking no slot: over-budget (``--max-params``) and
+duplicate (another trial trains the same architecture): the sampler wrapper keeps both out, so
+these only mark races between workers.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import math
 import pathlib
 import threading
 import traceback
+from dataclasses import replace
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
-from softshare import ModelConfig, SharingPlan
+from softshare import ModelConfig, SharingPlan, parse_plan
 from softshare.analysis import coefficient_matrices
 from softshare.checkpoint import atomic_write_text, dumps
 from softshare.data import Dataset
@@ -28,11 +31,12 @@ from softshare.train import BEST, CHECKPOINT, EpochMetrics, train
 
 from .config import StudyConfig
 from .early_stop import decide
-from .space import define_space, plan_from_params
+from .sampler import OVER_BUDGET
+from .space import BASELINE_ATTR, define_space, plan_from_params
 from .storage import HEARTBEAT_S, worker_identity
 
 __all__ = ["data_shape", "duplicate_of", "failure_reason", "finish_skipped", "finish_trial", "run_trial",
-           "save_coefficients", "skip_reason", "trial_attrs", "trial_dir"]
+           "save_coefficients", "skip_reason", "trial_attrs", "trial_dir", "trial_plan", "val_images", "stop_rule_for"]
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +72,33 @@ def data_shape(data: Dataset) -> tuple[int, int, int]:
     return data.num_classes, data.train.images.shape[1], data.train.images.shape[-1]
 
 
-def trial_attrs(plan: SharingPlan, shape: tuple[int, int, int], seed: int) -> dict:
+def val_images(data: Dataset) -> int | None:
+    """Size of the validation split (what an accuracy's standard error depends on), or None."""
+    return len(data.val.labels) if data.val is not None else None
+
+
+def trial_attrs(plan: SharingPlan, shape: tuple[int, int, int], seed: int, val_size: int | None = None,
+                baseline: bool = False) -> dict:
     """What a trial records about its architecture before training; ``shape`` as :func:`data_shape`."""
     classes, channels, size = shape
     return {"plan": plan.text, "plan_name": plan.name, "shared": plan.is_shared, "depth": plan.depth,
             "width": plan.width, "templates": plan.templates_per_group(),
             "params": plan.num_parameters(classes, channels), "macs": plan.multiply_adds(size, classes, channels),
-            "seed": seed, "worker": worker_identity()}
+            "seed": seed, "val_images": val_size, BASELINE_ATTR: baseline, "worker": worker_identity()}
+
+
+def trial_plan(trial: optuna.Trial, space) -> SharingPlan:
+    """The plan of ``trial``: a baseline's fixed plan, else what it asks of ``space``."""
+    define_space(trial, space)
+    if trial.user_attrs.get(BASELINE_ATTR):
+        return parse_plan(trial.user_attrs["plan"])
+    return plan_from_params(trial.params)
 
 
 def _describe(trial: optuna.Trial, cfg: StudyConfig, data: Dataset) -> tuple[ModelConfig, dict]:
-    define_space(trial, cfg.search_space())
-    plan = plan_from_params(trial.params)
+    plan = trial_plan(trial, cfg.search_space())
     classes, channels, _ = shape = data_shape(data)
-    attrs = trial_attrs(plan, shape, cfg.seed)
+    attrs = trial_attrs(plan, shape, cfg.seed, val_images(data), bool(trial.user_attrs.get(BASELINE_ATTR)))
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     return ModelConfig(plan.text, num_classes=classes, in_channels=channels), attrs
@@ -103,51 +120,38 @@ def finish_trial(study: optuna.Study, trial: optuna.Trial, state: TrialState, st
 
 
 def duplicate_of(study: optuna.Study, plan: str, number: int) -> optuna.trial.FrozenTrial | None:
-    """A trial (not ``number``) that trained the same architecture: one that completed, else
-    one the stopping rule stopped; ``None`` when the architecture is new to the study."""
-    stopped = None
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if t.number == number or t.user_attrs.get("plan") != plan:
-            continue
-        if t.user_attrs.get("status") == "complete":
+    """Another trial that trains or trained the same architecture (running, completed or stopped by
+    the rule), or ``None`` when the architecture is new to the study."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
+        if t.number != number and t.user_attrs.get("plan") == plan and t.user_attrs.get("status") in (
+                None, "complete", "pruned"):
             return t
-        if t.user_attrs.get("status") == "pruned" and stopped is None:
-            stopped = t
-    return stopped
+    return None
 
 
 def skip_reason(study: optuna.Study, cfg: StudyConfig, number: int, attrs: dict) -> tuple[str, str] | None:
     """(status, reason) when trial ``number`` must not train: over ``max_params``, or an
-    architecture already trained in the study (to its end, or until the rule stopped it: on the
-    same data with the same seed it would learn the same curve); ``None`` when it trains."""
+    architecture another trial trains or trained (on the same data with the same seed it would
+    learn the same curve); ``None`` when it trains. The sampler (:mod:`nas.sampler`) already
+    proposes only new plans within the budget: this catches what slips past it (two workers
+    proposing one plan at the same moment, a baseline queued twice)."""
     if cfg.max_params is not None and attrs["params"] > cfg.max_params:
-        return "over-budget", f"{attrs['params']:,} parameters > max_params {cfg.max_params:,}; not trained"
+        return OVER_BUDGET, f"{attrs['params']:,} parameters > max_params {cfg.max_params:,}; not trained"
     if (twin := duplicate_of(study, attrs["plan"], number)) is not None:
-        return "duplicate", _duplicate_reason(twin)
+        return "duplicate", f"same architecture as trial {twin.number}; not trained"
     return None
 
 
-def _duplicate_reason(twin: optuna.trial.FrozenTrial) -> str:
-    stopped = "" if twin.state == TrialState.COMPLETE else f", stopped early ({twin.user_attrs.get('reason', '')})"
-    return f"same architecture as trial {twin.number}{stopped}"
-
-
-def finish_skipped(study: optuna.Study, trial: optuna.Trial, status: str, reason: str) -> str:
-    """End a trial that :func:`skip_reason` said not to train. An over-budget one is pruned; a
-    duplicate ends as its twin did (completed with its values and metrics, or pruned), costs
-    nothing and takes no slot."""
-    if status == "over-budget":
+def finish_skipped(study: optuna.Study, trial: optuna.Trial, status: str, reason: str,
+                   max_params: int | None = None) -> str:
+    """End a trial that :func:`skip_reason` said not to train; it takes no slot. Over the budget:
+    PRUNED with a violated constraint (the sampler learns the budget). A duplicate: FAIL, so the
+    storage never holds a COMPLETE copy of another trial's result (one would pull TPE back to
+    the same spot)."""
+    if status == OVER_BUDGET:
+        trial.set_constraint("max_params", float(trial.user_attrs["params"] - max_params))
         return finish_trial(study, trial, TrialState.PRUNED, status, reason)
-    twin = duplicate_of(study, trial.user_attrs["plan"], trial.number)
-    if twin is None:  # only if the twin left the storage in between
-        return finish_trial(study, trial, TrialState.FAIL, "failed", "its twin architecture vanished")
-    for key in ("final_val_acc", "epochs_run", "train_seconds", "images_per_s", "device"):
-        trial.set_user_attr(key, twin.user_attrs.get(key))
-    trial.set_user_attr("duplicate_of", twin.number)
-    if twin.state == TrialState.PRUNED:
-        return finish_trial(study, trial, TrialState.PRUNED, "duplicate", _duplicate_reason(twin))
-    return finish_trial(study, trial, TrialState.COMPLETE, "duplicate", _duplicate_reason(twin),
-                        values=list(twin.values))
+    return finish_trial(study, trial, TrialState.FAIL, status, reason)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -167,8 +171,14 @@ def _finite_prefix(curve: list) -> list[float]:
     return out
 
 
+def stop_rule_for(cfg: StudyConfig, val_size: int | None):
+    """The study's stopping rule, with the validation set's size for its noise margin."""
+    rule = cfg.stop_rule()
+    return rule if rule.val_images is not None or val_size is None else replace(rule, val_images=val_size)
+
+
 def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyConfig, reporter):
-    rule, curve = cfg.stop_rule(), []
+    rule, curve = stop_rule_for(cfg, attrs["val_images"]), []
 
     def on_epoch(m: EpochMetrics):
         curve.append(m.val_acc)
@@ -203,7 +213,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, cfg: StudyConfig, data: 
     if reporter is not None:
         reporter.trial_start(trial.number, attrs)
     if (skip := skip_reason(study, cfg, trial.number, attrs)) is not None:
-        return finish_skipped(study, trial, *skip)
+        return finish_skipped(study, trial, *skip, max_params=cfg.max_params)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"attrs": attrs, "model_config": model_config.to_dict(), "train_config": cfg.train_config().to_dict(),
               "data_config": cfg.data_config().to_dict()}

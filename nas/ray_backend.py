@@ -34,17 +34,16 @@ import torch
 from optuna.trial import TrialState
 from ray import tune
 
-from softshare import ModelConfig
+from softshare import ModelConfig, parse_plan
 from softshare.checkpoint import atomic_write_text
 from softshare.data import Dataset, load_dataset
 from softshare.train import CHECKPOINT, METRICS, train
 
 from .config import StudyConfig
-from .objective import data_shape, failure_reason, save_coefficients, trial_dir
-from .space import plan_from_params
+from .objective import data_shape, failure_reason, save_coefficients, stop_rule_for, trial_dir, val_images
 from .storage import fail_running_trial, fail_stale_trials, open_storage, open_study
-from .ray_search import SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch, study_history
-from .study import MAX_CONSECUTIVE_DUPLICATES, prepare_study, slots_left
+from .ray_search import PLAN, SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch, study_history
+from .study import make_sampler, prepare_study, slots_left
 
 __all__ = ["RayOptions", "RayRunInterrupted", "run_ray", "train_trial"]
 
@@ -164,7 +163,7 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     the study folder (shared storage on a multi-node cluster).
     """
     cfg = StudyConfig.from_dict(study)
-    number, plan = int(config[STUDY_TRIAL]), plan_from_params(config)
+    number, plan = int(config[STUDY_TRIAL]), parse_plan(config[PLAN])
     classes, channels, _ = data_shape(data)
     params = plan.num_parameters(classes, channels)
     blank = {"curve": [], "epochs_run": 0, "best_val_acc": None, "final_val_acc": None, "train_seconds": 0.0,
@@ -221,9 +220,9 @@ def _new_tuner(cfg: StudyConfig, folder: pathlib.Path, options: RayOptions, trai
     taken = {r["name"] for r in study.user_attrs.get("ray_runs") or []}  # two runs started in one second
     name = next(n for n in (stamp, *(f"{stamp}-{k}" for k in range(2, len(taken) + 2))) if n not in taken)
     storage_path = options.storage_path or str(folder / RAY_DIR)
-    scheduler = EarlyStopScheduler(cfg.stop_rule(), study_history(study))
+    scheduler = EarlyStopScheduler(stop_rule_for(cfg, val_images(data)), study_history(study))
     searcher = StudySearch(cfg, folder, open_storage(folder, cfg.storage), scheduler, data_shape(data), name,
-                           existing_trials=len(study.get_trials(deepcopy=False)))
+                           existing_trials=len(study.get_trials(deepcopy=False)), val_size=val_images(data))
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=slots,
@@ -280,15 +279,14 @@ def _fit(tuner: tune.Tuner, run: dict, study: optuna.Study, cfg: StudyConfig) ->
     _fail_leftovers(study, run["name"])
 
 
-def _stalled(study: optuna.Study, run_name: str, folder: pathlib.Path) -> int:
-    """A Ray run filled no slot: raise if all its trials failed (something systematic), else return
-    how many architectures already trained it proposed."""
+def _check_not_all_failed(study: optuna.Study, run_name: str, folder: pathlib.Path) -> None:
+    """Raise if every trial of a Ray run failed (something systematic, as a worker of the Optuna
+    backend concludes after a run of failures)."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("ray_run") == run_name]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     if failed and len(failed) == len(trials):
         raise RuntimeError(f"every trial of Ray run {run_name} failed (last: {failed[-1].user_attrs.get('reason', '')}); "
                            f"see {folder}/trials/*/error.txt")
-    return sum(t.user_attrs.get("status") == "duplicate" for t in trials)
 
 
 def run_ray(cfg: StudyConfig, folder: str | os.PathLike, options: RayOptions = RayOptions(), *,
@@ -301,7 +299,7 @@ def run_ray(cfg: StudyConfig, folder: str | os.PathLike, options: RayOptions = R
     """
     folder = pathlib.Path(folder).resolve()
     data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
-    cfg = prepare_study(cfg, folder)
+    cfg = prepare_study(cfg, folder, data_shape(data))
     # CheckpointConfig(num_to_keep=1) snapshots the run state at every trial checkpoint (so a restore
     # sees every finished epoch); Ray warns about that each time unless told not to.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -316,24 +314,21 @@ def run_ray(cfg: StudyConfig, folder: str | os.PathLike, options: RayOptions = R
             run = _last_run(study, folder)
             _fit(tune.Tuner.restore(run["path"], trainable=fn, resume_unfinished=True, resume_errored=True),
                  run, study, cfg)
-        # Fill the slots that failed trials and duplicates (which take none) left, as a worker of the
-        # Optuna backend does, and stop as it does: when every trial of a run failed (RuntimeError),
-        # or after MAX_CONSECUTIVE_DUPLICATES proposals in a row of architectures already trained.
+        # Fill the slots that failed trials left, as a worker of the Optuna backend does, and stop as
+        # it does: when every trial of a run failed (RuntimeError), or when the space is exhausted.
         fail_stale_trials(study)
-        duplicates = 0  # proposals in a row, over runs, of architectures already trained
         while (slots := slots_left(study, cfg.n_trials)) > 0:
+            if make_sampler(cfg, data_shape(data)).exhausted(study):
+                log.warning("the search space is exhausted: every architecture in it is trained, running or over "
+                            "the budget; stopping with %d slot(s) left", slots)
+                break
             tuner, run = _new_tuner(cfg, folder, options, fn, study, data, slots)
             study.set_user_attr("ray_runs", (study.user_attrs.get("ray_runs") or []) + [run])
             _fit(tuner, run, study, cfg)
             fail_stale_trials(study)
-            if slots_left(study, cfg.n_trials) < slots:
-                duplicates = 0
-                continue
-            repeated = _stalled(study, run["name"], folder)
-            duplicates += repeated
-            if not repeated or duplicates >= MAX_CONSECUTIVE_DUPLICATES:
-                log.warning("the last %d proposals were all architectures already trained: the space looks "
-                            "exhausted; stopping with %d slots left", duplicates, slots)
+            if slots_left(study, cfg.n_trials) >= slots:
+                _check_not_all_failed(study, run["name"], folder)
+                log.warning("Ray run %s trained nothing new; stopping with %d slot(s) left", run["name"], slots)
                 break
         return open_study(cfg.name, open_storage(folder, cfg.storage))
     finally:

@@ -25,17 +25,19 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from softshare import ModelConfig
+from softshare import ModelConfig, parse_plan
 from softshare.train import METRICS
 
 from .config import StudyConfig
 from .early_stop import Decision, StopRule, decide
 from .objective import finish_skipped, finish_trial, save_coefficients, skip_reason, trial_attrs, trial_dir
-from .space import define_space, plan_from_params
+from .sampler import SpaceExhausted
+from .space import BASELINE_ATTR, define_space, plan_from_params
 from .storage import fail_stale_trials, worker_identity
 from .study import make_sampler, slots_left
 
-__all__ = ["EarlyStopScheduler", "StudySearch", "study_history", "METRICS_REPORTED", "SKIP", "SNAPSHOT", "STUDY_TRIAL"]
+__all__ = ["EarlyStopScheduler", "StudySearch", "study_history", "METRICS_REPORTED", "PLAN", "SKIP", "SNAPSHOT",
+           "STUDY_TRIAL"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ METRICS_REPORTED = ("best_val_acc", "params")  # the study's objectives, as repo
 MODES = ("max", "min")
 STUDY_TRIAL = "study_trial"   # config/result key: the Optuna trial number (names trials/NNNN)
 SKIP = "skip"                 # config key: True when the trial is over budget or a duplicate
+PLAN = "plan"                 # config key: the plan's text (a baseline's plan is not in its params)
 SNAPSHOT = "ray-checkpoint"   # per-epoch checkpoint handed to Ray, inside the trial folder
 
 
@@ -149,12 +152,13 @@ class StudySearch(OptunaSearch):
 
     def __init__(self, cfg: StudyConfig, folder: pathlib.Path, storage: optuna.storages.BaseStorage,
                  scheduler: EarlyStopScheduler, shape: tuple[int, int, int], run_name: str,
-                 existing_trials: int = 0) -> None:
+                 existing_trials: int = 0, val_size: int | None = None) -> None:
         super().__init__(space=functools.partial(define_space, space=cfg.search_space()),
                          metric=list(METRICS_REPORTED), mode=list(MODES),
-                         sampler=make_sampler(cfg, resumed_at=existing_trials), study_name=cfg.name, storage=storage)
+                         sampler=make_sampler(cfg, shape, resumed_at=existing_trials), study_name=cfg.name,
+                         storage=storage)
         self._cfg, self._folder, self._scheduler = cfg, str(folder), scheduler
-        self._data_shape, self._run_name = tuple(shape), run_name
+        self._data_shape, self._run_name, self._val_size = tuple(shape), run_name, val_size
         self._attrs: dict[str, dict] = {}
         self._skips: dict[str, tuple[str, str]] = {}
 
@@ -166,21 +170,34 @@ class StudySearch(OptunaSearch):
                 return Searcher.FINISHED
             # Created with its owner (this driver) in one write: a driver killed right after
             # asking leaves a trial that fail_stale_trials recognises as its own, not an anonymous one.
-            owner = {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id, "worker": worker_identity()}
-            self._ot_study.enqueue_trial({}, user_attrs=owner)
+            # Queued baselines go first: ask() takes the oldest queued trial, so queue none of ours then.
+            if not self._ot_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                owner = {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id,
+                         "worker": worker_identity()}
+                self._ot_study.enqueue_trial({}, user_attrs=owner)
             self._ot_trials[trial_id] = self._ot_study.ask()
-        config = super().suggest(trial_id)
+        try:
+            config = super().suggest(trial_id)
+        except SpaceExhausted as exc:
+            log.warning("the search space is exhausted (%s); no more trials", exc)
+            self._ot_study.tell(self._ot_trials.pop(trial_id), state=TrialState.FAIL)
+            return Searcher.FINISHED
         if not isinstance(config, dict):
             return config
         trial = self._ot_trials[trial_id]
-        attrs = trial_attrs(plan_from_params(config), self._data_shape, self._cfg.seed)
+        attrs = self._describe(trial, config)
         for key, value in (attrs | {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}).items():
             trial.set_user_attr(key, value)  # again: another process's ask may have taken the queued one
         self._attrs[trial_id] = attrs
         skip = skip_reason(self._ot_study, self._cfg, trial.number, attrs)
         if skip is not None:
             self._skips[trial_id] = skip
-        return config | {STUDY_TRIAL: trial.number, SKIP: skip is not None}
+        return config | {STUDY_TRIAL: trial.number, PLAN: attrs["plan"], SKIP: skip is not None}
+
+    def _describe(self, trial: optuna.Trial | optuna.trial.FrozenTrial, params: dict) -> dict:
+        baseline = bool(trial.user_attrs.get(BASELINE_ATTR))
+        plan = parse_plan(trial.user_attrs["plan"]) if baseline else plan_from_params(params)
+        return trial_attrs(plan, self._data_shape, self._cfg.seed, self._val_size, baseline)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if not _judgeable(result) or trial_id in self._completed_trials or (trial := self._trial(trial_id)) is None:
@@ -196,7 +213,7 @@ class StudySearch(OptunaSearch):
             log.warning("trial %d was already finished in the study; Ray's repeat is ignored", trial.number)
             return
         if trial_id in self._skips:
-            finish_skipped(self._ot_study, trial, *self._skips[trial_id])
+            finish_skipped(self._ot_study, trial, *self._skips[trial_id], max_params=self._cfg.max_params)
             return
         state, status, reason = _outcome(result, error, self._scheduler.stop_reason(trial_id))
         self._record_result(trial, result or {})
@@ -265,7 +282,7 @@ class StudySearch(OptunaSearch):
             if frozen.user_attrs.get("ray_trial") == trial_id and frozen.user_attrs.get("ray_run") == self._run_name:
                 log.info("Ray trial %s resumed study trial %d, unknown to the saved searcher", trial_id, frozen.number)
                 self._ot_trials[trial_id] = optuna.Trial(self._ot_study, frozen._trial_id)
-                self._attrs[trial_id] = trial_attrs(plan_from_params(frozen.params), self._data_shape, self._cfg.seed)
+                self._attrs[trial_id] = self._describe(frozen, frozen.params)
                 if (skip := skip_reason(self._ot_study, self._cfg, frozen.number, self._attrs[trial_id])) is not None:
                     self._skips[trial_id] = skip
                 return self._ot_trials[trial_id]

@@ -30,16 +30,17 @@ import torch
 from softshare.analysis import layer_similarity
 
 from .figures import (curves_figure, hypervolume_figure, pareto_figure, pareto_png, plan_text,
-                      similarity_figure, templates_text)
+                      sharing_figure, similarity_figure, templates_text)
+from .noise import CLAIM_Z
 from .results import HV_REFERENCE_ACC, format_table, front_rows, hypervolume, knee_row, trial_rows
 from .study import open_existing
+from .verdict import HV_REFERENCE_FACTOR, accuracy_text, fewer_text, ties, verdict
 
 __all__ = ["write_report", "report_data", "terminal_summary", "retrain_command", "retrained_text", "REPORT_DIR",
            "KNEE_RULE"]
 
 REPORT_DIR = "report"
 TEMPLATE = pathlib.Path(__file__).with_name("report_template.html")
-HV_REFERENCE_FACTOR = 10  # reference parameters: 10x the largest model of the study
 KNEE_RULE = ("The knee (best trade-off) is the front's point farthest from the straight line through the front's "
              "two extremes, with accuracy and log10(parameters) each scaled to [0, 1] over the front.")
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -59,10 +60,11 @@ def report_data(study_folder: str | os.PathLike) -> dict:
     from nas.results.trial_rows plus ``accuracy`` (val acc, or best seen for pruned trials),
     ``on_front``, ``knee``, ``retrain`` (the command), and ``retrain_test_acc``, ``retrain_test_std``,
     ``retrain_seeds``, ``retrain_epochs`` (from ``retrain/NNNN/summary.json``; None and 0 when
-    the trial was not retrained)), front, knee, reference ({accuracy, params}), hypervolume
+    the trial was not retrained), ``tied_with_next`` (a front member within noise of the next one,
+    nas.verdict.ties; False off the front)), front, knee, reference ({accuracy, params}), hypervolume
     (one entry per trial: trial, seconds (cumulative training), value), similarity ({trial:
     [{bank, layers, templates, similarity}] or None when no coefficients.json}), counts,
-    running, environment.
+    running, environment, verdict (nas.verdict.verdict: does sharing pay?).
     """
     folder = pathlib.Path(study_folder)
     cfg, study = open_existing(folder)
@@ -81,6 +83,9 @@ def report_data(study_folder: str | os.PathLike) -> dict:
         r["on_front"], r["knee"] = r["trial"] in on_front, r["trial"] == knee["trial"]
         r["retrain"] = retrain_command(folder, r["trial"]) if r["on_front"] else ""
         r.update(retrained.get(r["trial"], NOT_RETRAINED))
+        r["tied_with_next"] = False
+    for r, tied in zip(front, ties(front)):
+        r["tied_with_next"] = tied
     max_params = max(r["params"] for r in rows if r["params"])
     reference = {"accuracy": HV_REFERENCE_ACC, "params": HV_REFERENCE_FACTOR * max_params}
     return {"name": cfg.name, "folder": str(folder), "config": cfg.to_dict(), "resolved": cfg.resolved(),
@@ -89,7 +94,7 @@ def report_data(study_folder: str | os.PathLike) -> dict:
             "similarity": {r["trial"]: _similarity(folder, r["trial"]) for r in front},
             "counts": dict(counts), "running": counts["running"] + counts["waiting"] > 0
             or counts["complete"] + counts["pruned"] < cfg.n_trials,
-            "environment": _environment(cfg, rows)}
+            "environment": _environment(cfg, rows), "verdict": verdict(rows)}
 
 
 NOT_RETRAINED = {"retrain_test_acc": None, "retrain_test_std": None, "retrain_seeds": 0, "retrain_epochs": None}
@@ -189,17 +194,57 @@ def _table_html(data: dict) -> str:
     body = []
     for r in data["front"]:
         kind = '<span class="shared">shared</span>' if r["shared"] else '<span class="plain">plain WRN</span>'
-        badge = '<span class="badge">knee</span>' if r["knee"] else ""
+        badge = ('<span class="badge">knee</span>' if r["knee"] else "") + (
+            '<span class="badge baseline">baseline</span>' if r["baseline"] else "")
+        tied = '<br><small class="tied">tied with next (within noise)</small>' if r["tied_with_next"] else ""
         body.append(
             f'<tr class="main{" knee" if r["knee"] else ""}"><td class="num">{r["trial"]}{badge}</td>'
             f'<td>{html.escape(plan_text(r))}<br><small>{kind}</small></td><td class="num">{r["depth"]}</td>'
             f'<td class="num">{r["width"]}</td><td><code>{templates_text(r["templates"])}</code></td>'
             f'<td class="num">{r["params"]:,}</td><td class="num">{(r["macs"] or 0) / 1e6:,.2f} M</td>'
-            f'<td class="num">{r["epochs"]}</td><td class="num">{r["val_acc"]:.2%}</td>'
+            f'<td class="num">{r["epochs"]}</td><td class="num">{accuracy_text(r["val_acc"], r["val_se"])}{tied}</td>'
             f'<td class="num">{html.escape(retrained_text(r)) or "-"}</td></tr>'
             f'<tr class="cmd{" knee" if r["knee"] else ""}"><td></td><td colspan="9">'
             f'<code class="cmd">{html.escape(r["retrain"])}</code></td></tr>')
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def _dominators_html(entry: dict) -> str:
+    """The searched plans that dominate one baseline, one per line, or 'none' / why it is not compared."""
+    b = entry["baseline"]
+    if entry["dominated_by"] is None:
+        return f'<span class="note">{html.escape(entry["note"])}</span>'
+    if not entry["dominated_by"]:
+        return "none"
+    return "<br>".join(
+        f'trial {s["trial"]} · {html.escape(plan_text(s))} · {s["params"]:,} params '
+        f'({fewer_text(s["params"], b["params"])}) · {accuracy_text(s["val_acc"], s["val_se"])} · '
+        f'<b>{100 * (s["val_acc"] - b["val_acc"]):+.2f} points</b>' for s in entry["dominated_by"])
+
+
+def _dominance_html(data: dict) -> str:
+    head = ("<tr><th>baseline</th><th>params</th><th>val acc ± SE</th>"
+            f"<th>searched plans that dominate it (no more params, more accurate by &gt; {CLAIM_Z:g} SE)</th></tr>")
+    body = []
+    for entry in data["verdict"]["table"]:
+        b = entry["baseline"]
+        acc = accuracy_text(b["val_acc"], b["val_se"]) if entry["dominated_by"] is not None else "-"
+        kind = "uniform SWRN" if b["shared"] else "plain WRN"
+        body.append(f'<tr><td>trial {b["trial"]} · {html.escape(plan_text(b))}<br><small>{kind}</small></td>'
+                    f'<td class="num">{b["params"] or 0:,}</td><td class="num">{acc}</td>'
+                    f'<td>{_dominators_html(entry)}</td></tr>')
+    return f'<table class="dominance">{head}{"".join(body)}</table>'
+
+
+def _sharing_html(data: dict) -> str:
+    """The section's body: the verdict sentence, both fronts on one plot, and the dominance table."""
+    v = data["verdict"]
+    parts = [f'<p class="verdict">{html.escape(v["sentence"])}</p>']
+    if v["baselines"]:  # nothing to plot against without a fully trained baseline
+        parts.append(_div(sharing_figure(data), "sharing"))
+    if v["table"]:
+        parts.append(_dominance_html(data))
+    return "\n".join(parts)
 
 
 def _settings_html(data: dict) -> str:
@@ -251,7 +296,7 @@ def _page(data: dict) -> str:
         title=html.escape(f"Study {data['name']}: sharing patterns, accuracy and parameters"),
         plotlyjs=plotly.offline.get_plotlyjs(), banner=banner, cards=_cards_html(data),
         pareto=_div(pareto_figure(data), "pareto"), unplaced=unplaced, knee_rule=html.escape(KNEE_RULE),
-        table=_table_html(data), hypervolume=_div(hypervolume_figure(data), "hypervolume"),
+        table=_table_html(data), sharing=_sharing_html(data), hypervolume=_div(hypervolume_figure(data), "hypervolume"),
         reference=(f"(accuracy {ref['accuracy']:g}, parameters {ref['params']:,} = {HV_REFERENCE_FACTOR}x the largest "
                    f"model of the study; log<sub>10</sub> {math.log10(ref['params']):.3f})"),
         curves=_div(curves_figure(data), "curves"), similarity=_similarity_html(data),
@@ -297,12 +342,33 @@ def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> p
 
 
 def terminal_summary(data: dict, page: str | os.PathLike | None = None) -> str:
-    """The front as a table, the knee's retrain command and the page's path, for the terminal."""
+    """The front as a table, the knee's retrain command, the dominance table, the page's path, and last
+    the one-sentence answer to "does sharing pay?", for the terminal."""
     knee = data["knee"]
     lines = ["Pareto front (validation accuracy vs parameters):", format_table(data["front"], knee),
              f"knee (best trade-off): trial {knee['trial']}; retrain it with: {knee['retrain']}"]
     lines += [f"retrained: trial {r['trial']} ({r['plan_name']}, {r['params']:,} params): test acc {retrained_text(r)}"
               for r in data["rows"] if r["retrain_test_acc"] is not None]
+    lines += _dominance_lines(data["verdict"])
     if page is not None:
         lines.append(f"report: {page}")
-    return "\n".join(lines)
+    return "\n".join(lines + [data["verdict"]["sentence"]])
+
+
+def _dominance_lines(v: dict) -> list[str]:
+    """Each baseline and the searched plans that dominate it, for the terminal; nothing without baselines."""
+    if not v["table"]:
+        return []
+    lines = [f"Does sharing pay? Each baseline and the searched plans with no more parameters that beat it by more "
+             f"than {CLAIM_Z:g} SE of the difference:"]
+    for e in v["table"]:
+        b = e["baseline"]
+        head = f"  {b['plan_name'] or b['plan']} (trial {b['trial']}, {b['params'] or 0:,} params"
+        if e["dominated_by"] is None:
+            lines.append(f"{head}): {e['note']}")
+            continue
+        beaten = ", ".join(f"trial {s['trial']} ({accuracy_text(s['val_acc'], s['val_se'])}, "
+                           f"{100 * (s['val_acc'] - b['val_acc']):+.2f} points, {s['params']:,} params)"
+                           for s in e["dominated_by"]) or "none"
+        lines.append(f"{head}, {accuracy_text(b['val_acc'], b['val_se'])}): {beaten}")
+    return lines

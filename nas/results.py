@@ -10,6 +10,7 @@ import math
 
 import optuna
 
+from .noise import binomial_se
 from .pareto import hypervolume_2d, knee_point, pareto_front
 
 __all__ = ["trial_rows", "front_rows", "format_table", "knee_row", "hypervolume", "HV_REFERENCE_ACC"]
@@ -19,13 +20,15 @@ HV_REFERENCE_ACC = 0.0   # hypervolume reference: 0 accuracy, and 10x the larges
 
 
 def trial_rows(study: optuna.Study) -> list[dict]:
-    """One dict per trial, in trial order; ``val_acc`` is the objective (best validation accuracy)."""
+    """One dict per trial, in trial order; ``val_acc`` is the objective (best validation accuracy),
+    ``val_se`` its binomial standard error on ``val_images`` validation images (0.0 when the
+    count is unknown), ``baseline`` True for the study's reference plans (plain WRN, SWRN-d-k-s)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         curve = list(a.get("curve") or [])
         best_seen = max((v for v in curve if v is not None), default=None)
-        rows.append({
+        row = {
             "trial": t.number, "state": t.state.name.lower(), "status": a.get("status", t.state.name.lower()),
             "plan": a.get("plan", ""), "plan_name": a.get("plan_name", ""), "shared": a.get("shared"),
             "depth": a.get("depth"), "width": a.get("width"), "templates": a.get("templates"),
@@ -34,10 +37,13 @@ def trial_rows(study: optuna.Study) -> list[dict]:
             "final_val_acc": a.get("final_val_acc"), "epochs": len(curve) or a.get("epochs_run"),
             "curve": curve, "train_seconds": a.get("train_seconds"), "images_per_s": a.get("images_per_s"),
             "reason": a.get("reason", ""), "device": a.get("device", ""), "seed": a.get("seed"),
-            "duplicate_of": a.get("duplicate_of"),
+            "duplicate_of": a.get("duplicate_of"), "baseline": bool(a.get("baseline")),
+            "val_images": a.get("val_images"),
             "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
             "finished": t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,
-        })
+        }
+        row["val_se"] = binomial_se(row["val_acc"], row["val_images"]) if row["val_acc"] is not None else None
+        rows.append(row)
     return rows
 
 

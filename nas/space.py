@@ -2,49 +2,71 @@
 
 ``define_space(trial, space)`` only asks the trial for values (no computation), so Optuna's
 samplers and Ray Tune's OptunaSearch drive the same space; ``plan_from_params`` turns the
-values into a :class:`softshare.SharingPlan`.
+values into a :class:`softshare.SharingPlan` and ``params_from_plan`` goes back.
 
-Dimensions: depth, width, whether the net shares at all (plain WRNs compete on the same
-front), and per stage the cuts between consecutive shareable convs (which layers form a
-group) and each group's bank size (0 = that group stays unshared).
+Dimensions: depth, width, and per stage the cuts between consecutive shareable convs (which
+layers form a group), then each group's bank size (0 = that group keeps plain convs). Two rules
+keep the space free of waste (measured on the old space: 11 of 16 trained shared plans had at
+least as many parameters as the plain net):
+
+* a group's bank holds at most as many templates as the group has layers (``T <= L``): a bank
+  of T > L templates mixes L kernels out of more than L, costing more than L plain convs while
+  expressing nothing more. ``allow_large_banks`` lifts the cap (the paper's SWRN-28-10-6 has
+  T = L = 6, which the cap allows; larger ones need the option).
+* plain WRNs are not searched: they are the study's baselines (:mod:`nas.baselines`), trained
+  once each. The sampler wrapper (:mod:`nas.sampler`) rejects an all-plain proposal.
+
+The bank-size parameter of a group is named after the group's length
+(``s2_g1_L4_templates``): its choices depend on that length, and Optuna wants one distribution
+per parameter name.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
+import random
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from softshare.configs import strict_from_dict
 from softshare import SharingPlan
+from softshare.plan import merge_unshared
 
-__all__ = ["SearchSpace", "PRESETS", "define_space", "plan_from_params", "load_space"]
+__all__ = ["SearchSpace", "PRESETS", "BASELINE_ATTR", "define_space", "plan_from_params", "params_from_plan",
+           "load_space", "stage_options", "space_size", "all_plans", "random_plan"]
+
+BASELINE_ATTR = "baseline"   # user attribute of a baseline trial: its plan is fixed, nothing is asked
+ENUMERATE_LIMIT = 50_000     # spaces up to this many architectures are listed outright (exact exhaustion)
+
+Group = tuple[int, "int | None"]
 
 
 class TrialLike(Protocol):
     def suggest_categorical(self, name: str, choices: list) -> Any: ...
-    def suggest_int(self, name: str, low: int, high: int) -> int: ...
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Ranges of the search. depths must be 6N+4 (10, 16, 22, 28, 40, ...); widths >= 1."""
+    """Ranges of the search. depths must be 6N+4 with N >= 2 (16, 22, 28, 40, ...: depth 10 has no
+    shareable conv); widths >= 1; bank sizes min_templates..max_templates, capped per group at
+    the group's layer count unless allow_large_banks."""
 
-    depths: tuple[int, ...] = (10, 16)
+    depths: tuple[int, ...] = (16, 22)
     widths: tuple[int, ...] = (1, 2)
     min_templates: int = 1
     max_templates: int = 4
     allow_unshared_groups: bool = True   # a group may keep plain convs inside a shared net
-    allow_plain: bool = True             # plain WRNs (nothing shared) are in the space
     allow_cuts: bool = True              # False: one bank per stage, as the paper's SWRN
+    allow_large_banks: bool = False      # True: a bank may hold more templates than its group has layers
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depths", tuple(self.depths))
         object.__setattr__(self, "widths", tuple(self.widths))
-        if not self.depths or any(not _is_int(d) or d < 10 or (d - 4) % 6 for d in self.depths):
-            raise ValueError(f"depths must be a non-empty list of 6N+4 values >= 10 (10, 16, 22, 28, ...), "
-                             f"but got depths={list(self.depths)}.")
+        if not self.depths or any(not _is_int(d) or d < 16 or (d - 4) % 6 for d in self.depths):
+            raise ValueError(f"depths must be a non-empty list of 6N+4 values >= 16 (16, 22, 28, ...; depth 10 has "
+                             f"nothing to share), but got depths={list(self.depths)}.")
         if not self.widths or any(not _is_int(w) or w < 1 for w in self.widths):
             raise ValueError(f"widths must be a non-empty list of integers >= 1, but got widths={list(self.widths)}.")
         if not _is_int(self.min_templates) or self.min_templates < 1:
@@ -52,11 +74,19 @@ class SearchSpace:
         if not _is_int(self.max_templates) or self.max_templates < self.min_templates:
             raise ValueError(f"max_templates must be an integer >= min_templates ({self.min_templates}), "
                              f"but got max_templates={self.max_templates!r}.")
-        for name in ("allow_unshared_groups", "allow_plain", "allow_cuts"):
+        for name in ("allow_unshared_groups", "allow_cuts", "allow_large_banks"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, but got {name}={getattr(self, name)!r}.")
         if len(set(self.depths)) != len(self.depths) or len(set(self.widths)) != len(self.widths):
             raise ValueError(f"depths and widths must not repeat values, but got {list(self.depths)} and {list(self.widths)}.")
+
+    def template_choices(self, layers: int) -> list[int]:
+        """Bank sizes a group of ``layers`` layers may take; 0 = unshared (when allowed)."""
+        top = self.max_templates if self.allow_large_banks else min(self.max_templates, layers)
+        sizes = list(range(self.min_templates, top + 1))
+        if not sizes and not self.allow_unshared_groups:  # min_templates > layers and nothing else allowed
+            sizes = [self.min_templates]
+        return ([0] if self.allow_unshared_groups else []) + sizes
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -73,54 +103,135 @@ def _is_int(value: Any) -> bool:
 
 
 # Presets. smoke: seconds per trial on CPU (tests, demos). cpu: what a 2-core CPU can search on a
-# CIFAR-10 subset in about an hour. paper: the paper's ranges (WRN-28-10 family), for GPUs.
-# Depth 10 is left out: with one block per stage it has no shareable conv, so every depth-10
-# sample would be the same plain WRN.
+# CIFAR-10 subset in about an hour: depths 22 and 28 have 4 and 6 shareable convs per stage, so a
+# bank can save up to 3 or 5 convs' worth (depth 16 has 2 and can save at most one). Width 1 only:
+# a width-2 net trains 2.6x slower per epoch on 2 cores (85 vs 223 img/s, WRN-22-2 vs WRN-22-1,
+# measured 2026-12-01), and 20 such trials would take about three hours; --space widens it.
+# paper: the paper's ranges (WRN-28-10 family), for GPUs.
 PRESETS: dict[str, SearchSpace] = {
     "smoke": SearchSpace(depths=(16,), widths=(1,), max_templates=3),
-    "cpu": SearchSpace(depths=(16, 22), widths=(1, 2), max_templates=4),
-    "paper": SearchSpace(depths=(16, 22, 28), widths=(4, 8, 10), max_templates=6),
+    "cpu": SearchSpace(depths=(22, 28), widths=(1,), max_templates=4),
+    "paper": SearchSpace(depths=(22, 28), widths=(4, 8, 10), max_templates=6),
 }
 
 
+def _shareable(depth: int) -> int:
+    return 2 * ((depth - 4) // 6 - 1)
+
+
+def _is_baseline(trial: Any) -> bool:
+    attrs = getattr(trial, "user_attrs", None)
+    return bool(attrs and attrs.get(BASELINE_ATTR))
+
+
 def define_space(trial: TrialLike, space: SearchSpace) -> None:
-    """Ask ``trial`` for every dimension of ``space``; pure (the trial records the values)."""
+    """Ask ``trial`` for every dimension of ``space``; pure (the trial records the values).
+
+    A baseline trial (user attribute ``baseline``) asks nothing: its plan is fixed."""
+    if _is_baseline(trial):
+        return
     depth = trial.suggest_categorical("depth", list(space.depths))
     trial.suggest_categorical("width", list(space.widths))
-    if space.allow_plain and not trial.suggest_categorical("shared", [True, False]):
-        return
-    layers = 2 * ((depth - 4) // 6 - 1)
-    sizes = list(range(space.min_templates, space.max_templates + 1))
+    layers = _shareable(depth)
     for stage in range(1, 4):
-        group = 0
-        for layer in range(layers):
-            cut = layer > 0 and space.allow_cuts and trial.suggest_categorical(f"s{stage}_cut{layer}", [False, True])
-            if layer == 0 or cut:
-                group += 1
-                name = f"s{stage}_g{group}_templates"
-                if space.allow_unshared_groups:  # 0 = this group keeps plain convs
-                    trial.suggest_categorical(name, [0, *sizes])
-                else:
-                    trial.suggest_int(name, space.min_templates, space.max_templates)
+        starts = [0] + [layer for layer in range(1, layers)
+                        if space.allow_cuts and trial.suggest_categorical(f"s{stage}_cut{layer}", [False, True])]
+        for group, (start, end) in enumerate(zip(starts, starts[1:] + [layers]), 1):
+            trial.suggest_categorical(_templates_name(stage, group, end - start), space.template_choices(end - start))
+
+
+def _templates_name(stage: int, group: int, layers: int) -> str:
+    return f"s{stage}_g{group}_L{layers}_templates"
 
 
 def plan_from_params(params: dict[str, Any]) -> SharingPlan:
     """The plan the values of :func:`define_space` describe (also valid for Ray Tune configs)."""
     depth, width = int(params["depth"]), int(params["width"])
-    layers = 2 * ((depth - 4) // 6 - 1)
-    if not params.get("shared", True):
-        stage = ((layers, None),) if layers else ()
-        return SharingPlan(depth, width, (stage, stage, stage))
+    layers = _shareable(depth)
     stages = []
     for stage in range(1, 4):
-        groups: list[list] = []
-        for layer in range(layers):
-            if layer == 0 or params.get(f"s{stage}_cut{layer}", False):
-                templates = int(params[f"s{stage}_g{len(groups) + 1}_templates"])
-                groups.append([0, templates or None])
-            groups[-1][0] += 1
-        stages.append(tuple((n, t) for n, t in groups))
+        starts = [0] + [layer for layer in range(1, layers) if params.get(f"s{stage}_cut{layer}", False)]
+        groups = []
+        for group, (start, end) in enumerate(zip(starts, starts[1:] + [layers]), 1):
+            templates = int(params[_templates_name(stage, group, end - start)])
+            groups.append((end - start, templates or None))
+        stages.append(tuple(groups))
     return SharingPlan(depth, width, tuple(stages))
+
+
+def params_from_plan(plan: SharingPlan) -> dict[str, Any]:
+    """Values of :func:`define_space` that describe ``plan`` (its canonical groups, one cut before
+    each group but the first): ``plan_from_params(params_from_plan(p)) == p``."""
+    params: dict[str, Any] = {"depth": plan.depth, "width": plan.width}
+    for stage, groups in enumerate(plan.stages, 1):
+        start = 0
+        for group, (layers, templates) in enumerate(groups, 1):
+            if start:
+                params[f"s{stage}_cut{start}"] = True
+            params[_templates_name(stage, group, layers)] = templates or 0
+            start += layers
+        for layer in range(1, plan.shareable_per_stage):
+            params.setdefault(f"s{stage}_cut{layer}", False)
+    return params
+
+
+# --- the space as a set of architectures -------------------------------------------------------
+
+
+def stage_options(space: SearchSpace, layers: int) -> list[tuple[Group, ...]]:
+    """Every distinct canonical grouping of one stage of ``layers`` shareable convs, in a fixed order."""
+    seen: dict[tuple[Group, ...], None] = {}
+    for sizes in _compositions(layers) if space.allow_cuts else [(layers,)]:
+        for banks in itertools.product(*(space.template_choices(n) for n in sizes)):
+            seen.setdefault(merge_unshared(tuple((n, t or None) for n, t in zip(sizes, banks))), None)
+    return list(seen)
+
+
+def _compositions(n: int) -> list[tuple[int, ...]]:
+    """Ordered ways of writing n as a sum of positive parts (2^(n-1) of them)."""
+    if n == 0:
+        return [()]
+    return [(first, *rest) for first in range(1, n + 1) for rest in _compositions(n - first)]
+
+
+def _shapes(space: SearchSpace) -> list[tuple[int, int, int]]:
+    """(depth, width, shared architectures of that shape) for every shape of the space."""
+    out = []
+    for depth in space.depths:
+        options = stage_options(space, _shareable(depth))
+        plain = 1 if ((_shareable(depth), None),) in options else 0
+        out += [(depth, width, len(options) ** 3 - plain) for width in space.widths]
+    return out
+
+
+def space_size(space: SearchSpace) -> int:
+    """How many distinct shared architectures the space holds (plain WRNs are baselines, not counted)."""
+    return sum(n for _, _, n in _shapes(space))
+
+
+def all_plans(space: SearchSpace) -> list[SharingPlan] | None:
+    """Every shared architecture of the space, or None when there are more than ENUMERATE_LIMIT."""
+    if space_size(space) > ENUMERATE_LIMIT:
+        return None
+    plans = []
+    for depth, width, _ in _shapes(space):
+        options = stage_options(space, _shareable(depth))
+        for stages in itertools.product(options, repeat=3):
+            plan = SharingPlan(depth, width, stages)
+            if plan.is_shared:
+                plans.append(plan)
+    return plans
+
+
+def random_plan(space: SearchSpace, rng: random.Random) -> SharingPlan:
+    """A shared architecture drawn uniformly from the space (each distinct one equally likely)."""
+    shapes = _shapes(space)
+    depth, width, _ = rng.choices(shapes, weights=[n for _, _, n in shapes])[0]
+    options = stage_options(space, _shareable(depth))
+    while True:  # rejects only the one plain plan among len(options)**3
+        plan = SharingPlan(depth, width, tuple(rng.choice(options) for _ in range(3)))
+        if plan.is_shared:
+            return plan
 
 
 def load_space(path: str | pathlib.Path, base: SearchSpace | None = None) -> SearchSpace:

@@ -134,8 +134,11 @@ def fail_running_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, rea
         return False
 
 
+_UNTRAINED = {"duplicate": "DUPLICATE", "over-budget": "OVER_BUDGET"}
+
+
 def state_counts(study: optuna.Study) -> Counter:
-    """Trials per state name: COMPLETE (trained), DUPLICATE (a complete trial that reused an
-    earlier one's result), PRUNED, FAIL, RUNNING, WAITING."""
-    return Counter("DUPLICATE" if t.user_attrs.get("status") == "duplicate" else t.state.name
-                   for t in study.get_trials(deepcopy=False))
+    """Trials per state name: COMPLETE (trained to the end), PRUNED (stopped by the rule), FAIL,
+    RUNNING, WAITING, and, for trials never trained that take no slot, DUPLICATE (another trial
+    trains the same architecture) and OVER_BUDGET (over --max-params)."""
+    return Counter(_UNTRAINED.get(t.user_attrs.get("status"), t.state.name) for t in study.get_trials(deepcopy=False))

@@ -22,14 +22,16 @@ import torch
 from softshare.data import load_dataset
 
 from .config import StudyConfig, load_study_config, save_study_config, STUDY_FILE
-from .objective import run_trial
+from .baselines import baseline_plans
+from .objective import data_shape, run_trial
+from .sampler import ArchitectureSampler, SpaceExhausted
+from .space import BASELINE_ATTR
 from .storage import JOURNAL_FILE, fail_stale_trials, open_storage, open_study, state_counts
 
 __all__ = ["prepare_study", "run_study", "run_worker", "make_sampler", "study_dir", "open_existing", "slots_left"]
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 10
-MAX_CONSECUTIVE_DUPLICATES = 50
 REPORT_EVERY_S = 60.0  # refresh the report of a running study at most this often
 
 
@@ -37,25 +39,30 @@ def study_dir(results_dir: str | os.PathLike, name: str) -> pathlib.Path:
     return pathlib.Path(results_dir) / name
 
 
-def make_sampler(cfg: StudyConfig, worker: int = 0, resumed_at: int = 0) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded so a fresh study is reproducible.
+def make_sampler(cfg: StudyConfig, shape: tuple[int, ...], worker: int = 0, resumed_at: int = 0) -> ArchitectureSampler:
+    """The study's sampler, seeded so a fresh study is reproducible, wrapped so that it proposes
+    only new architectures within the budget (:class:`nas.sampler.ArchitectureSampler`).
 
-    Worker k, and a run resumed when the study already had ``resumed_at`` trials, get their own
-    seeds: the same seed again would make a random sampler re-propose the first run's plans.
+    ``shape`` is (classes, input channels, ...) of the data, for parameter counts. Worker k, and a
+    run resumed when the study already had ``resumed_at`` trials, get their own seeds: the same
+    seed again would make a random sampler re-propose the first run's plans.
     """
     seed = cfg.seed + 1000 * worker + resumed_at
     if cfg.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if cfg.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    # multivariate + group: the space is conditional (depth decides which stage dims exist).
-    with warnings.catch_warnings():  # multivariate/group are "experimental" but long stable
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
+        inner = optuna.samplers.NSGAIISampler(seed=seed)
+    elif cfg.sampler == "random":
+        inner = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        # multivariate + group: the space is conditional (the cuts decide which bank sizes exist).
+        with warnings.catch_warnings():  # multivariate/group are "experimental" but long stable
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            inner = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
+    return ArchitectureSampler(inner, cfg.search_space(), tuple(shape[:2]), cfg.max_params, seed=seed)
 
 
-def prepare_study(cfg: StudyConfig, folder: pathlib.Path) -> StudyConfig:
-    """Create the study folder and storage, or check a resumed study is the same study."""
+def prepare_study(cfg: StudyConfig, folder: pathlib.Path, shape: tuple[int, ...] = (10, 3)) -> StudyConfig:
+    """Create the study folder and storage (with its baselines queued), or check a resumed study
+    is the same study. ``shape`` is (classes, input channels, ...) of the data."""
     if not (folder / STUDY_FILE).exists() and (folder / JOURNAL_FILE).exists():
         raise ValueError(f"{folder} holds trials ({JOURNAL_FILE}) but no {STUDY_FILE}; restore {STUDY_FILE} "
                          f"or choose another study name.")
@@ -72,40 +79,60 @@ def prepare_study(cfg: StudyConfig, folder: pathlib.Path) -> StudyConfig:
     save_study_config(cfg, folder)
     study = open_study(cfg.name, open_storage(folder, cfg.storage))
     study.set_user_attr("config", load_study_config(folder).to_dict())
+    if cfg.baselines != "none" and BASELINES_ATTR not in study.user_attrs and not study.get_trials(deepcopy=False):
+        enqueue_baselines(study, cfg, shape)
     return load_study_config(folder)
 
 
+BASELINES_ATTR = "baselines"  # study attribute: the baseline plans queued when the study was created
+
+
+def enqueue_baselines(study: optuna.Study, cfg: StudyConfig, shape: tuple[int, ...]) -> list[str]:
+    """Queue the study's baselines (:func:`nas.baselines.baseline_plans`) once; returns their names.
+    They run first, so every later trial is judged against them at the rungs."""
+    plans = baseline_plans(cfg.search_space(), cfg.n_trials, tuple(shape[:2]), cfg.max_params)
+    study.set_user_attr(BASELINES_ATTR, [p.name for p in plans])
+    for plan in plans:
+        study.enqueue_trial({}, user_attrs={BASELINE_ATTR: True, "plan": plan.text, "plan_name": plan.name})
+    return [p.name for p in plans]
+
+
 def slots_left(study: optuna.Study, n_trials: int) -> int:
-    """Trials still to start. A duplicate (an architecture already trained) takes no slot: it
-    costs nothing, and n_trials means architectures evaluated."""
+    """Trials still to start. n_trials counts architectures trained (queued baselines included):
+    a trial never trained (a duplicate or over the budget, see nas.storage.state_counts) takes no slot."""
     counts = state_counts(study)
     return n_trials - (counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"])
 
 
 def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter=None, data=None) -> None:
-    """Pull and run trials until the study has ``n_trials`` finished or running ones."""
+    """Pull and run trials until the study has ``n_trials`` finished or running ones, or its space
+    has no new architecture left (said in one warning line)."""
     storage = open_storage(folder, cfg.storage)
-    existing = len(open_study(cfg.name, storage).get_trials(deepcopy=False))
-    study = open_study(cfg.name, storage, make_sampler(cfg, worker, existing))
     data = data if data is not None else load_dataset(cfg.data_config())  # once per worker
-    failures, duplicates, refreshed = 0, 0, time.monotonic()
+    existing = len(open_study(cfg.name, storage).get_trials(deepcopy=False))
+    study = open_study(cfg.name, storage, make_sampler(cfg, data_shape(data), worker, existing))
+    failures, refreshed = 0, time.monotonic()
     while True:
         fail_stale_trials(study)
         if slots_left(study, cfg.n_trials) <= 0:
             return
+        if study.sampler.exhausted(study):
+            log.warning("the search space is exhausted: every architecture in it is trained, running or over "
+                        "the budget; stopping with %d slot(s) left", slots_left(study, cfg.n_trials))
+            return
         trial = study.ask()
-        status = run_trial(study, trial, cfg, data, folder, reporter)
+        try:
+            status = run_trial(study, trial, cfg, data, folder, reporter)
+        except SpaceExhausted as exc:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            log.warning("the search space is exhausted (%s); stopping", exc)
+            return
         if reporter is not None:
             reporter.trial_end(trial.number, status, study)
         if time.monotonic() - refreshed > REPORT_EVERY_S:
             _refresh_report(folder)
             refreshed = time.monotonic()
         failures = failures + 1 if status == "failed" else 0
-        duplicates = duplicates + 1 if status == "duplicate" else 0
-        if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
-            log.warning("the last %d proposals were all architectures already trained: the space looks "
-                        "exhausted; stopping with %d slots left", duplicates, slots_left(study, cfg.n_trials))
-            return
         if failures >= MAX_CONSECUTIVE_FAILURES:  # something systematic: stop instead of looping forever
             reason = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("reason", "")
             raise RuntimeError(f"{failures} trials in a row failed (last: {reason}); see {folder}/trials/*/error.txt")
@@ -145,7 +172,7 @@ def _worker_devices(cfg: StudyConfig) -> list[str | None]:
 def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.Study:
     """Run the study to ``n_trials`` (resuming if it exists) and return it."""
     data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
-    cfg = prepare_study(cfg, folder)
+    cfg = prepare_study(cfg, folder, data_shape(data))
     if cfg.workers == 1:
         run_worker(cfg, folder, 0, reporter, data)
     else:

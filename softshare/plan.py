@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["SharingPlan", "parse_plan", "stage_widths"]
+__all__ = ["SharingPlan", "merge_unshared", "parse_plan", "stage_widths"]
 
 _NAMED_SWRN = re.compile(r"^SWRN-(\d+)-(\d+)-(\d+)$", re.IGNORECASE)
 _NAMED_WRN = re.compile(r"^WRN-(\d+)-(\d+)$", re.IGNORECASE)
@@ -51,6 +51,10 @@ class SharingPlan:
     ``stages`` holds, per stage, a tuple of groups ``(layers, templates)`` in layer order;
     ``templates`` is None for an unshared group. Groups must cover the stage's 2(N - 1)
     shareable convs exactly.
+
+    The form is canonical: adjacent unshared groups are merged on construction (``1,1`` and
+    ``2`` build the same plain convs), so two plans that build the same model compare equal
+    and have the same :attr:`text`, which the search uses as the architecture's identity.
     """
 
     depth: int
@@ -61,7 +65,7 @@ class SharingPlan:
         n = blocks_per_stage(self.depth)
         if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width < 1:
             raise ValueError(f"width must be an integer >= 1, but got width={self.width!r}.")
-        stages = tuple(tuple(_normalise_group(g) for g in stage) for stage in self.stages)
+        stages = tuple(merge_unshared(tuple(_normalise_group(g) for g in stage)) for stage in self.stages)
         object.__setattr__(self, "stages", stages)
         if len(stages) != 3:
             raise ValueError(f"a plan needs 3 stages, but got {len(stages)} in {self.stages!r}.")
@@ -147,6 +151,17 @@ class SharingPlan:
         return cls(data["depth"], data["width"], tuple(tuple(tuple(g) for g in s) for s in data["stages"]))
 
 
+def merge_unshared(stage: tuple[Group, ...]) -> tuple[Group, ...]:
+    """``stage`` with each run of adjacent unshared groups joined into one."""
+    merged: list[Group] = []
+    for layers, templates in stage:
+        if templates is None and merged and merged[-1][1] is None:
+            merged[-1] = (merged[-1][0] + layers, None)
+        else:
+            merged.append((layers, templates))
+    return tuple(merged)
+
+
 def _normalise_group(group) -> Group:
     try:
         layers, templates = group
@@ -167,6 +182,10 @@ def parse_plan(text: str) -> SharingPlan:
     text = text.strip()
     if match := _NAMED_SWRN.match(text):
         depth, width, s = map(int, match.groups())
+        if blocks_per_stage(depth) == 1:
+            raise ValueError(f"{text!r}: depth {depth} has one block per stage and so no shareable conv "
+                             f"(the first block of a stage stays plain); use WRN-{depth}-{width}, or a depth "
+                             f"of 16, 22, 28, ...")
         return _uniform(depth, width, s)
     if match := _NAMED_WRN.match(text):
         depth, width = map(int, match.groups())

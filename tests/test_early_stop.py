@@ -35,7 +35,7 @@ EIGHT_OTHERS = [
     _trial(0.95, 9000),
     _trial(0.40, 500),
 ]
-RULE = StopRule(max_epochs=30)  # rungs 1, 3, 9, 27; eta 3; min_trials 3
+RULE = StopRule(max_epochs=30, min_epochs=1)  # rungs 1, 3, 9, 27; eta 3; min_trials 3
 
 
 # --- StopRule ----------------------------------------------------------------------------------
@@ -44,9 +44,14 @@ RULE = StopRule(max_epochs=30)  # rungs 1, 3, 9, 27; eta 3; min_trials 3
 @pytest.mark.parametrize(
     "fields,rungs",
     [
-        (dict(max_epochs=30), (1, 3, 9, 27)),
-        (dict(max_epochs=27), (1, 3, 9)),  # strictly below the budget
-        (dict(max_epochs=28), (1, 3, 9, 27)),
+        (dict(max_epochs=30, min_epochs=1), (1, 3, 9, 27)),
+        (dict(max_epochs=27, min_epochs=1), (1, 3, 9)),  # strictly below the budget
+        (dict(max_epochs=28, min_epochs=1), (1, 3, 9, 27)),
+        (dict(max_epochs=12), (3, 9)),  # the default first rung follows the budget: a quarter of it
+        (dict(max_epochs=30), (7, 21)),
+        (dict(max_epochs=3), (2,)),
+        (dict(max_epochs=8), (2, 6)),
+        (dict(max_epochs=2), (1,)),
         (dict(max_epochs=16, min_epochs=2, eta=2), (2, 4, 8)),
         (dict(max_epochs=100, min_epochs=5, eta=4), (5, 20, 80)),
         (dict(max_epochs=1), ()),
@@ -58,11 +63,11 @@ def test_rungs(fields, rungs):
 
 
 def test_defaults_and_min_trials_follow_eta():
-    rule = StopRule(max_epochs=10)
+    rule = StopRule(max_epochs=10, min_epochs=1)
     assert (rule.min_epochs, rule.eta, rule.min_trials, rule.patience) == (1, 3, 3, None)
     assert (rule.min_delta, rule.enabled) == (0.0, True)
-    assert StopRule(max_epochs=10, eta=4).min_trials == 4
-    assert StopRule(max_epochs=10, eta=4, min_trials=2).min_trials == 2
+    assert StopRule(max_epochs=10, min_epochs=1, eta=4).min_trials == 4
+    assert StopRule(max_epochs=10, min_epochs=1, eta=4, min_trials=2).min_trials == 2
 
 
 def test_rule_round_trips_through_json():
@@ -72,7 +77,7 @@ def test_rule_round_trips_through_json():
 
 def test_rule_stores_plain_json_numbers():
     np = pytest.importorskip("numpy")
-    rule = StopRule(max_epochs=np.int64(30), eta=np.int32(3), min_delta=0, patience=np.int64(2))
+    rule = StopRule(max_epochs=np.int64(30), min_epochs=1, eta=np.int32(3), min_delta=0, patience=np.int64(2))
     assert json.loads(json.dumps(dataclasses.asdict(rule))) == dataclasses.asdict(rule)
     assert type(rule.max_epochs) is int and type(rule.min_trials) is int
     assert type(rule.min_delta) is float
@@ -100,7 +105,7 @@ def test_each_field_is_validated_at_its_edges(field, valid, invalid):
 
 def test_error_message_names_the_range():
     with pytest.raises(ValueError, match=r"^eta must be an integer >= 2, but got eta=1\.$"):
-        StopRule(max_epochs=10, eta=1)
+        StopRule(max_epochs=10, min_epochs=1, eta=1)
 
 
 # --- rung rule ---------------------------------------------------------------------------------
@@ -128,9 +133,9 @@ def test_smallest_model_survives_despite_lowest_accuracy():
 def test_fewer_trials_than_min_trials_continue():
     weak, strong = _trial(0.30, 9000), _trial(0.90, 100)
     assert decide(*weak, [strong], RULE) == Decision(False, "")  # n = 2 < 3
-    two = StopRule(max_epochs=30, min_trials=2)
+    two = StopRule(max_epochs=30, min_epochs=1, min_trials=2)
     assert decide(*weak, [strong], two) == Decision(True, "rung 3: rank 2 of 2, keeps top 1")
-    alone = StopRule(max_epochs=30, min_trials=1)
+    alone = StopRule(max_epochs=30, min_epochs=1, min_trials=1)
     assert decide(*weak, [], alone) == Decision(False, "")  # n = 1, keeps 1
 
 
@@ -148,7 +153,7 @@ def test_a_rung_keeps_the_floor_of_n_over_eta(n, eta, rank, decision):
     # 1000 (1 + i) params, so each dominates the next and trial i ranks i + 1
     chain = [_trial(0.9 - 0.1 * i, 1000 * (1 + i), epochs=eta) for i in range(n)]
     others = chain[: rank - 1] + chain[rank:]
-    rule = StopRule(max_epochs=30, eta=eta, min_trials=1)
+    rule = StopRule(max_epochs=30, min_epochs=1, eta=eta, min_trials=1)
     assert decide(*chain[rank - 1], others, rule) == decision
 
 
@@ -202,7 +207,7 @@ def test_others_are_judged_at_the_rung_not_at_their_last_epoch():
 #   P0, P4: inf (P4 first: more accurate)
 # Order: P4, P0, P1, P2, P3, P5. P1 survives although P2 and P3 are more accurate.
 SPREAD = [(0.50, 1000), (0.70, 3000), (0.86, 7000), (0.88, 8000), (0.90, 9000), (0.40, 5000)]
-HALVING = StopRule(max_epochs=30, eta=2)  # rungs 1, 2, 4, 8, 16
+HALVING = StopRule(max_epochs=30, min_epochs=1, eta=2)  # rungs 1, 2, 4, 8, 16
 
 
 def _study(points, epochs=2):
@@ -247,7 +252,7 @@ def test_identical_trials_tie_in_the_candidates_favour():
 
 
 def test_rung_reason_wins_over_plateau():
-    rule = StopRule(max_epochs=30, patience=1)
+    rule = StopRule(max_epochs=30, min_epochs=1, patience=1)
     flat = ([0.50, 0.50, 0.50], 5000)  # also a plateau
     assert decide(*flat, EIGHT_OTHERS, rule).reason == "rung 3: rank 9 of 9, keeps top 3"
 
@@ -276,7 +281,7 @@ def test_plateau(curve, patience, min_delta, reason):
 
 
 def test_plateau_is_judged_on_rung_epochs_too():
-    rule = StopRule(max_epochs=30, patience=2)
+    rule = StopRule(max_epochs=30, min_epochs=1, patience=2)
     best = ([0.90, 0.90, 0.90], 100)  # first at rung 3, but flat
     assert decide(*best, EIGHT_OTHERS, rule) == Decision(True, "plateau: no gain > 0.0 in 2 epochs")
 
@@ -289,7 +294,7 @@ def test_no_plateau_rule_without_patience():
 
 
 def test_disabled_rule_never_stops():
-    off = StopRule(max_epochs=30, patience=1, enabled=False)
+    off = StopRule(max_epochs=30, min_epochs=1, patience=1, enabled=False)
     assert decide(*_trial(0.50, 5000), EIGHT_OTHERS, off) == Decision(False, "")
     assert decide([0.5] * 10, 1000, [], off) == Decision(False, "")
 
@@ -344,3 +349,49 @@ def test_decide_needs_a_stop_rule():
 def test_rank_at_rung_rejects_bad_points(points):
     with pytest.raises(ValueError, match="points"):
         rank_at_rung(points)
+
+
+# --- noise margin and twin ends ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule_fields,stop", [
+    # margin 0: (0.94, 9000) is dominated by the accurate end (0.95, 9000) and ranks outside the top 3
+    (dict(), True),
+    # 1,000 validation images: one SE of the difference at 0.94 is sqrt(2 * .94 * .06 / 1000) = 0.0106;
+    # raised to 0.9506 the candidate would be the front's accurate end, so it is within the noise
+    (dict(val_images=1000), False),
+    # 10,000 images: 0.0034, raised to 0.9434 it is still dominated by 0.95: it trails beyond the noise
+    (dict(val_images=10_000), True),
+    (dict(margin=0.02), False),  # a margin the user sets wins over the validation noise
+    (dict(margin=0.0, val_images=1000), True),
+])
+def test_a_trial_is_stopped_only_when_it_trails_by_more_than_the_noise(rule_fields, stop):
+    rule = StopRule(max_epochs=30, min_epochs=1, **rule_fields)
+    decision = decide(_trial(0.94, 9000)[0], 9000, EIGHT_OTHERS, rule)
+    assert decision.stop is stop
+    if stop:
+        assert decision.reason.startswith("rung 3: rank")
+
+
+def test_noise_margin_fields_are_checked():
+    assert StopRule(max_epochs=10, val_images=5000).noise_margin(0.6) == pytest.approx(math.sqrt(2 * .24 / 5000))
+    assert StopRule(max_epochs=10).noise_margin(0.6) == 0.0
+    for field, value in (("margin", -0.1), ("margin", math.nan), ("val_images", 0), ("val_images", 2.5)):
+        with pytest.raises(ValueError, match=field):
+            StopRule(**{"max_epochs": 10, field: value})
+
+
+def test_the_small_end_is_kept_when_the_accurate_end_has_a_twin():
+    # Three trials at rung 1, keep max(1, 3 // 3, ends). The accurate end (0.95, 9000) appears twice;
+    # counted as points the two twins fill the two "end" places and the small end was stopped.
+    rule = StopRule(max_epochs=30, min_epochs=1)
+    twins = [([0.95], 9000), ([0.95], 9000)]
+    assert decide([0.40], 500, twins, rule) == Decision(False, "")
+
+
+def test_twins_of_an_end_are_all_kept():
+    rule = StopRule(max_epochs=30, min_epochs=1)
+    others = [([0.40], 500), ([0.95], 9000), ([0.6], 3000), ([0.5], 4000), ([0.55], 5000), ([0.45], 6000)]
+    assert not decide([0.40], 500, others, rule).stop  # identical to the small end
+    assert not decide([0.95], 9000, others, rule).stop  # identical to the accurate end
+    assert decide([0.44], 7000, others, rule).stop  # a dominated middle trial is still stopped

@@ -83,7 +83,7 @@ def test_four_workers_creating_one_new_storage_at_once(tmp_path):
 def test_disk_full_while_checkpointing_gives_one_line_and_no_corrupt_file(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     args = ["train", "--dataset", "synthetic", "--synthetic-train", "100", "--image-size", "12", "--depth", "10",
-            "--width", "1", "--epochs", "3", "--batch-size", "50", "--device", "cpu", "--out", str(out), "--quiet"]
+            "--arch", "wrn", "--width", "1", "--epochs", "3", "--batch-size", "50", "--device", "cpu", "--out", str(out), "--quiet"]
     real_fsync, calls = os.fsync, {"n": 0}
 
     def disk_fills_after_epoch_one(fd):

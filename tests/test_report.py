@@ -158,7 +158,9 @@ def test_report_files_and_csv_columns(hand_folder):
 def test_terminal_summary_has_the_front_and_the_page(hand_folder):
     text = terminal_summary(report_data(hand_folder), hand_folder / REPORT_DIR / "index.html")
     assert "<- knee" in text and "SWRN-22-1-3" in text and f"--pick trial:1" in text
-    assert text.rstrip().endswith(str(hand_folder / REPORT_DIR / "index.html"))
+    # the page's path, then (last) the one-sentence answer to "does sharing pay?" (nas.verdict)
+    assert text.splitlines()[-2] == f"report: {hand_folder / REPORT_DIR / 'index.html'}"
+    assert text.splitlines()[-1].startswith("Sharing cannot be judged here: there are no baselines")
 
 
 def test_a_folder_that_is_not_a_study_is_refused_and_nothing_is_written(tmp_path):
@@ -310,3 +312,14 @@ def test_page_of_a_thousand_trials_stays_usable(browser, tmp_path):
     assert errors == [] and counts["data"] == 1000 and counts["drawn"] == 1000 + 1
     assert size < 8e6 and seconds < 30
     _assert_not_blank(browser.get_screenshot_as_png(), tmp_path / "thousand.png")
+
+
+def test_a_study_without_baselines_says_so_and_draws_no_comparison(hand_folder):
+    data = report_data(hand_folder)
+    assert data["verdict"]["counts"]["baselines"] == 0
+    assert not any(r["tied_with_next"] for r in data["rows"])  # no validation-set size: every difference counts
+    page = (hand_folder / REPORT_DIR / "index.html").read_text()
+    section = page[page.index('<section id="sharing-section">'):]
+    section = section[:section.index("</section>")]
+    assert "there are no baselines in this study (--baselines none)" in section
+    assert 'id="sharing"' not in section and "<table" not in section

@@ -11,7 +11,6 @@ import pytest
 
 from nas.config import StudyConfig
 from nas.storage import state_counts
-import nas.study as study_module
 from nas.study import open_existing, run_study
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -66,37 +65,25 @@ def test_resume_with_other_settings_is_refused(smoke_study):
 
 
 def test_over_budget_configs_are_rejected_untrained(tmp_path):
-    study = run_study(_cfg(max_params=100_000, n_trials=4, space={"depths": [16], "widths": [1]}), tmp_path / "b")
+    budget = 140_000  # between SWRN-16-1-1 (126,688) and WRN-16-1 (175,066)
+    study = run_study(_cfg(max_params=budget, n_trials=4, space={"depths": [16], "widths": [1]}), tmp_path / "b")
+    trained = [t for t in study.trials if t.user_attrs.get("status") in ("complete", "pruned")]
+    assert len(trained) == 4 and all(t.user_attrs["params"] <= budget for t in trained)
+    assert "WRN-16-1" not in {t.user_attrs["plan_name"] for t in study.trials}  # the plain baseline does not fit
     over = [t for t in study.trials if t.user_attrs.get("status") == "over-budget"]
-    assert over, "WRN-16-1 shared or not has > 100k params"
-    for t in over:
-        assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["params"] > 100_000
+    for t in over:  # recorded for the sampler, never trained, no slot taken
+        assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["params"] > budget
         assert not (tmp_path / "b" / "trials" / f"{t.number:04d}").exists()
 
 
-def test_an_architecture_is_trained_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_module, "MAX_CONSECUTIVE_DUPLICATES", 3)
-    # Depth 10 has no shareable conv: the space holds one architecture, so the study stops early.
-    study = run_study(_cfg(n_trials=3, space={"depths": [10], "widths": [1]}), tmp_path / "d")
-    statuses = [t.user_attrs["status"] for t in study.trials]
-    assert statuses.count("complete") == 1 and statuses.count("duplicate") == 3
-    assert len({tuple(t.values) for t in study.trials}) == 1
-
-
-def test_an_architecture_stopped_early_is_not_trained_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_module, "MAX_CONSECUTIVE_DUPLICATES", 3)
-    # One architecture; the plateau rule (no gain > 1.0 in 1 epoch) stops it at epoch 2 of 3.
-    cfg = _cfg(n_trials=3, space={"depths": [10], "widths": [1]}, recipe={"epochs": 3},
-               early_stopping={"patience": 1, "min_delta": 1.0})
-    study = run_study(cfg, tmp_path / "p")
-    first, *again = sorted(study.trials, key=lambda t: t.number)
-    assert first.user_attrs["status"] == "pruned" and len(first.user_attrs["curve"]) == 2
-    assert [t.user_attrs["status"] for t in again] == ["duplicate"] * 3
-    for t in again:  # pruned like its twin, nothing trained, no slot taken
-        assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["duplicate_of"] == first.number
-        assert "stopped early" in t.user_attrs["reason"] and "curve" not in t.user_attrs
-        assert not (tmp_path / "p" / "trials" / f"{t.number:04d}").exists()
-    assert state_counts(study)["DUPLICATE"] == 3 and state_counts(study)["PRUNED"] == 1
+def test_baselines_run_first_with_the_same_recipe_and_are_marked(smoke_study):
+    folder, study = smoke_study
+    baselines = [t for t in study.trials if t.user_attrs.get("baseline")]
+    assert [t.number for t in baselines] == [0]  # 6 trials: a quarter is one baseline, trained first
+    assert baselines[0].user_attrs["plan_name"] == "WRN-16-1"
+    assert all(not t.user_attrs.get("baseline") and t.user_attrs["shared"] for t in study.trials[1:])
+    records = [json.loads((folder / "trials" / f"{t.number:04d}" / "trial.json").read_text()) for t in study.trials]
+    assert len({json.dumps(r["train_config"], sort_keys=True) for r in records}) == 1
 
 
 def test_two_workers_share_one_storage(tmp_path):

@@ -143,7 +143,7 @@ def test_cli_train_then_evaluate_on_cifar10_pickles(tmp_path):
     root = tmp_path / "data"
     write_cifar10(root, n_train_per_class=10, n_test_per_class=3)
     out = tmp_path / "run"
-    done = _cli("train", "--data", str(root), "--depth", "10", "--width", "1", "--epochs", "2", "--batch-size", "16",
+    done = _cli("train", "--data", str(root), "--arch", "wrn", "--depth", "10", "--width", "1", "--epochs", "2", "--batch-size", "16",
                 "--device", "cpu", "--cutout", "--out", str(out), "--quiet")
     assert done.returncode == 0, done.stderr
     assert "completed: 2 epochs" in done.stdout

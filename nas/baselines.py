@@ -1,0 +1,80 @@
+"""The reference plans every study trains beside its search: does a searched sharing plan beat them?
+
+Baselines are the paper's uniform plans over the space's depths and widths: plain WRN-d-k and
+SWRN-d-k-s (one bank of s templates per stage, Savarese & Maire 2019), s within the space's
+bank sizes. A study enqueues a few of them once, when it is created; they train with the
+study's recipe, seed and stopping rule, take slots of ``n_trials`` (about a quarter) and are
+marked ``baseline`` in the storage, ``trials.csv``, the terminal and the report.
+
+Which few: half (rounded down, at least one) plain WRNs, the rest SWRNs, each family spread
+over log10(parameters) so that together they span the space's parameter range: the smallest
+and the largest first, then each time the plan farthest from those already chosen.
+"""
+
+from __future__ import annotations
+
+import math
+
+from softshare import SharingPlan, parse_plan
+
+from .space import SearchSpace
+
+__all__ = ["BASELINE_CHOICES", "baseline_budget", "baseline_candidates", "baseline_plans"]
+
+BASELINE_CHOICES = ("paper", "none")
+
+
+def baseline_budget(n_trials: int) -> int:
+    """How many of ``n_trials`` slots the baselines may take: a quarter, at least one from 2 trials."""
+    return 0 if n_trials < 2 else max(1, n_trials // 4)
+
+
+def baseline_candidates(space: SearchSpace) -> tuple[list[SharingPlan], list[SharingPlan]]:
+    """(plain WRNs, uniform SWRNs) over the space's depths, widths and bank sizes."""
+    plain, shared = [], []
+    for depth in space.depths:
+        layers = 2 * ((depth - 4) // 6 - 1)
+        sizes = [t for t in space.template_choices(layers) if t > 0]
+        for width in space.widths:
+            plain.append(parse_plan(f"WRN-{depth}-{width}"))
+            shared += [parse_plan(f"SWRN-{depth}-{width}-{s}") for s in sizes]
+    return plain, shared
+
+
+def baseline_plans(space: SearchSpace, n_trials: int, shape: tuple[int, int] = (10, 3),
+                   max_params: int | None = None) -> list[SharingPlan]:
+    """The baselines of a study of ``n_trials`` over ``space``, smallest first.
+
+    ``shape`` is (classes, input channels) for the parameter counts; plans over ``max_params``
+    are left out."""
+    budget = baseline_budget(n_trials)
+    size = {}
+    plain, shared = ([p for p in family if _fits(p, shape, max_params, size)] for family in baseline_candidates(space))
+    n_plain = min(len(plain), max(1, budget // 2)) if budget else 0
+    chosen = _spread(plain, n_plain, [], size)
+    chosen += _spread(shared, budget - len(chosen), chosen, size)
+    return sorted(chosen, key=lambda p: size[p.text])
+
+
+def _fits(plan: SharingPlan, shape: tuple[int, int], max_params: int | None, size: dict) -> bool:
+    size[plan.text] = plan.num_parameters(*shape)
+    return max_params is None or size[plan.text] <= max_params
+
+
+def _spread(plans: list[SharingPlan], k: int, chosen: list[SharingPlan], size: dict) -> list[SharingPlan]:
+    """``k`` of ``plans`` spread over log10(params): greedily the one farthest from all chosen so far
+    (with nothing chosen yet: the smallest, then the largest)."""
+    left = sorted(plans, key=lambda p: (size[p.text], p.text))
+    picked: list[SharingPlan] = []
+    while left and len(picked) < k:
+        taken = chosen + picked
+        if not taken:
+            best = left[0]
+        elif len(taken) == 1 and not chosen:
+            best = left[-1]
+        else:
+            best = max(left, key=lambda p: min(abs(math.log10(size[p.text]) - math.log10(size[q.text]))
+                                               for q in taken))
+        picked.append(best)
+        left.remove(best)
+    return picked

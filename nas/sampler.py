@@ -1,0 +1,231 @@
+"""A sampler wrapper that proposes only new, trainable architectures.
+
+Why: a study that tells a repeated proposal COMPLETE with its twin's values (Optuna's FAQ
+pattern) adds one more good point at the same spot of TPE's model, and TPE proposes it again
+(measured before this module: 20 of 28 proposals of a smoke study were one plain WRN-16-1).
+Raising ``TrialPruned`` would push TPE away from a good spot, and FAIL teaches it nothing, so a
+small space loops. So the repeat is never recorded: :class:`ArchitectureSampler` resamples
+before the trial asks its first value.
+
+How: Optuna asks a sampler for a trial's *relative* values once, before the first
+``suggest_*`` call. The wrapper answers there with a whole architecture. It runs the
+define-by-run space (:func:`nas.space.define_space`) on a stand-in trial that takes its
+values from the wrapped sampler, exactly as Optuna would (relative values first, then
+independent ones). It checks the canonical plan against the study, and draws again when the
+plan is
+
+* already trained (completed or stopped by the rule), running on another worker, or queued as
+  a baseline;
+* known to diverge (a trial failed with "diverged");
+* a plain WRN (plain nets are baselines, not search points);
+* over ``max_params``. Such a proposal is recorded once as a PRUNED trial with status
+  ``over-budget`` and a violated ``max_params`` constraint (Optuna 5's ``create_trial(...,
+  constraints=...)``): TPE and NSGA-II rank infeasible trials last, so they learn the budget. It
+  takes no slot and is never trained.
+
+After ``attempts`` rejected draws it takes an unseen architecture uniformly at random. When
+there is none left, :class:`SpaceExhausted` says so and the study ends. Each trial records how
+its architecture was found in the user attribute ``proposal``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from softshare import SharingPlan
+
+from .space import BASELINE_ATTR, SearchSpace, all_plans, define_space, params_from_plan, plan_from_params, random_plan
+
+__all__ = ["ArchitectureSampler", "SpaceExhausted", "PROPOSAL_ATTR", "OVER_BUDGET"]
+
+log = logging.getLogger(__name__)
+PROPOSAL_ATTR = "proposal"
+OVER_BUDGET = "over-budget"
+RANDOM_DRAWS = 2000  # unseen-architecture draws before a space too large to list is called exhausted
+
+
+class SpaceExhausted(RuntimeError):
+    """Every architecture of the space (within the budget) has been trained or is being trained."""
+
+
+class _StandIn:
+    """A trial-like object for define_space: records what is asked, answers from ``answer``."""
+
+    user_attrs: dict = {}
+
+    def __init__(self, answer: Callable[[str, BaseDistribution], Any]) -> None:
+        self.answer = answer
+        self.params: dict[str, Any] = {}
+        self.distributions: dict[str, BaseDistribution] = {}
+
+    def suggest_categorical(self, name: str, choices: Sequence) -> Any:
+        distribution = CategoricalDistribution(list(choices))
+        value = distribution.choices[0] if distribution.single() else self.answer(name, distribution)
+        self.params[name], self.distributions[name] = value, distribution
+        return value
+
+
+class ArchitectureSampler(BaseSampler):
+    """Wraps ``inner`` so every trial it proposes is a new, trainable shared architecture.
+
+    Args:
+        inner: the sampler that proposes first (TPE, NSGA-II, random).
+        space: the search space the study's trials ask through :func:`define_space`.
+        shape: (classes, input channels) the parameter counts are taken for.
+        max_params: the parameter budget, or None.
+        seed: seeds the random fallback.
+        attempts: draws from ``inner`` before the random fallback, >= 1.
+    """
+
+    def __init__(self, inner: BaseSampler, space: SearchSpace, shape: tuple[int, int], max_params: int | None,
+                 seed: int | None = None, attempts: int = 10) -> None:
+        if not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"attempts must be an integer >= 1, but got {attempts=}.")
+        self.inner, self.space, self.shape, self.max_params = inner, space, tuple(shape), max_params
+        self.attempts, self._rng = attempts, random.Random(seed)
+        self._proposals: dict[int, tuple[dict, dict]] = {}
+        self._listed: list[SharingPlan] | None | bool = False  # False: not listed yet; None: too many
+
+    # --- BaseSampler ------------------------------------------------------------------------
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        if trial.user_attrs.get(BASELINE_ATTR) or trial.system_attrs.get("fixed_params"):
+            return {}  # a baseline's plan, or values a user enqueued, are not ours to change
+        params, distributions, info = self._propose(study, trial)
+        self._proposals[trial._trial_id] = (params, distributions)
+        study._storage.set_trial_user_attr(trial._trial_id, PROPOSAL_ATTR, info)
+        return distributions
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        params, _ = self._proposals.pop(trial._trial_id, ({}, {}))
+        return params
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.inner.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+        self._rng.seed()
+
+    # --- proposals --------------------------------------------------------------------------
+
+    def exhausted(self, study: optuna.Study) -> bool:
+        """True when no architecture of the space is left to train (exact for listable spaces)."""
+        plans = self._all_plans()
+        if plans is None:
+            return False
+        taken = self._taken(study)
+        return not any(p.text not in taken and self._affordable(p) for p in plans)
+
+    def _propose(self, study: optuna.Study, trial: FrozenTrial) -> tuple[dict, dict, dict]:
+        taken, rejected = self._taken(study), Counter()
+        for attempt in range(1, self.attempts + 1):
+            stand_in = self._ask_inner(study, trial)
+            plan = plan_from_params(stand_in.params)
+            why = self._rejection(plan, taken)
+            if why is None:
+                return stand_in.params, stand_in.distributions, _info("sampler", attempt, rejected)
+            rejected[why] += 1
+            if why == OVER_BUDGET:
+                self._record_over_budget(study, plan, stand_in)
+                taken[plan.text] = OVER_BUDGET
+        plan = self._unseen_random(taken)
+        stand_in = _StandIn(lambda name, _d, values=params_from_plan(plan): values[name])
+        define_space(stand_in, self.space)
+        return stand_in.params, stand_in.distributions, _info("random", self.attempts, rejected)
+
+    def _ask_inner(self, study: optuna.Study, trial: FrozenTrial) -> _StandIn:
+        """The inner sampler's proposal, answered as Optuna's Trial would: relative values, then independent."""
+        relative_space = self.inner.infer_relative_search_space(study, trial)
+        relative = self.inner.sample_relative(study, trial, relative_space)
+
+        def answer(name: str, distribution: BaseDistribution) -> Any:
+            if name in relative and relative_space.get(name) == distribution:
+                return relative[name]
+            return self.inner.sample_independent(study, trial, name, distribution)
+
+        stand_in = _StandIn(answer)
+        define_space(stand_in, self.space)
+        return stand_in
+
+    def _rejection(self, plan: SharingPlan, taken: dict[str, str]) -> str | None:
+        if not plan.is_shared:
+            return "plain"
+        if plan.text in taken:
+            return taken[plan.text]
+        if not self._affordable(plan):
+            return OVER_BUDGET
+        return None
+
+    def _affordable(self, plan: SharingPlan) -> bool:
+        return self.max_params is None or plan.num_parameters(*self.shape) <= self.max_params
+
+    def _taken(self, study: optuna.Study) -> dict[str, str]:
+        """Plan text -> why it may not be proposed again, from every trial of the study."""
+        taken = {}
+        for t in study.get_trials(deepcopy=False):
+            plan, status = t.user_attrs.get("plan"), t.user_attrs.get("status")
+            if plan is None:
+                continue
+            if t.state in (TrialState.RUNNING, TrialState.WAITING):
+                taken[plan] = "running or queued"
+            elif status in ("complete", "pruned"):
+                taken[plan] = "trained"
+            elif status == OVER_BUDGET:
+                taken[plan] = OVER_BUDGET
+            elif t.state == TrialState.FAIL and str(t.user_attrs.get("reason", "")).startswith("diverged"):
+                taken[plan] = "diverged"
+        return taken
+
+    def _unseen_random(self, taken: dict[str, str]) -> SharingPlan:
+        plans = self._all_plans()
+        if plans is not None:
+            left = [p for p in plans if p.text not in taken and self._affordable(p)]
+            if not left:
+                raise SpaceExhausted(f"all {len(plans)} architectures of the space are trained, running or over "
+                                     f"the budget")
+            return self._rng.choice(left)
+        for _ in range(RANDOM_DRAWS):
+            plan = random_plan(self.space, self._rng)
+            if plan.text not in taken and self._affordable(plan):
+                return plan
+        raise SpaceExhausted(f"{RANDOM_DRAWS} random draws found no architecture that is new and within the budget")
+
+    def _all_plans(self) -> list[SharingPlan] | None:
+        if self._listed is False:
+            self._listed = all_plans(self.space)
+        return self._listed  # type: ignore[return-value]
+
+    def _record_over_budget(self, study: optuna.Study, plan: SharingPlan, stand_in: _StandIn) -> None:
+        params = plan.num_parameters(*self.shape)
+        attrs = {"plan": plan.text, "plan_name": plan.name, "shared": plan.is_shared, "depth": plan.depth,
+                 "width": plan.width, "params": params, "status": OVER_BUDGET,
+                 "reason": f"{params:,} parameters > max_params {self.max_params:,}; not trained"}
+        study.add_trial(create_trial(state=TrialState.PRUNED, params=stand_in.params,
+                                     distributions=stand_in.distributions, user_attrs=attrs,
+                                     constraints={"max_params": float(params - self.max_params)}))
+        log.info("proposal %s is over the budget (%s parameters); recorded for the sampler, not trained",
+                 plan.text, f"{params:,}")
+
+
+def _info(source: str, draws: int, rejected: Counter) -> dict:
+    """What the trial records of its proposal: who found it, after how many draws, what was turned down."""
+    return {"source": source, "draws": draws, "rejected": dict(rejected)}

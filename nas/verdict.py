@@ -1,0 +1,246 @@
+"""Does sharing pay? The searched plans against the study's baselines, beyond the noise.
+
+Baselines are the study's reference plans (``row["baseline"]``: the plain WRN-d-k and the paper's
+uniform SWRN-d-k-s, enqueued by the study itself); every other completed trial is a *searched*
+plan. A searched plan *dominates* a baseline when it has no more parameters and its validation
+accuracy is higher by more than ``CLAIM_Z`` standard errors of the difference (nas.noise), both
+measured on the study's validation set. Accuracies are fractions in [0, 1], parameters counts.
+
+Only fully trained baselines are compared: a baseline stopped early had a smaller budget than
+the searched plans it would be set against, so it is listed as not compared instead.
+
+Everything here is pure: it reads rows as :func:`nas.results.trial_rows` makes them.
+"""
+
+from __future__ import annotations
+
+from .noise import CLAIM_Z, beyond_noise, difference_se
+from .results import front_rows, hypervolume
+
+__all__ = ["HV_REFERENCE_FACTOR", "REQUIRED_KEYS", "accuracy_text", "baseline_rows", "dominance_table",
+           "fewer_text", "searched_rows", "ties", "verdict"]
+
+HV_REFERENCE_FACTOR = 10  # hypervolume reference parameters: 10x the largest model of the study
+REQUIRED_KEYS = ("trial", "state", "status", "plan", "plan_name", "shared", "params", "epochs", "val_acc",
+                 "val_se", "val_images", "baseline")
+
+
+# --- argument checks and small helpers --------------------------------------------------------
+
+
+def _checked_rows(rows: list[dict], name: str = "rows") -> list[dict]:
+    """``rows`` as a list, or ValueError naming the first row that lacks one of REQUIRED_KEYS."""
+    if isinstance(rows, (str, dict)) or not hasattr(rows, "__iter__"):
+        raise ValueError(f"{name} must be a list of trial rows (nas.results.trial_rows), but got {rows!r:.80}.")
+    rows = list(rows)
+    for i, r in enumerate(rows):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ValueError(f"{name}[{i}] must be a trial row with keys {', '.join(REQUIRED_KEYS)}, "
+                             f"but it lacks {', '.join(missing)}.")
+    return rows
+
+
+def _completed(rows: list[dict]) -> list[dict]:
+    # The rule of nas.results.front_rows: finished, measured, and not a repeat of another trial.
+    return [r for r in rows if r["state"] == "complete" and r["val_acc"] is not None and r["params"]
+            and r["status"] != "duplicate"]
+
+
+def _images(a: dict, b: dict) -> int | None:
+    """Validation images behind a comparison of two rows: the smaller known count (a study uses one
+    validation set, so they agree), or None when neither row knows it."""
+    known = [r["val_images"] for r in (a, b) if r["val_images"]]
+    return min(known) if known else None
+
+
+def _name(r: dict) -> str:
+    return r["plan_name"] or r["plan"] or f"trial {r['trial']}"
+
+
+def accuracy_text(accuracy: float, se: float | None, digits: int = 2) -> str:
+    """'58.90% ± 0.70' (percent and percentage points), without the '±' part when the error is unknown."""
+    spread = f" ± {100 * se:.{digits}f}" if se else ""
+    return f"{100 * accuracy:.{digits}f}%{spread}"
+
+
+def fewer_text(small: int, big: int) -> str:
+    """How much smaller a model of ``small`` parameters is than one of ``big``: 'as many parameters',
+    '38% fewer parameters', or '12x fewer parameters' from ten times smaller on. ValueError unless
+    0 < small <= big."""
+    if not 0 < small <= big:
+        raise ValueError(f"fewer_text needs 0 < small <= big (parameter counts), but got {small=}, {big=}.")
+    if small == big:
+        return "as many parameters"
+    if 10 * small <= big:
+        return f"{big / small:,.0f}x fewer parameters"
+    fewer = 100 * (1 - small / big)
+    return f"{fewer:.0f}% fewer parameters" if fewer >= 1 else f"{fewer:.2g}% fewer parameters"
+
+
+# --- the comparison ---------------------------------------------------------------------------
+
+
+def searched_rows(rows: list[dict]) -> list[dict]:
+    """Completed, non-duplicate trials proposed by the search (not baselines), in trial order."""
+    return [r for r in _completed(_checked_rows(rows)) if not r["baseline"]]
+
+
+def baseline_rows(rows: list[dict]) -> list[dict]:
+    """Completed, non-duplicate baseline trials, in trial order."""
+    return [r for r in _completed(_checked_rows(rows)) if r["baseline"]]
+
+
+def _dominators(baseline: dict, searched: list[dict]) -> list[dict]:
+    """Searched rows with no more parameters than ``baseline`` and more accurate beyond the noise."""
+    better = [s for s in searched if s["params"] <= baseline["params"]
+              and beyond_noise(s["val_acc"], baseline["val_acc"], _images(s, baseline))]
+    return sorted(better, key=lambda s: (-s["val_acc"], s["params"], s["trial"]))
+
+
+def _not_compared_note(r: dict) -> str:
+    if r["status"] == "over-budget":
+        return "over the parameter budget, not trained: not compared"
+    if r["state"] == "pruned":
+        at = f" at epoch {r['epochs']}" if r["epochs"] else ""
+        return f"stopped early{at}: not compared"
+    if r["state"] in ("running", "waiting"):
+        return "still training: not compared yet"
+    return f"{r['status'] or r['state']}: not compared"
+
+
+def dominance_table(rows: list[dict]) -> list[dict]:
+    """For each baseline, the searched plans that dominate it.
+
+    One entry per completed baseline, fewest parameters first: ``{"baseline": row, "dominated_by":
+    [searched rows, most accurate first], "note": ""}`` (an empty list: no searched plan beats it).
+    Then one entry per baseline that was not trained in full (stopped early, over budget, failed,
+    running), with ``"dominated_by": None`` and a ``"note"`` saying why it is not compared.
+    """
+    rows = _checked_rows(rows)
+    searched = searched_rows(rows)
+    order = lambda r: (r["params"] or 0, r["trial"])  # noqa: E731 - the table's sort key
+    done = sorted(baseline_rows(rows), key=order)
+    done_ids = {r["trial"] for r in done}
+    rest = sorted((r for r in rows if r["baseline"] and r["trial"] not in done_ids and r["status"] != "duplicate"),
+                  key=order)
+    return ([{"baseline": b, "dominated_by": _dominators(b, searched), "note": ""} for b in done]
+            + [{"baseline": b, "dominated_by": None, "note": _not_compared_note(b)} for b in rest])
+
+
+def ties(front: list[dict]) -> list[bool]:
+    """Per front member (fewest parameters first): True when it is *tied with the next* member, i.e.
+    their accuracies differ by no more than CLAIM_Z standard errors of the difference. The last
+    member is never tied with a next one. ValueError unless every member has an accuracy and
+    parameters, in ascending parameter order."""
+    front = _checked_rows(front, "front")
+    unmeasured = [r["trial"] for r in front if r["val_acc"] is None or not r["params"]]
+    if unmeasured:
+        raise ValueError(f"front must hold completed trials (each with val_acc and params), "
+                         f"but got trials {unmeasured}.")
+    if any(a["params"] > b["params"] for a, b in zip(front, front[1:])):
+        raise ValueError(f"front must be sorted by params ascending, but got {[r['params'] for r in front]}.")
+    tied = [not beyond_noise(max(a["val_acc"], b["val_acc"]), min(a["val_acc"], b["val_acc"]), _images(a, b))
+            for a, b in zip(front, front[1:])]
+    return tied + [False] * bool(front)
+
+
+# --- the verdict ------------------------------------------------------------------------------
+
+
+def _counts(rows: list[dict], table: list[dict], searched: list[dict]) -> dict:
+    compared = [e for e in table if e["dominated_by"] is not None]
+    return {"baselines": len(table), "compared": len(compared), "not_compared": len(table) - len(compared),
+            "beaten": sum(bool(e["dominated_by"]) for e in compared), "searched": len(searched)}
+
+
+def verdict(rows: list[dict]) -> dict:
+    """Does sharing pay in this study? The numbers, and one sentence that answers from them.
+
+    Keys: ``searched`` and ``baselines`` (completed rows of each kind), ``searched_front`` and
+    ``baseline_front`` (the Pareto front of each kind, fewest parameters first),
+    ``reference_params`` (HV_REFERENCE_FACTOR x the largest parameter count of all rows, or None
+    when no row has one), ``searched_hypervolume`` and ``baseline_hypervolume`` (in (accuracy,
+    log10 params) up to (0, log10 reference_params), the same reference for both), ``table``
+    (:func:`dominance_table`), ``counts`` (baselines, compared, not_compared, beaten, searched)
+    and ``sentence``.
+    """
+    rows = _checked_rows(rows)
+    searched, baselines = searched_rows(rows), baseline_rows(rows)
+    sizes = [r["params"] for r in rows if r["params"]]
+    reference = HV_REFERENCE_FACTOR * max(sizes) if sizes else None
+    table = dominance_table(rows)
+    out = {"searched": searched, "baselines": baselines,
+           "searched_front": front_rows(searched), "baseline_front": front_rows(baselines),
+           "reference_params": reference,
+           "searched_hypervolume": hypervolume(searched, reference) if reference else 0.0,
+           "baseline_hypervolume": hypervolume(baselines, reference) if reference else 0.0,
+           "table": table, "counts": _counts(rows, table, searched)}
+    out["sentence"] = _sentence(out)
+    return out
+
+
+# --- the sentence -----------------------------------------------------------------------------
+
+
+def _baselines_text(c: dict, beaten: int | None = None) -> str:
+    """'the 4 baselines', 'any of the 4 baselines' (beaten 0), '2 of 4 baselines', 'the only baseline';
+    with ' trained in full' when some baselines were not compared."""
+    m, full = c["compared"], " trained in full" if c["not_compared"] else ""
+    if m == 1:
+        return "the only baseline" + full
+    if beaten is None:
+        return f"the {m} baselines{full}"
+    return (f"{beaten} of {m} baselines" if beaten else f"any of the {m} baselines") + full
+
+
+def _kinds_text(table: list[dict]) -> str:
+    """'1 of 2 plain WRNs and 1 of 2 uniform SWRNs; ' when both kinds were compared, else ''."""
+    compared = [e for e in table if e["dominated_by"] is not None]
+    parts = []
+    for shared, noun in ((False, "plain WRN"), (True, "uniform SWRN")):
+        kind = [e for e in compared if bool(e["baseline"]["shared"]) == shared]
+        parts.append(f"{sum(bool(e['dominated_by']) for e in kind)} of {len(kind)} {noun}{'s' * (len(kind) > 1)}")
+    both = all(any(bool(e["baseline"]["shared"]) == s for e in compared) for s in (False, True))
+    return f"{' and '.join(parts)}; " if both else ""
+
+
+def _best_text(table: list[dict]) -> str:
+    """The largest accuracy gain over a baseline among the dominating pairs."""
+    pairs = [(e["baseline"], e["dominated_by"][0]) for e in table if e["dominated_by"]]
+    b, s = max(pairs, key=lambda p: (p[1]["val_acc"] - p[0]["val_acc"], -p[1]["params"], -p[1]["trial"]))
+    return (f"best: trial {s['trial']}, {accuracy_text(s['val_acc'], s['val_se'], 1)} vs {_name(b)}'s "
+            f"{accuracy_text(b['val_acc'], b['val_se'], 1)} with {fewer_text(s['params'], b['params'])}")
+
+
+def _margin_text(table: list[dict]) -> str:
+    """How much 'beyond the noise' is here: CLAIM_Z standard errors of the difference, in points."""
+    margins = [100 * CLAIM_Z * difference_se(b["val_acc"], b["val_acc"], b["val_images"])
+               for b in (e["baseline"] for e in table if e["dominated_by"] is not None)]
+    if max(margins) == 0.0:
+        return "by any margin (no validation-set size recorded, so no noise estimate)"
+    low, high = min(margins), max(margins)
+    about = f"{high:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f} to {high:.1f}"
+    return f"by more than the noise ({CLAIM_Z:g} SE of the difference, about {about} points)"
+
+
+def _sentence(v: dict) -> str:
+    c, table = v["counts"], v["table"]
+    if c["baselines"] == 0:
+        return ("Sharing cannot be judged here: there are no baselines in this study (--baselines none), "
+                "so there is nothing to compare against.")
+    if c["compared"] == 0:
+        notes = "; ".join(f"{_name(e['baseline'])}: {e['note']}" for e in table)
+        return (f"Sharing cannot be judged yet: none of the {c['baselines']} baseline(s) was trained in full "
+                f"({notes}), and a fully trained plan is not compared with one that was not.")
+    if c["searched"] == 0:
+        return (f"Sharing cannot be judged yet: no searched plan has finished training, so there is nothing to "
+                f"set against {_baselines_text(c)}.")
+    hv = (f"searched-front hypervolume {v['searched_hypervolume']:.3f} vs the baselines' "
+          f"{v['baseline_hypervolume']:.3f}")
+    if c["beaten"]:
+        return (f"Sharing paid: searched plans beat {_baselines_text(c, c['beaten'])} beyond the noise at no more "
+                f"parameters ({_kinds_text(table)}{_best_text(table)}); {hv}.")
+    return (f"Sharing did not pay here: no searched plan beat {_baselines_text(c, 0)} "
+            f"{_margin_text(table)} at equal or fewer parameters; {hv}.")
+
