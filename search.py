@@ -223,7 +223,6 @@ def _study_config(args: argparse.Namespace):
 
 def cmd_study(args: argparse.Namespace) -> int:
     from nas.progress import StudyReporter
-    from nas.results import format_table, front_rows, knee_row, trial_rows
     from nas.storage import state_counts
     from nas.study import run_study
 
@@ -252,26 +251,25 @@ def cmd_study(args: argparse.Namespace) -> int:
                  if ray_options is not None else "re-run the same command to resume")
         print(f"interrupted; finished trials are kept in {folder}: {again}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    rows = trial_rows(study)
     counts = state_counts(study)
     print(f"study {cfg.name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed "
           f"of {cfg.n_trials}; {counts['OVER_BUDGET']} proposals over --max-params were recorded untrained")
-    front = front_rows(rows)
-    if front:
-        print("Pareto front (validation accuracy vs parameters):")
-        print(format_table(front, knee_row(rows)))
-    _write_report(folder)
+    _write_report(folder, summary=True)
     return 0
 
 
-def _write_report(folder) -> None:
-    """Refresh the study's report; a study with nothing to show yet is said so, not an error."""
-    from nas.report import write_report
+def _write_report(folder, summary: bool = False) -> None:
+    """Refresh the study's report (with ``summary``, print the front, the dominance table and the
+    one-sentence verdict too); a study with nothing to show yet is said so, not an error."""
+    from nas.report import report_data, terminal_summary, write_report
 
     try:
-        print(f"report: {write_report(folder)}")
+        data = report_data(folder)
+        page = write_report(folder, data)
     except ValueError as exc:
         print(f"report: not written ({exc})")
+        return
+    print(terminal_summary(data, page) if summary else f"report: {page}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -293,9 +291,9 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", default=S, metavar="FILE", help="JSON/TOML file of ranges (depths, widths, max_templates, ...)")
     p.add_argument("--max-params", type=_int_at_least(1), default=S,
                    help="parameter budget: larger proposals are resampled, never trained")
-    p.add_argument("--baselines", choices=("paper", "none"), default=S,
+    p.add_argument("--baselines", default=S, metavar="paper|paper:N|none",
                    help="paper (default): also train the paper's uniform plans (plain WRN-d-k, SWRN-d-k-s) "
-                        "spanning the space, about a quarter of the trials; none: search only")
+                        "spanning the space, a quarter of the trials; paper:N: N of them; none: search only")
     p.add_argument("--workers", type=_int_at_least(1), default=S, help="local worker processes (default 1)")
     p.add_argument("--storage", default=S, metavar="URL", help="Optuna storage URL (default: journal file in the study folder)")
     p.add_argument("--results-dir", default="results", help="parent folder of study folders (default ./results)")

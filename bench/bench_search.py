@@ -49,9 +49,13 @@ import optuna
 import torch
 
 import _common
+from nas.baselines import baseline_budget
 from nas.config import StudyConfig
 from nas.results import hypervolume, trial_rows
-from nas.space import SearchSpace, plan_from_params
+from nas.sampler import OVER_BUDGET, PROPOSAL_ATTR
+from nas.space import SearchSpace
+from nas.verdict import verdict
+from softshare import SharingPlan, parse_plan
 from nas.study import run_study
 from softshare.runtime import resolve_device
 
@@ -72,8 +76,9 @@ def _parse_args() -> argparse.Namespace:
                    help="trials of the study with ES (default 3x --trials: stopped trials are cheap, so the "
                         "ES study evaluates more architectures for its compute)")
     p.add_argument("--epochs", type=int, default=None, help="full budget of a trial in epochs (default 9; quick 3)")
-    p.add_argument("--min-epochs", type=int, default=1, help="first rung of the ES study (default 1)")
-    p.add_argument("--eta", type=int, default=3, help="ES reduction factor (default 3: rungs 1, 3 of 9 epochs)")
+    p.add_argument("--min-epochs", type=int, default=None,
+                   help="first rung of the ES study (default: the rule's, a quarter of the budget: 2 of 9)")
+    p.add_argument("--eta", type=int, default=3, help="ES reduction factor (default 3: rungs 2, 6 of 9 epochs)")
     p.add_argument("--train-subset", type=int, default=None,
                    help="stratified CIFAR-10 training images (default 5000; quick: 300 synthetic)")
     p.add_argument("--val-fraction", type=float, default=0.02,
@@ -93,7 +98,7 @@ def _parse_args() -> argparse.Namespace:
     if args.es_trials is None:
         args.es_trials = 3 * args.trials
     for name in ("trials", "es_trials", "epochs", "min_epochs", "train_subset"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}.")
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be >= 1, but got {args.threads}.")
@@ -106,22 +111,27 @@ def _base_config(args) -> StudyConfig:
     """The study both runs share; ValueError (from StudyConfig) names any bad value."""
     if args.quick:  # the smoke preset's generated images, at 8x8: no download, a second or two a trial
         return StudyConfig(name="base", preset="smoke", n_trials=args.trials, sampler=args.sampler, seed=args.seed,
-                           space={"depths": [10, 16], "widths": [1], "max_templates": 2},
+                           space={"depths": [16], "widths": [1], "max_templates": 2},
                            data={"synthetic_train": args.train_subset, "synthetic_test": 50, "val_fraction": 0.2,
                                  "image_size": 8},
                            recipe={"epochs": args.epochs, "batch_size": 64},
-                           early_stopping={"min_epochs": args.min_epochs, "eta": args.eta}, device=args.device)
+                           early_stopping=_stop(args), device=args.device)
     return StudyConfig(name="base", preset="cpu", n_trials=args.trials, sampler=args.sampler, seed=args.seed,
-                       space={"depths": [10, 16], "widths": [1, 2], "max_templates": 3},
+                       space={"depths": [16, 22], "widths": [1], "max_templates": 3},
                        data={"dataset": "cifar10", "root": args.data, "train_subset": args.train_subset,
                              "val_fraction": args.val_fraction},
                        recipe={"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
-                       early_stopping={"min_epochs": args.min_epochs, "eta": args.eta}, device=args.device)
+                       early_stopping=_stop(args), device=args.device)
+
+
+def _stop(args) -> dict:
+    return {"eta": args.eta} | ({"min_epochs": args.min_epochs} if args.min_epochs is not None else {})
 
 
 def _configs(base: StudyConfig, es_trials: int) -> dict[str, StudyConfig]:
     """The two studies: the same config but for the name, early_stopping['enabled'] and the ES
-    study's number of trials."""
+    study's number of trials; both queue the same baselines (a quarter of the no-ES trials)."""
+    base = replace(base, baselines=f"paper:{baseline_budget(base.n_trials)}")
     return {"no ES": replace(base, name=STUDY_NAMES["no ES"], early_stopping=base.early_stopping | {"enabled": False}),
             "ES": replace(base, name=STUDY_NAMES["ES"], n_trials=es_trials,
                           early_stopping=base.early_stopping | {"enabled": True})}
@@ -148,13 +158,15 @@ class _TrialLines:
 
 def _run_both(configs: dict[str, StudyConfig], root: pathlib.Path) -> tuple[dict[str, list[dict]], dict[str, float]]:
     """Each study in one run_study call (per-trial calls would re-seed the sampler and repeat its
-    first proposal); rows and wall seconds per study."""
+    first proposal); rows (with each trial's ``proposal`` record) and wall seconds per study.
+    Over-budget records (proposals never trained) are left out of the rows."""
     rows, wall = {}, {}
     for name, cfg in configs.items():
         start = time.perf_counter()
         study = run_study(cfg, root / cfg.name, reporter=_TrialLines(name))
         wall[name] = time.perf_counter() - start
-        rows[name] = trial_rows(study)
+        proposals = {t.number: t.user_attrs.get(PROPOSAL_ATTR) for t in study.get_trials(deepcopy=False)}
+        rows[name] = [r | {"proposal": proposals[r["trial"]]} for r in trial_rows(study) if r["status"] != OVER_BUDGET]
     return rows, wall
 
 
@@ -162,7 +174,7 @@ def _run_both(configs: dict[str, StudyConfig], root: pathlib.Path) -> tuple[dict
 
 def _epochs_spent(row: dict) -> int:
     """Epochs this trial trained; a duplicate reuses another trial's result and trains none."""
-    return 0 if row["status"] == "duplicate" else int(row["epochs"] or 0)
+    return 0 if row["status"] in ("duplicate", OVER_BUDGET) else int(row["epochs"] or 0)
 
 
 def _seconds_spent(row: dict) -> float:
@@ -178,17 +190,14 @@ def _cumulative(values: list[float]) -> list[float]:
 
 
 def _space_max_params(space: SearchSpace, num_classes: int = 10, in_channels: int = 3) -> int:
-    """Largest parameter count the space can produce: deepest, widest, every conv its own group
-    with the largest bank (t templates per conv cost t kernels: more than a plain conv), or plain."""
+    """Largest parameter count the space can produce: deepest, widest, and either plain or every
+    conv its own group with the largest bank it may hold (t templates per conv cost t kernels)."""
     depth, width = max(space.depths), max(space.widths)
     layers = 2 * ((depth - 4) // 6 - 1)
-    values: dict = {"depth": depth, "width": width, "shared": True}
-    for stage in range(1, 4):
-        values |= {f"s{stage}_cut{layer}": space.allow_cuts for layer in range(1, layers)}
-        values |= {f"s{stage}_g{g}_templates": space.max_templates for g in range(1, layers + 1)}
-    plain = plan_from_params({"depth": depth, "width": width, "shared": False})
-    return max(plan_from_params(values).num_parameters(num_classes, in_channels),
-               plain.num_parameters(num_classes, in_channels))
+    bank = max(space.template_choices(1)) or None if space.allow_cuts else max(space.template_choices(layers)) or None
+    groups = ((1, bank),) * layers if space.allow_cuts else ((layers, bank),)
+    return max(SharingPlan(depth, width, (groups,) * 3).num_parameters(num_classes, in_channels),
+               parse_plan(f"WRN-{depth}-{width}").num_parameters(num_classes, in_channels))
 
 
 def _hv_curve(rows: list[dict], ref: float) -> list[float]:
@@ -287,6 +296,56 @@ def _print_final(s: dict[str, dict], rows: dict[str, list[dict]], wall: dict[str
         print(f"trials {name:<6} " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
 
+def _print_quality(rows: dict[str, list[dict]]) -> None:
+    """How new and how lean the trained architectures were, per study."""
+    print("\nproposals (goal: >= 90% new architectures; most trained shared plans smaller than their plain WRN)")
+    table = []
+    for name in RUNS:
+        trained = [r for r in rows[name] if r["status"] in ("complete", "pruned")]
+        new = len({r["plan"] for r in trained})
+        searched = [r for r in trained if not r["baseline"] and r["shared"]]
+        no_saving = sum(r["params"] >= parse_plan(f"WRN-{r['depth']}-{r['width']}").num_parameters() for r in searched)
+        draws = [r["proposal"] for r in rows[name] if r["proposal"]]
+        rejected: dict[str, int] = {}
+        for d in draws:
+            for why, k in d["rejected"].items():
+                rejected[why] = rejected.get(why, 0) + k
+        table.append([name, str(len(trained)), f"{new} ({_pct(_ratio(new, len(trained)))})",
+                      f"{no_saving} of {len(searched)} ({_pct(_ratio(no_saving, len(searched)))})",
+                      str(sum(d['draws'] for d in draws)), ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
+                      or "none", str(sum(d["source"] == "random" for d in draws))])
+    _common.print_table(["study", "trained", "new architectures", "shared plans saving nothing",
+                         "sampler draws", "draws turned down", "random fallback"], table)
+
+
+def _print_baselines(rows: list[dict], s: dict, ref: float) -> None:
+    """The searched front against the baselines' front, the searched side cut at the baselines' compute."""
+    base = [r for r in rows if r["baseline"]]
+    spent = sum(_epochs_spent(r) for r in base)
+    searched, used = [], 0
+    for r in rows:
+        if not r["baseline"] and used + _epochs_spent(r) <= spent:
+            used += _epochs_spent(r)
+            searched.append(r)
+    v_all, v_equal = verdict(rows), verdict(base + searched)
+    print(f"\nsearch against the baselines (no-ES study: every trial trained to its budget; {len(base)} baselines, "
+          f"{spent} epochs)")
+    _common.print_table(["front", "trials", "epochs", "hypervolume"], [
+        ["baselines", str(len(base)), str(spent), f"{hypervolume(base, ref / 10) if base else 0:.4f}"],
+        ["searched, equal compute", str(len(searched)), str(used), f"{hypervolume(searched, ref / 10) if searched else 0:.4f}"],
+        ["searched, all", str(sum(not r['baseline'] for r in rows)), str(s['epochs'][-1] - spent),
+         f"{hypervolume([r for r in rows if not r['baseline']], ref / 10):.4f}"]])
+    for label, v in (("equal compute", v_equal), ("all trials", v_all)):
+        print(f"dominance ({label}):")
+        for entry in v["table"]:
+            b = entry["baseline"]
+            who = entry["note"] if entry["dominated_by"] is None else (", ".join(
+                f"trial {r['trial']} {r['plan_name']} {r['val_acc']:.3f} ({r['params']:,})" for r in entry["dominated_by"])
+                or "none")
+            print(f"  {b['plan_name']:<14} {b['params']:>9,} params  val acc {b['val_acc'] or 0:.3f}: {who}")
+        print(f"verdict ({label}): {v['sentence']}")
+
+
 def _write_csv(path: pathlib.Path, rows: dict[str, list[dict]], s: dict[str, dict]) -> None:
     keys = ["trial", "state", "status", "plan_name", "plan", "shared", "depth", "width", "params", "macs", "val_acc",
             "final_val_acc", "epochs", "train_seconds", "reason", "duplicate_of", "started", "finished"]
@@ -360,6 +419,8 @@ def main() -> None:
     _print_by_proposals(s, shared)
     _print_by_compute(s)
     _print_final(s, rows, wall)
+    _print_quality(rows)
+    _print_baselines(rows["no ES"], s["no ES"], ref)
     if args.out:
         _write_csv(pathlib.Path(args.out) / CSV_FILE, rows, s)
         print(f"\nper-trial rows of both studies: {pathlib.Path(args.out) / CSV_FILE}; studies in {args.out}")

@@ -19,14 +19,28 @@ from softshare import SharingPlan, parse_plan
 
 from .space import SearchSpace
 
-__all__ = ["BASELINE_CHOICES", "baseline_budget", "baseline_candidates", "baseline_plans"]
+__all__ = ["BASELINE_CHOICES", "baseline_budget", "baseline_candidates", "baseline_plans", "baseline_count"]
 
-BASELINE_CHOICES = ("paper", "none")
+BASELINE_CHOICES = ("paper", "paper:N", "none")
 
 
 def baseline_budget(n_trials: int) -> int:
     """How many of ``n_trials`` slots the baselines may take: a quarter, at least one from 2 trials."""
     return 0 if n_trials < 2 else max(1, n_trials // 4)
+
+
+def baseline_count(choice: str, n_trials: int) -> int:
+    """Baselines a study queues: ``"paper"`` a quarter of ``n_trials``, ``"paper:N"`` N of them (a
+    fixed set whatever the trial budget: two studies compared side by side share it), ``"none"`` 0."""
+    if choice == "none":
+        return 0
+    if choice == "paper":
+        return baseline_budget(n_trials)
+    head, _, count = str(choice).partition(":")
+    if head != "paper" or not count.isdigit() or not 1 <= int(count) <= n_trials:
+        raise ValueError(f"unknown baselines {choice!r}; accepted: paper, paper:N (1 <= N <= n_trials = "
+                         f"{n_trials}), none.")
+    return int(count)
 
 
 def baseline_candidates(space: SearchSpace) -> tuple[list[SharingPlan], list[SharingPlan]]:
@@ -41,13 +55,12 @@ def baseline_candidates(space: SearchSpace) -> tuple[list[SharingPlan], list[Sha
     return plain, shared
 
 
-def baseline_plans(space: SearchSpace, n_trials: int, shape: tuple[int, int] = (10, 3),
+def baseline_plans(space: SearchSpace, budget: int, shape: tuple[int, int] = (10, 3),
                    max_params: int | None = None) -> list[SharingPlan]:
-    """The baselines of a study of ``n_trials`` over ``space``, smallest first.
+    """``budget`` baselines over ``space`` (fewer if the space has fewer), smallest first.
 
     ``shape`` is (classes, input channels) for the parameter counts; plans over ``max_params``
     are left out."""
-    budget = baseline_budget(n_trials)
     size = {}
     plain, shared = ([p for p in family if _fits(p, shape, max_params, size)] for family in baseline_candidates(space))
     n_plain = min(len(plain), max(1, budget // 2)) if budget else 0

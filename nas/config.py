@@ -16,7 +16,7 @@ from softshare.configs import strict_from_dict
 from softshare.data import DataConfig
 from softshare.train import TrainConfig
 
-from .baselines import BASELINE_CHOICES
+from .baselines import baseline_count
 from .early_stop import StopRule
 from .space import PRESETS, SearchSpace
 
@@ -83,8 +83,7 @@ class StudyConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, but got {name}={value!r}.")
-        if self.baselines not in BASELINE_CHOICES:
-            raise ValueError(f"unknown baselines {self.baselines!r}; accepted: {', '.join(BASELINE_CHOICES)}.")
+        baseline_count(self.baselines, self.n_trials) if isinstance(self.n_trials, int) else None  # validates
         if self.max_params is not None and (not isinstance(self.max_params, int) or self.max_params < 1):
             raise ValueError(f"max_params must be an integer >= 1, but got max_params={self.max_params!r}.")
         if self.format_version != FORMAT_VERSION:

@@ -22,7 +22,7 @@ import torch
 from softshare.data import load_dataset
 
 from .config import StudyConfig, load_study_config, save_study_config, STUDY_FILE
-from .baselines import baseline_plans
+from .baselines import baseline_count, baseline_plans
 from .objective import data_shape, run_trial
 from .sampler import ArchitectureSampler, SpaceExhausted
 from .space import BASELINE_ATTR
@@ -90,7 +90,8 @@ BASELINES_ATTR = "baselines"  # study attribute: the baseline plans queued when 
 def enqueue_baselines(study: optuna.Study, cfg: StudyConfig, shape: tuple[int, ...]) -> list[str]:
     """Queue the study's baselines (:func:`nas.baselines.baseline_plans`) once; returns their names.
     They run first, so every later trial is judged against them at the rungs."""
-    plans = baseline_plans(cfg.search_space(), cfg.n_trials, tuple(shape[:2]), cfg.max_params)
+    plans = baseline_plans(cfg.search_space(), baseline_count(cfg.baselines, cfg.n_trials), tuple(shape[:2]),
+                           cfg.max_params)
     study.set_user_attr(BASELINES_ATTR, [p.name for p in plans])
     for plan in plans:
         study.enqueue_trial({}, user_attrs={BASELINE_ATTR: True, "plan": plan.text, "plan_name": plan.name})

@@ -156,5 +156,10 @@ def test_baselines_are_queued_once_marked_and_never_searched(tmp_path):
     none = StudyConfig(name="n", preset="cpu", n_trials=20, baselines="none", data={"dataset": "synthetic"})
     prepare_study(none, tmp_path / "n", (10, 3))
     assert not open_study("n", open_storage(tmp_path / "n")).get_trials()
-    with pytest.raises(ValueError, match="unknown baselines 'some'; accepted: paper, none"):
-        StudyConfig(name="x", baselines="some")
+    for bad in ("some", "paper:0", "paper:21", "paper:x"):
+        with pytest.raises(ValueError, match=f"unknown baselines '{bad}'; accepted: paper, paper:N"):
+            StudyConfig(name="x", n_trials=20, baselines=bad)
+    two = StudyConfig(name="t", preset="cpu", n_trials=20, baselines="paper:2", data={"dataset": "synthetic"})
+    prepare_study(two, tmp_path / "t", (10, 3))
+    assert [t.user_attrs["plan_name"] for t in open_study("t", open_storage(tmp_path / "t")).get_trials()] == [
+        "SWRN-22-1-1", "WRN-22-1"]
