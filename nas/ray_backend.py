@@ -322,7 +322,8 @@ def run_ray(cfg: StudyConfig, folder: str | os.PathLike, options: RayOptions = R
                 log.warning("the search space is exhausted: every architecture in it is trained, running or over "
                             "the budget; stopping with %d slot(s) left", slots)
                 break
-            tuner, run = _new_tuner(cfg, folder, options, fn, study, data, slots)
+            queued = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))  # baselines: Ray runs them
+            tuner, run = _new_tuner(cfg, folder, options, fn, study, data, slots + queued)
             study.set_user_attr("ray_runs", (study.user_attrs.get("ray_runs") or []) + [run])
             _fit(tuner, run, study, cfg)
             fail_stale_trials(study)

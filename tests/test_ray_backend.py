@@ -23,6 +23,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from nas.config import StudyConfig
 from nas.early_stop import StopRule, decide
+from nas.objective import stop_rule_for
 from nas.ray_backend import RayOptions, RayRunInterrupted, run_ray, train_trial
 from nas.ray_search import STUDY_TRIAL, EarlyStopScheduler
 from nas.results import trial_rows
@@ -168,7 +169,9 @@ def test_smoke_study_runs_end_to_end_on_ray(sequential_study):
 
 def test_ray_scheduler_stops_exactly_the_trials_the_shared_rule_stops(sequential_study):
     _, study = sequential_study
-    rule = _cfg("seq").stop_rule()
+    val_sizes = {t.user_attrs["val_images"] for t in study.trials}
+    assert len(val_sizes) == 1 and None not in val_sizes  # the noise margin's input reached every trial
+    rule = stop_rule_for(_cfg("seq"), val_sizes.pop())  # as the scheduler builds it
     done: list[tuple[list[float], int]] = []  # trials are sequential: others = earlier trials' curves
     rung_checks = 0
     for t in sorted(study.trials, key=lambda t: t.number):
