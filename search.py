@@ -41,6 +41,22 @@ def _int_at_least(minimum: int):
     return parse
 
 
+def _count(text: str) -> int:
+    """A parameter count: 500000, 500k, 1.5M."""
+    from nas.retrain import parse_count
+
+    try:
+        value = parse_count(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a parameter count >= 1 such as 500000, 500k or 1.5M, got {text!r}")
+    return value
+
+
+_count.__name__ = "parameter count"
+
+
 def _float_in(low: float, high: float | None = None, *, open_low: bool = False):
     def parse(text: str) -> float:
         try:
@@ -289,7 +305,7 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default=S, help="default tpe (multivariate)")
     p.add_argument("--seed", type=_int_at_least(0), default=S, help="sampler and training seed (default 0)")
     p.add_argument("--space", default=S, metavar="FILE", help="JSON/TOML file of ranges (depths, widths, max_templates, ...)")
-    p.add_argument("--max-params", type=_int_at_least(1), default=S,
+    p.add_argument("--max-params", type=_count, default=S, metavar="N",
                    help="parameter budget: larger proposals are resampled, never trained")
     p.add_argument("--baselines", default=S, metavar="paper|paper:N|none",
                    help="paper (default): also train the paper's uniform plans (plain WRN-d-k, SWRN-d-k-s) "

@@ -3,7 +3,7 @@
 Two studies through the project's public API (nas.config.StudyConfig + nas.study.run_study),
 identical except that one has the Pareto-aware early-stopping rule on and the other has it off
 (``early_stopping={"enabled": False}``): same space, data, recipe, sampler and seed. The study
-with ES is given more trials (``--es-trials``, default 3x): the compute it saves is spent on
+with ES is given more trials (``--es-trials``, default 2x): the compute it saves is spent on
 more architectures, and it is judged at the point where it has spent half the compute of the
 study without. The sampler defaults to "random": its proposals do not depend on the results,
 so both studies see the same architecture sequence (the script checks) and the only
@@ -21,7 +21,15 @@ count toward it; a trial stopped early keeps its partial curve but is not on the
 Goal: within half the epochs the study without ES spent in all, the ES study reaches >= 95% of
 the final hypervolume of the study without.
 
-    python bench/bench_search.py --data /work/data                   # ~35-60 min on 2 cores
+Also printed, per study: the share of trained trials that were new architectures (the sampler
+wrapper's draws and what it turned down), the share of trained shared plans that save no
+parameters against their plain WRN, and, on the study without ES (every trial trained in full),
+the searched front against the baselines' front (both queue the same paper baselines, a
+quarter of the no-ES trials) at equal compute and overall, with the dominance table and the
+report's one-sentence verdict.
+
+    python bench/bench_search.py --data /work/data                   # the 5,000-image task
+    python bench/bench_search.py --data /work/data --train-subset 1000   # the 1,000-image task
     python bench/bench_search.py --data /work/data --out /tmp/search  # keep studies and a CSV
     python bench/bench_search.py --data /work/data --sampler tpe --trials 16
     python bench/bench_search.py --quick                              # checks the script runs (< 60 s)
@@ -73,12 +81,12 @@ def _parse_args() -> argparse.Namespace:
                    help="both studies' sampler (default random: same architecture sequence in both)")
     p.add_argument("--trials", type=int, default=None, help="trials of the study without ES (default 12; quick 6)")
     p.add_argument("--es-trials", type=int, default=None,
-                   help="trials of the study with ES (default 3x --trials: stopped trials are cheap, so the "
+                   help="trials of the study with ES (default 2x --trials: stopped trials are cheap, so the "
                         "ES study evaluates more architectures for its compute)")
-    p.add_argument("--epochs", type=int, default=None, help="full budget of a trial in epochs (default 9; quick 3)")
+    p.add_argument("--epochs", type=int, default=None, help="full budget of a trial in epochs (default 6; quick 3)")
     p.add_argument("--min-epochs", type=int, default=None,
-                   help="first rung of the ES study (default: the rule's, a quarter of the budget: 2 of 9)")
-    p.add_argument("--eta", type=int, default=3, help="ES reduction factor (default 3: rungs 2, 6 of 9 epochs)")
+                   help="first rung of the ES study (default: the rule's, a quarter of the budget, at least 2)")
+    p.add_argument("--eta", type=int, default=3, help="ES reduction factor (default 3: one rung, epoch 2 of 6)")
     p.add_argument("--train-subset", type=int, default=None,
                    help="stratified CIFAR-10 training images (default 5000; quick: 300 synthetic)")
     p.add_argument("--val-fraction", type=float, default=0.02,
@@ -91,12 +99,12 @@ def _parse_args() -> argparse.Namespace:
     args = p.parse_args()
     # (quick, full). 5,000 images: with 1,000 the accuracy after one epoch is near chance (0.10-0.16)
     # and says nothing of the final ranking (measured 2026-11-25, docs/benchmarks.md).
-    defaults = {"trials": (6, 12), "epochs": (3, 9), "train_subset": (300, 5000)}
+    defaults = {"trials": (6, 12), "epochs": (3, 6), "train_subset": (300, 5000)}
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     if args.es_trials is None:
-        args.es_trials = 3 * args.trials
+        args.es_trials = 2 * args.trials
     for name in ("trials", "es_trials", "epochs", "min_epochs", "train_subset"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}.")
@@ -117,7 +125,7 @@ def _base_config(args) -> StudyConfig:
                            recipe={"epochs": args.epochs, "batch_size": 64},
                            early_stopping=_stop(args), device=args.device)
     return StudyConfig(name="base", preset="cpu", n_trials=args.trials, sampler=args.sampler, seed=args.seed,
-                       space={"depths": [16, 22], "widths": [1], "max_templates": 3},
+                       space={"depths": [22], "widths": [1], "max_templates": 3},
                        data={"dataset": "cifar10", "root": args.data, "train_subset": args.train_subset,
                              "val_fraction": args.val_fraction},
                        recipe={"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
@@ -330,11 +338,13 @@ def _print_baselines(rows: list[dict], s: dict, ref: float) -> None:
     v_all, v_equal = verdict(rows), verdict(base + searched)
     print(f"\nsearch against the baselines (no-ES study: every trial trained to its budget; {len(base)} baselines, "
           f"{spent} epochs)")
+    every = [r for r in rows if not r["baseline"]]
     _common.print_table(["front", "trials", "epochs", "hypervolume"], [
-        ["baselines", str(len(base)), str(spent), f"{hypervolume(base, ref / 10) if base else 0:.4f}"],
-        ["searched, equal compute", str(len(searched)), str(used), f"{hypervolume(searched, ref / 10) if searched else 0:.4f}"],
-        ["searched, all", str(sum(not r['baseline'] for r in rows)), str(s['epochs'][-1] - spent),
-         f"{hypervolume([r for r in rows if not r['baseline']], ref / 10):.4f}"]])
+        ["baselines", str(len(base)), str(spent), f"{hypervolume(base, ref):.4f}"],
+        ["searched, equal compute", str(len(searched)), str(used), f"{hypervolume(searched, ref):.4f}"],
+        ["searched, all", str(len(every)), f"{s['epochs'][-1] - spent:.0f}", f"{hypervolume(every, ref):.4f}"]])
+    print("(hypervolume with the reference above; the verdict lines use the report's, 10x the largest model "
+          "among the trials they compare)")
     for label, v in (("equal compute", v_equal), ("all trials", v_all)):
         print(f"dominance ({label}):")
         for entry in v["table"]:

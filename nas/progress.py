@@ -36,7 +36,8 @@ class StudyReporter:
 
     def trial_start(self, number: int, attrs: dict) -> None:
         self.started[number] = time.perf_counter()
-        self._write(f"{self.prefix}[trial {number}] {attrs['plan_name']}  {attrs['params']:,} params  "
+        role = " (baseline)" if attrs.get("baseline") else ""
+        self._write(f"{self.prefix}[trial {number}] {attrs['plan_name']}{role}  {attrs['params']:,} params  "
                     f"{attrs['macs'] / 1e6:,.1f}M mult-adds")
 
     def epoch(self, number: int, m) -> None:

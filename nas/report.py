@@ -214,9 +214,10 @@ def _dominators_html(entry: dict) -> str:
     b = entry["baseline"]
     if entry["dominated_by"] is None:
         return f'<span class="note">{html.escape(entry["note"])}</span>'
+    note = f'<br><span class="note">{html.escape(entry["note"])}</span>' if entry["note"] else ""
     if not entry["dominated_by"]:
-        return "none"
-    return "<br>".join(
+        return "none" + note
+    return note[4:] + "<br>" * bool(note) + "<br>".join(
         f'trial {s["trial"]} · {html.escape(plan_text(s))} · {s["params"]:,} params '
         f'({fewer_text(s["params"], b["params"])}) · {accuracy_text(s["val_acc"], s["val_se"])} · '
         f'<b>{100 * (s["val_acc"] - b["val_acc"]):+.2f} points</b>' for s in entry["dominated_by"])
@@ -229,6 +230,7 @@ def _dominance_html(data: dict) -> str:
     for entry in data["verdict"]["table"]:
         b = entry["baseline"]
         acc = accuracy_text(b["val_acc"], b["val_se"]) if entry["dominated_by"] is not None else "-"
+        acc += f'<br><small>at epoch {entry["at_epoch"]}</small>' if entry["at_epoch"] else ""
         kind = "uniform SWRN" if b["shared"] else "plain WRN"
         body.append(f'<tr><td>trial {b["trial"]} · {html.escape(plan_text(b))}<br><small>{kind}</small></td>'
                     f'<td class="num">{b["params"] or 0:,}</td><td class="num">{acc}</td>'
@@ -370,5 +372,6 @@ def _dominance_lines(v: dict) -> list[str]:
         beaten = ", ".join(f"trial {s['trial']} ({accuracy_text(s['val_acc'], s['val_se'])}, "
                            f"{100 * (s['val_acc'] - b['val_acc']):+.2f} points, {s['params']:,} params)"
                            for s in e["dominated_by"]) or "none"
-        lines.append(f"{head}, {accuracy_text(b['val_acc'], b['val_se'])}): {beaten}")
+        at = f" at epoch {e['at_epoch']}" if e["at_epoch"] else ""
+        lines.append(f"{head}, {accuracy_text(b['val_acc'], b['val_se'])}{at}): {beaten}")
     return lines

@@ -84,7 +84,8 @@ def format_table(rows: list[dict], knee: dict | None = None, limit: int | None =
         mark = "  <- knee" if knee is not None and r["trial"] == knee["trial"] else ""
         acc = f"{r['val_acc']:.2%}" if r["val_acc"] is not None else "-"
         lines.append(f"{r['trial']:>5}  {acc:>7}  {r['params'] or 0:>11,}  {r['macs'] or 0:>13,}  "
-                     f"{r['epochs'] or 0:>6}  {r['plan_name'] or r['plan']}{mark}")
+                     f"{r['epochs'] or 0:>6}  {r['plan_name'] or r['plan']}{' (baseline)' if r.get('baseline') else ''}"
+                     f"{mark}")
     if limit is not None and len(rows) > limit:
         lines.append(f"... and {len(rows) - limit} more")
     return "\n".join(lines)

@@ -6,15 +6,19 @@ plan. A searched plan *dominates* a baseline when it has no more parameters and 
 accuracy is higher by more than ``CLAIM_Z`` standard errors of the difference (nas.noise), both
 measured on the study's validation set. Accuracies are fractions in [0, 1], parameters counts.
 
-Only fully trained baselines are compared: a baseline stopped early had a smaller budget than
-the searched plans it would be set against, so it is listed as not compared instead.
+A fully trained baseline is compared with the fully trained searched plans. A baseline the
+stopping rule stopped at epoch e is compared at epoch e, with every searched plan that reached
+epoch e (its accuracy after epoch e, finished or stopped later): the same budget on both sides,
+as the rule itself compared them (every trial shares the recipe, so epoch e means the same
+schedule point). A baseline with no curve to compare (failed, over budget, running) is listed as
+not compared.
 
 Everything here is pure: it reads rows as :func:`nas.results.trial_rows` makes them.
 """
 
 from __future__ import annotations
 
-from .noise import CLAIM_Z, beyond_noise, difference_se
+from .noise import CLAIM_Z, beyond_noise, binomial_se, difference_se
 from .results import front_rows, hypervolume
 
 __all__ = ["HV_REFERENCE_FACTOR", "REQUIRED_KEYS", "accuracy_text", "baseline_rows", "dominance_table",
@@ -98,6 +102,29 @@ def _dominators(baseline: dict, searched: list[dict]) -> list[dict]:
     return sorted(better, key=lambda s: (-s["val_acc"], s["params"], s["trial"]))
 
 
+def _at_epoch(r: dict, epoch: int) -> dict | None:
+    """A copy of row ``r`` as it stood after ``epoch`` (its accuracy then, and that accuracy's
+    standard error), or None when its curve does not reach that far."""
+    curve = r.get("curve") or []
+    if len(curve) < epoch or curve[epoch - 1] is None:
+        return None
+    acc = float(curve[epoch - 1])
+    return r | {"val_acc": acc, "val_se": binomial_se(acc, r["val_images"]), "at_epoch": epoch}
+
+
+def _stopped_entry(b: dict, rows: list[dict]) -> dict | None:
+    """The table entry of baseline ``b`` stopped early: compared at the epoch it was stopped at."""
+    epoch = len(b.get("curve") or [])
+    view = _at_epoch(b, epoch) if b["state"] == "pruned" and epoch else None
+    if view is None:
+        return None
+    searched = [v for r in rows if not r["baseline"] and r["status"] in ("complete", "pruned") and r["params"]
+                if (v := _at_epoch(r, epoch)) is not None]
+    return {"baseline": view, "dominated_by": _dominators(view, searched), "at_epoch": epoch,
+            "note": f"stopped by the rule at epoch {epoch}: compared at epoch {epoch} with the {len(searched)} "
+                    f"searched plan(s) that reached it"}
+
+
 def _not_compared_note(r: dict) -> str:
     if r["status"] == "over-budget":
         return "over the parameter budget, not trained: not compared"
@@ -113,9 +140,12 @@ def dominance_table(rows: list[dict]) -> list[dict]:
     """For each baseline, the searched plans that dominate it.
 
     One entry per completed baseline, fewest parameters first: ``{"baseline": row, "dominated_by":
-    [searched rows, most accurate first], "note": ""}`` (an empty list: no searched plan beats it).
-    Then one entry per baseline that was not trained in full (stopped early, over budget, failed,
-    running), with ``"dominated_by": None`` and a ``"note"`` saying why it is not compared.
+    [searched rows, most accurate first], "note": "", "at_epoch": None}`` (an empty list: no
+    searched plan beats it). Then one per baseline stopped early, compared at that epoch: the same
+    keys, with ``at_epoch`` the epoch and the rows (baseline and searched) copies whose
+    ``val_acc``/``val_se`` are those after that epoch, and a ``note`` saying so. Then one per
+    baseline with nothing to compare (over budget, failed, running, or stopped with no curve), with
+    ``"dominated_by": None`` and a ``"note"`` saying why.
     """
     rows = _checked_rows(rows)
     searched = searched_rows(rows)
@@ -124,8 +154,11 @@ def dominance_table(rows: list[dict]) -> list[dict]:
     done_ids = {r["trial"] for r in done}
     rest = sorted((r for r in rows if r["baseline"] and r["trial"] not in done_ids and r["status"] != "duplicate"),
                   key=order)
-    return ([{"baseline": b, "dominated_by": _dominators(b, searched), "note": ""} for b in done]
-            + [{"baseline": b, "dominated_by": None, "note": _not_compared_note(b)} for b in rest])
+    stopped = {b["trial"]: entry for b in rest if (entry := _stopped_entry(b, rows)) is not None}
+    return ([{"baseline": b, "dominated_by": _dominators(b, searched), "note": "", "at_epoch": None} for b in done]
+            + [stopped[b["trial"]] for b in rest if b["trial"] in stopped]
+            + [{"baseline": b, "dominated_by": None, "note": _not_compared_note(b), "at_epoch": None}
+               for b in rest if b["trial"] not in stopped])
 
 
 def ties(front: list[dict]) -> list[bool]:
@@ -151,7 +184,8 @@ def ties(front: list[dict]) -> list[bool]:
 def _counts(rows: list[dict], table: list[dict], searched: list[dict]) -> dict:
     compared = [e for e in table if e["dominated_by"] is not None]
     return {"baselines": len(table), "compared": len(compared), "not_compared": len(table) - len(compared),
-            "beaten": sum(bool(e["dominated_by"]) for e in compared), "searched": len(searched)}
+            "beaten": sum(bool(e["dominated_by"]) for e in compared), "searched": len(searched),
+            "at_epoch": sum(e["at_epoch"] is not None for e in compared)}
 
 
 def verdict(rows: list[dict]) -> dict:
@@ -186,7 +220,8 @@ def verdict(rows: list[dict]) -> dict:
 def _baselines_text(c: dict, beaten: int | None = None) -> str:
     """'the 4 baselines', 'any of the 4 baselines' (beaten 0), '2 of 4 baselines', 'the only baseline';
     with ' trained in full' when some baselines were not compared."""
-    m, full = c["compared"], " trained in full" if c["not_compared"] else ""
+    full = (" with a curve to compare" if c["at_epoch"] else " trained in full") if c["not_compared"] else ""
+    m = c["compared"]
     if m == 1:
         return "the only baseline" + full
     if beaten is None:
@@ -209,8 +244,9 @@ def _best_text(table: list[dict]) -> str:
     """The largest accuracy gain over a baseline among the dominating pairs."""
     pairs = [(e["baseline"], e["dominated_by"][0]) for e in table if e["dominated_by"]]
     b, s = max(pairs, key=lambda p: (p[1]["val_acc"] - p[0]["val_acc"], -p[1]["params"], -p[1]["trial"]))
+    at = f" at epoch {b['at_epoch']}" if b.get("at_epoch") else ""
     return (f"best: trial {s['trial']}, {accuracy_text(s['val_acc'], s['val_se'], 1)} vs {_name(b)}'s "
-            f"{accuracy_text(b['val_acc'], b['val_se'], 1)} with {fewer_text(s['params'], b['params'])}")
+            f"{accuracy_text(b['val_acc'], b['val_se'], 1)}{at} with {fewer_text(s['params'], b['params'])}")
 
 
 def _margin_text(table: list[dict]) -> str:
@@ -233,11 +269,14 @@ def _sentence(v: dict) -> str:
         notes = "; ".join(f"{_name(e['baseline'])}: {e['note']}" for e in table)
         return (f"Sharing cannot be judged yet: none of the {c['baselines']} baseline(s) was trained in full "
                 f"({notes}), and a fully trained plan is not compared with one that was not.")
-    if c["searched"] == 0:
+    if c["searched"] == 0 and not c["at_epoch"]:
         return (f"Sharing cannot be judged yet: no searched plan has finished training, so there is nothing to "
                 f"set against {_baselines_text(c)}.")
     hv = (f"searched-front hypervolume {v['searched_hypervolume']:.3f} vs the baselines' "
           f"{v['baseline_hypervolume']:.3f}")
+    if c["at_epoch"]:
+        hv += (f" ({c['at_epoch']} of the {c['compared']} baselines compared at the epoch where the stopping rule "
+               f"stopped them; the hypervolumes count fully trained trials only)")
     if c["beaten"]:
         return (f"Sharing paid: searched plans beat {_baselines_text(c, c['beaten'])} beyond the noise at no more "
                 f"parameters ({_kinds_text(table)}{_best_text(table)}); {hv}.")

@@ -140,7 +140,7 @@ def test_the_verdict_numbers_and_sentence():
     assert v["reference_params"] == HV_REFERENCE_FACTOR * 10**7 == 10**8
     assert v["searched_hypervolume"] == pytest.approx(3.95)
     assert v["baseline_hypervolume"] == pytest.approx(3.10)
-    assert v["counts"] == {"baselines": 4, "compared": 3, "not_compared": 1, "beaten": 1, "searched": 4}
+    assert v["counts"] == {"baselines": 4, "compared": 3, "not_compared": 1, "beaten": 1, "searched": 4, "at_epoch": 0}
     assert v["sentence"] == SENTENCE
 
 
@@ -220,13 +220,23 @@ def study_folder(tmp_path_factory):
     return folder
 
 
+# In the journal study the trials have curves: stopped ones [acc/2, acc/1.5, acc], finished ones
+# [acc/2, acc]. So baseline 3 (SWRN-22-1-2, stopped at epoch 3 with 0.30) is compared at epoch 3
+# with the one searched plan that reached it, trial 9 (0.99 there, 10,000 params): beaten.
+STOPPED_NOTE = "stopped by the rule at epoch 3: compared at epoch 3 with the 1 searched plan(s) that reached it"
+JOURNAL_SENTENCE = ("Sharing paid: searched plans beat 2 of 4 baselines beyond the noise at no more parameters "
+                    "(1 of 2 plain WRNs and 1 of 2 uniform SWRNs; best: trial 9, 99.0% ± 0.2 vs SWRN-22-1-2's "
+                    "30.0% ± 0.9 at epoch 3 with 10x fewer parameters); searched-front hypervolume 3.950 vs the "
+                    "baselines' 3.100 (1 of the 4 baselines compared at the epoch where the stopping rule stopped "
+                    "them; the hypervolumes count fully trained trials only).")
+
+
 def test_the_report_data_of_a_real_study(study_folder):
     data = report_data(study_folder)
     v = data["verdict"]
-    assert _by_trial(v["table"]) == [(2, [], ""), (1, [], ""), (0, [5, 7, 4], ""),
-                                     (3, None, "stopped early at epoch 3: not compared")]
+    assert _by_trial(v["table"]) == [(2, [], ""), (1, [], ""), (0, [5, 7, 4], ""), (3, [9], STOPPED_NOTE)]
     assert v["reference_params"] == data["reference"]["params"] == 10**8
-    assert v["sentence"] == SENTENCE
+    assert v["sentence"] == JOURNAL_SENTENCE
     assert [(r["trial"], r["tied_with_next"]) for r in data["front"]] == [(7, True), (2, False), (5, False),
                                                                          (6, False)]
     rows = {r["trial"]: r for r in data["rows"]}
@@ -237,23 +247,24 @@ def test_the_report_data_of_a_real_study(study_folder):
 def test_terminal_summary_ends_with_the_sentence(study_folder):
     page = study_folder / REPORT_DIR / "index.html"
     lines = terminal_summary(report_data(study_folder), page).splitlines()
-    assert lines[-1] == SENTENCE and lines[-2] == f"report: {page}"
+    assert lines[-1] == JOURNAL_SENTENCE and lines[-2] == f"report: {page}"
     assert "  WRN-10-1 (trial 2, 10,000 params, 70.00% ± 0.92): none" in lines
     assert ("  WRN-16-1 (trial 0, 1,000,000 params, 50.00% ± 1.00): trial 5 (82.00% ± 0.77, +32.00 points, "
             "100,000 params), trial 7 (68.00% ± 0.93, +18.00 points, 1,000 params), trial 4 (60.00% ± 0.98, "
             "+10.00 points, 1,000,000 params)") in lines
-    assert "  SWRN-22-1-2 (trial 3, 100,000 params): stopped early at epoch 3: not compared" in lines
+    assert ("  SWRN-22-1-2 (trial 3, 100,000 params, 30.00% ± 0.92 at epoch 3): trial 9 (99.00% ± 0.20, "
+            "+69.00 points, 10,000 params)") in lines
 
 
 def test_the_page_has_the_section_table_badges_and_ties(study_folder):
     page = (study_folder / REPORT_DIR / "index.html").read_text()
     section = page[page.index('<section id="sharing-section">'):]
     section = section[:section.index("</section>")]
-    assert "<h2>Does sharing pay?</h2>" in section and SENTENCE.replace("'", "&#x27;") in section
+    assert "<h2>Does sharing pay?</h2>" in section and JOURNAL_SENTENCE.replace("'", "&#x27;") in section
     assert 'id="sharing"' in section and section.count("<tr>") == 1 + 4  # header + one row per baseline
     assert "<b>+32.00 points</b>" in section and "(10x fewer parameters)" in section
     assert section.count("<td>none</td>") == 2
-    assert "stopped early at epoch 3: not compared" in section
+    assert STOPPED_NOTE in section and "at epoch 3</small>" in section
     frontier = page[page.index("<h2>Frontier: what to retrain</h2>"):page.index('<section id="sharing-section">')]
     assert frontier.count("tied with next (within noise)") == 1 and frontier.count(">baseline</span>") == 1
     assert "68.00% ± 0.93" in frontier
@@ -290,3 +301,27 @@ def test_the_page_draws_both_fronts_with_error_bars(browser, study_folder):  # n
     pareto_err = browser.execute_script("return document.getElementById('pareto')._fullData"
                                         ".filter(t => t.meta === 'trial' && t.error_y.visible).length")
     assert pareto_err >= 3
+
+
+def test_a_baseline_stopped_early_is_compared_at_the_epoch_it_was_stopped():
+    # 2,500 validation images. Baseline WRN-22-1 (272k) stopped at epoch 2 with 0.40. At epoch 2:
+    # trial 1 (127k) had 0.45 (+5 points, 2 SE of the difference = 2.8 points: beyond), trial 2
+    # (200k) 0.41 (+1: within), trial 3 (400k) 0.50 but bigger; trial 4 never reached epoch 2.
+    def row(t, plan, params, curve, state, baseline=False):
+        done = state == "complete"
+        return {"trial": t, "state": state, "status": state, "plan": plan, "plan_name": plan, "shared": not baseline,
+                "params": params, "epochs": len(curve), "curve": curve, "val_acc": max(curve) if done else None,
+                "val_se": None, "val_images": 2500, "baseline": baseline, "duplicate_of": None}
+
+    rows = [row(0, "WRN-22-1", 272_282, [0.30, 0.40], "pruned", baseline=True),
+            row(1, "22-1:4x1/4x1/4x1", 127_000, [0.35, 0.45, 0.55], "complete"),
+            row(2, "22-1:4x2/4/4", 200_000, [0.33, 0.41], "pruned"),
+            row(3, "22-1:4x3/4/4", 400_000, [0.40, 0.50, 0.60], "complete"),
+            row(4, "22-1:4x1/4/4", 150_000, [0.2], "pruned")]
+    entry, = dominance_table(rows)
+    assert entry["at_epoch"] == 2 and entry["baseline"]["val_acc"] == 0.40
+    assert [(s["trial"], s["val_acc"]) for s in entry["dominated_by"]] == [(1, 0.45)]
+    assert "compared at epoch 2 with the 3 searched plan(s)" in entry["note"]
+    v = verdict(rows)
+    assert v["counts"]["at_epoch"] == 1 and v["counts"]["beaten"] == 1
+    assert v["sentence"].startswith("Sharing paid:") and "at epoch 2" in v["sentence"]
