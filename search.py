@@ -45,9 +45,9 @@ def _count(text: str) -> int:
     """A parameter count: 500000, 500k, 1.5M."""
     from nas.retrain import parse_count
 
-    try:
-        value = parse_count(text)
-    except ValueError:
+    try:  # a plain number must be whole; 1.5M and 250k may have decimals
+        value = int(text) if text.strip()[-1:].isdigit() else parse_count(text)
+    except (ValueError, IndexError):
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a parameter count >= 1 such as 500000, 500k or 1.5M, got {text!r}")

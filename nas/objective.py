@@ -123,8 +123,11 @@ def duplicate_of(study: optuna.Study, plan: str, number: int) -> optuna.trial.Fr
     """Another trial that trains or trained the same architecture (running, completed or stopped by
     the rule), or ``None`` when the architecture is new to the study."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
-        if t.number != number and t.user_attrs.get("plan") == plan and t.user_attrs.get("status") in (
-                None, "complete", "pruned"):
+        if t.number == number or t.user_attrs.get("plan") != plan:
+            continue
+        if t.state == TrialState.RUNNING and t.number < number:  # of two running twins the older one trains
+            return t
+        if t.user_attrs.get("status") in ("complete", "pruned"):
             return t
     return None
 
