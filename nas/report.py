@@ -242,6 +242,8 @@ def _sharing_html(data: dict) -> str:
     """The section's body: the verdict sentence, both fronts on one plot, and the dominance table."""
     v = data["verdict"]
     parts = [f'<p class="verdict">{html.escape(v["sentence"])}</p>']
+    if v["uniform_vs_plain"]:
+        parts.append(f'<p class="note">{html.escape(v["uniform_vs_plain"])}</p>')
     if v["baselines"]:  # nothing to plot against without a fully trained baseline
         parts.append(_div(sharing_figure(data), "sharing"))
     if v["table"]:
@@ -352,6 +354,8 @@ def terminal_summary(data: dict, page: str | os.PathLike | None = None) -> str:
     lines += [f"retrained: trial {r['trial']} ({r['plan_name']}, {r['params']:,} params): test acc {retrained_text(r)}"
               for r in data["rows"] if r["retrain_test_acc"] is not None]
     lines += _dominance_lines(data["verdict"])
+    if data["verdict"]["uniform_vs_plain"]:
+        lines.append(data["verdict"]["uniform_vs_plain"])
     if page is not None:
         lines.append(f"report: {page}")
     return "\n".join(lines + [data["verdict"]["sentence"]])

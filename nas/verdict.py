@@ -22,7 +22,7 @@ from .noise import CLAIM_Z, beyond_noise, binomial_se, difference_se
 from .results import front_rows, hypervolume
 
 __all__ = ["HV_REFERENCE_FACTOR", "REQUIRED_KEYS", "accuracy_text", "baseline_rows", "dominance_table",
-           "fewer_text", "searched_rows", "ties", "verdict"]
+           "fewer_text", "searched_rows", "ties", "uniform_vs_plain", "verdict"]
 
 HV_REFERENCE_FACTOR = 10  # hypervolume reference parameters: 10x the largest model of the study
 REQUIRED_KEYS = ("trial", "state", "status", "plan", "plan_name", "shared", "params", "epochs", "val_acc",
@@ -211,7 +211,28 @@ def verdict(rows: list[dict]) -> dict:
            "baseline_hypervolume": hypervolume(baselines, reference) if reference else 0.0,
            "table": table, "counts": _counts(rows, table, searched)}
     out["sentence"] = _sentence(out)
+    out["uniform_vs_plain"] = uniform_vs_plain(baselines)
     return out
+
+
+def uniform_vs_plain(baselines: list[dict]) -> str:
+    """Among fully trained baselines: does the paper's uniform sharing match a plain WRN with fewer
+    parameters? The pair with the largest parameter saving where the SWRN is not worse beyond the
+    noise, in one sentence; '' without both kinds."""
+    plain = [b for b in baselines if not b["shared"]]
+    uniform = [b for b in baselines if b["shared"]]
+    if not plain or not uniform:
+        return ""
+    pairs = [(p, u) for p in plain for u in uniform if u["params"] < p["params"]
+             and not beyond_noise(p["val_acc"], u["val_acc"], _images(p, u))]
+    if not pairs:
+        return ("Among the fully trained baselines, every uniform SWRN smaller than a plain WRN trails it by more "
+                "than the noise.")
+    p, u = max(pairs, key=lambda pair: (pair[0]["params"] / pair[1]["params"], pair[1]["val_acc"]))
+    verb = "beats" if beyond_noise(u["val_acc"], p["val_acc"], _images(p, u)) else "matches, within the noise,"
+    return (f"Among the fully trained baselines, uniform sharing {verb} the plain net: {_name(u)} "
+            f"{accuracy_text(u['val_acc'], u['val_se'], 1)} against {_name(p)} {accuracy_text(p['val_acc'], p['val_se'], 1)}"
+            f", with {fewer_text(u['params'], p['params'])}.")
 
 
 # --- the sentence -----------------------------------------------------------------------------
@@ -220,7 +241,7 @@ def verdict(rows: list[dict]) -> dict:
 def _baselines_text(c: dict, beaten: int | None = None) -> str:
     """'the 4 baselines', 'any of the 4 baselines' (beaten 0), '2 of 4 baselines', 'the only baseline';
     with ' trained in full' when some baselines were not compared."""
-    full = (" with a curve to compare" if c["at_epoch"] else " trained in full") if c["not_compared"] else ""
+    full = " trained in full" if c["not_compared"] else ""
     m = c["compared"]
     if m == 1:
         return "the only baseline" + full
@@ -261,25 +282,37 @@ def _margin_text(table: list[dict]) -> str:
 
 
 def _sentence(v: dict) -> str:
+    """The answer from fully trained comparisons, then, where the rule stopped baselines, what the
+    comparison at those epochs showed (weaker evidence: an early epoch, not the budget)."""
+    full = [e for e in v["table"] if e["at_epoch"] is None]
+    early = [e for e in v["table"] if e["at_epoch"] is not None]
+    counts = _counts([], full, v["searched"]) | {"baselines": len(v["table"])}
+    counts["not_compared"] = len(v["table"]) - counts["compared"]
+    main = _full_sentence(v | {"counts": counts, "table": full})
+    if not early:
+        return main
+    beaten = [e for e in early if e["dominated_by"]]
+    tail = (f"at the epoch where the rule stopped them, searched plans beat {len(beaten)} of {len(early)} stopped "
+            f"baseline(s) beyond the noise" + (f" ({_best_text(beaten)})" if beaten else ""))
+    return f"{main[:-1]}; {tail}."
+
+
+def _full_sentence(v: dict) -> str:
     c, table = v["counts"], v["table"]
     if c["baselines"] == 0:
         return ("Sharing cannot be judged here: there are no baselines in this study (--baselines none), "
                 "so there is nothing to compare against.")
     if c["compared"] == 0:
-        notes = "; ".join(f"{_name(e['baseline'])}: {e['note']}" for e in table)
+        notes = "; ".join(f"{_name(e['baseline'])}: {e['note']}" for e in v["table"])
         return (f"Sharing cannot be judged yet: none of the {c['baselines']} baseline(s) was trained in full "
                 f"({notes}), and a fully trained plan is not compared with one that was not.")
-    if c["searched"] == 0 and not c["at_epoch"]:
+    if c["searched"] == 0:
         return (f"Sharing cannot be judged yet: no searched plan has finished training, so there is nothing to "
                 f"set against {_baselines_text(c)}.")
     hv = (f"searched-front hypervolume {v['searched_hypervolume']:.3f} vs the baselines' "
           f"{v['baseline_hypervolume']:.3f}")
-    if c["at_epoch"]:
-        hv += (f" ({c['at_epoch']} of the {c['compared']} baselines compared at the epoch where the stopping rule "
-               f"stopped them; the hypervolumes count fully trained trials only)")
     if c["beaten"]:
         return (f"Sharing paid: searched plans beat {_baselines_text(c, c['beaten'])} beyond the noise at no more "
                 f"parameters ({_kinds_text(table)}{_best_text(table)}); {hv}.")
     return (f"Sharing did not pay here: no searched plan beat {_baselines_text(c, 0)} "
             f"{_margin_text(table)} at equal or fewer parameters; {hv}.")
-

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 
 from nas.noise import binomial_se
 from nas.report import REPORT_DIR, report_data, terminal_summary, write_report
-from nas.verdict import (HV_REFERENCE_FACTOR, REQUIRED_KEYS, accuracy_text, baseline_rows, dominance_table,
+from nas.verdict import (uniform_vs_plain, HV_REFERENCE_FACTOR, REQUIRED_KEYS, accuracy_text, baseline_rows, dominance_table,
                          fewer_text, searched_rows, ties, verdict)
 from tests.test_report import _attrs, _made_study, _open, _trial, browser  # noqa: F401 - browser is a fixture
 
@@ -224,11 +224,9 @@ def study_folder(tmp_path_factory):
 # [acc/2, acc]. So baseline 3 (SWRN-22-1-2, stopped at epoch 3 with 0.30) is compared at epoch 3
 # with the one searched plan that reached it, trial 9 (0.99 there, 10,000 params): beaten.
 STOPPED_NOTE = "stopped by the rule at epoch 3: compared at epoch 3 with the 1 searched plan(s) that reached it"
-JOURNAL_SENTENCE = ("Sharing paid: searched plans beat 2 of 4 baselines beyond the noise at no more parameters "
-                    "(1 of 2 plain WRNs and 1 of 2 uniform SWRNs; best: trial 9, 99.0% ± 0.2 vs SWRN-22-1-2's "
-                    "30.0% ± 0.9 at epoch 3 with 10x fewer parameters); searched-front hypervolume 3.950 vs the "
-                    "baselines' 3.100 (1 of the 4 baselines compared at the epoch where the stopping rule stopped "
-                    "them; the hypervolumes count fully trained trials only).")
+JOURNAL_SENTENCE = (SENTENCE[:-1] + "; at the epoch where the rule stopped them, searched plans beat 1 of 1 stopped "
+                    "baseline(s) beyond the noise (best: trial 9, 99.0% ± 0.2 vs SWRN-22-1-2's 30.0% ± 0.9 at "
+                    "epoch 3 with 10x fewer parameters).")
 
 
 def test_the_report_data_of_a_real_study(study_folder):
@@ -248,6 +246,7 @@ def test_terminal_summary_ends_with_the_sentence(study_folder):
     page = study_folder / REPORT_DIR / "index.html"
     lines = terminal_summary(report_data(study_folder), page).splitlines()
     assert lines[-1] == JOURNAL_SENTENCE and lines[-2] == f"report: {page}"
+    assert lines[-3].startswith("Among the fully trained baselines, ")
     assert "  WRN-10-1 (trial 2, 10,000 params, 70.00% ± 0.92): none" in lines
     assert ("  WRN-16-1 (trial 0, 1,000,000 params, 50.00% ± 1.00): trial 5 (82.00% ± 0.77, +32.00 points, "
             "100,000 params), trial 7 (68.00% ± 0.93, +18.00 points, 1,000 params), trial 4 (60.00% ± 0.98, "
@@ -324,4 +323,22 @@ def test_a_baseline_stopped_early_is_compared_at_the_epoch_it_was_stopped():
     assert "compared at epoch 2 with the 3 searched plan(s)" in entry["note"]
     v = verdict(rows)
     assert v["counts"]["at_epoch"] == 1 and v["counts"]["beaten"] == 1
-    assert v["sentence"].startswith("Sharing paid:") and "at epoch 2" in v["sentence"]
+    # no fully trained baseline: the answer says so first; the epoch-2 evidence comes after, as such
+    assert v["sentence"].startswith("Sharing cannot be judged yet: none of the 1 baseline(s) was trained in full")
+    assert v["sentence"].endswith("searched plans beat 1 of 1 stopped baseline(s) beyond the noise (best: trial 1, "
+                                  "45.0% ± 1.0 vs WRN-22-1's 40.0% ± 1.0 at epoch 2 with 53% fewer parameters).")
+
+
+def test_uniform_sharing_against_plain_baselines():
+    def b(t, name, params, acc, shared):
+        return {"trial": t, "plan": name, "plan_name": name, "shared": shared, "params": params, "val_acc": acc,
+                "val_se": None, "val_images": 5000}
+    # 5,000 images: 2 SE of the difference near 56% is 2.0 points
+    matched = uniform_vs_plain([b(0, "SWRN-22-1-1", 127_142, 0.556, True), b(1, "WRN-28-1", 369_498, 0.570, False)])
+    assert matched.startswith("Among the fully trained baselines, uniform sharing matches, within the noise, the "
+                              "plain net: SWRN-22-1-1 55.6% against WRN-28-1 57.0%, with 66% fewer parameters")
+    worse = uniform_vs_plain([b(0, "SWRN-22-1-1", 127_142, 0.50, True), b(1, "WRN-28-1", 369_498, 0.57, False)])
+    assert "trails it by more than the noise" in worse
+    better = uniform_vs_plain([b(0, "SWRN-22-1-1", 127_142, 0.60, True), b(1, "WRN-28-1", 369_498, 0.57, False)])
+    assert "uniform sharing beats the plain net" in better
+    assert uniform_vs_plain([b(0, "WRN-28-1", 369_498, 0.57, False)]) == ""
