@@ -166,7 +166,7 @@ def sharing_figure(data: dict) -> go.Figure:
             name = f"{label}' front · hypervolume {v[f'{key}_hypervolume']:.3f}"
             fig.add_trace(_front_trace(front, name, color, f"{key}-front", labels))
     fig.update_xaxes(type="log", title_text="parameters (log scale)")
-    fig.update_yaxes(title_text="validation accuracy (± 1 SE)", tickformat=".0%")
+    fig.update_yaxes(title_text="validation accuracy (± 1 SE)", tickformat=".1%")
     return _style(fig, 480)
 
 
