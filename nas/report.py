@@ -214,13 +214,12 @@ def _dominators_html(entry: dict) -> str:
     b = entry["baseline"]
     if entry["dominated_by"] is None:
         return f'<span class="note">{html.escape(entry["note"])}</span>'
-    note = f'<br><span class="note">{html.escape(entry["note"])}</span>' if entry["note"] else ""
-    if not entry["dominated_by"]:
-        return "none" + note
-    return note[4:] + "<br>" * bool(note) + "<br>".join(
-        f'trial {s["trial"]} · {html.escape(plan_text(s))} · {s["params"]:,} params '
-        f'({fewer_text(s["params"], b["params"])}) · {accuracy_text(s["val_acc"], s["val_se"])} · '
-        f'<b>{100 * (s["val_acc"] - b["val_acc"]):+.2f} points</b>' for s in entry["dominated_by"])
+    lines = [f'trial {s["trial"]} · {html.escape(plan_text(s))} · {s["params"]:,} params '
+             f'({fewer_text(s["params"], b["params"])}) · {accuracy_text(s["val_acc"], s["val_se"])} · '
+             f'<b>{100 * (s["val_acc"] - b["val_acc"]):+.2f} points</b>' for s in entry["dominated_by"]] or ["none"]
+    if entry["note"]:  # a stopped baseline: say at which epoch it was compared, before the matches
+        lines.insert(0 if entry["dominated_by"] else 1, f'<span class="note">{html.escape(entry["note"])}</span>')
+    return "<br>".join(lines)
 
 
 def _dominance_html(data: dict) -> str:

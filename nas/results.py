@@ -13,7 +13,7 @@ import optuna
 from .noise import binomial_se
 from .pareto import hypervolume_2d, knee_point, pareto_front
 
-__all__ = ["trial_rows", "front_rows", "format_table", "knee_row", "hypervolume", "HV_REFERENCE_ACC"]
+__all__ = ["trial_rows", "completed_rows", "front_rows", "format_table", "knee_row", "hypervolume", "HV_REFERENCE_ACC"]
 
 OBJECTIVES = ("maximize", "minimize")
 HV_REFERENCE_ACC = 0.0   # hypervolume reference: 0 accuracy, and 10x the largest params in the study
@@ -47,15 +47,16 @@ def trial_rows(study: optuna.Study) -> list[dict]:
     return rows
 
 
-def _complete(rows: list[dict]) -> list[dict]:
-    # A duplicate repeats another trial's numbers: the architecture appears once.
+def completed_rows(rows: list[dict]) -> list[dict]:
+    """Trials trained to their budget with an accuracy and a size, each architecture once (a
+    duplicate repeats another trial's numbers)."""
     return [r for r in rows if r["state"] == "complete" and r["val_acc"] is not None and r["params"]
             and r["status"] != "duplicate"]
 
 
 def front_rows(rows: list[dict]) -> list[dict]:
     """Completed trials on the Pareto front of (val accuracy max, params min), fewest params first."""
-    done = _complete(rows)
+    done = completed_rows(rows)
     front = pareto_front([(r["val_acc"], r["params"]) for r in done], OBJECTIVES)
     return [done[i] for i in front]
 
@@ -71,7 +72,7 @@ def knee_row(rows: list[dict]) -> dict | None:
 
 def hypervolume(rows: list[dict], max_params: float) -> float:
     """Area dominated in (accuracy, log10 params) up to (HV_REFERENCE_ACC, log10(max_params))."""
-    points = [(r["val_acc"], math.log10(r["params"])) for r in _complete(rows)]
+    points = [(r["val_acc"], math.log10(r["params"])) for r in completed_rows(rows)]
     return hypervolume_2d(points, (HV_REFERENCE_ACC, math.log10(max_params)), OBJECTIVES)
 
 

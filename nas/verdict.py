@@ -19,7 +19,7 @@ Everything here is pure: it reads rows as :func:`nas.results.trial_rows` makes t
 from __future__ import annotations
 
 from .noise import CLAIM_Z, beyond_noise, binomial_se, difference_se
-from .results import front_rows, hypervolume
+from .results import completed_rows, front_rows, hypervolume
 
 __all__ = ["HV_REFERENCE_FACTOR", "REQUIRED_KEYS", "accuracy_text", "baseline_rows", "dominance_table",
            "fewer_text", "searched_rows", "ties", "uniform_vs_plain", "verdict"]
@@ -43,12 +43,6 @@ def _checked_rows(rows: list[dict], name: str = "rows") -> list[dict]:
             raise ValueError(f"{name}[{i}] must be a trial row with keys {', '.join(REQUIRED_KEYS)}, "
                              f"but it lacks {', '.join(missing)}.")
     return rows
-
-
-def _completed(rows: list[dict]) -> list[dict]:
-    # The rule of nas.results.front_rows: finished, measured, and not a repeat of another trial.
-    return [r for r in rows if r["state"] == "complete" and r["val_acc"] is not None and r["params"]
-            and r["status"] != "duplicate"]
 
 
 def _images(a: dict, b: dict) -> int | None:
@@ -87,12 +81,12 @@ def fewer_text(small: int, big: int) -> str:
 
 def searched_rows(rows: list[dict]) -> list[dict]:
     """Completed, non-duplicate trials proposed by the search (not baselines), in trial order."""
-    return [r for r in _completed(_checked_rows(rows)) if not r["baseline"]]
+    return [r for r in completed_rows(_checked_rows(rows)) if not r["baseline"]]
 
 
 def baseline_rows(rows: list[dict]) -> list[dict]:
     """Completed, non-duplicate baseline trials, in trial order."""
-    return [r for r in _completed(_checked_rows(rows)) if r["baseline"]]
+    return [r for r in completed_rows(_checked_rows(rows)) if r["baseline"]]
 
 
 def _dominators(baseline: dict, searched: list[dict]) -> list[dict]:
