@@ -33,10 +33,13 @@ def _int_at_least(minimum: int):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {text!r}"
+            ) from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
         return value
+
     parse.__name__ = f"integer >= {minimum}"
     return parse
 
@@ -50,7 +53,9 @@ def _count(text: str) -> int:
     except (ValueError, IndexError):
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a parameter count >= 1 such as 500000, 500k or 1.5M, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a parameter count >= 1 such as 500000, 500k or 1.5M, got {text!r}"
+        )
     return value
 
 
@@ -65,9 +70,12 @@ def _float_in(low: float, high: float | None = None, *, open_low: bool = False):
             value = float("nan")
         ok = value > low if open_low else value >= low
         if not ok or (high is not None and value > high) or value != value:
-            bound = f"{'>' if open_low else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+            bound = f"{'>' if open_low else '>='} {low}" + (
+                f" and <= {high}" if high is not None else ""
+            )
             raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}")
         return value
+
     parse.__name__ = "number"
     return parse
 
@@ -76,66 +84,198 @@ def _milestones(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated epochs such as 60,120,160, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated epochs such as 60,120,160, got {text!r}"
+        ) from None
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | synthetic | folder:PATH (default cifar10)")
-    g.add_argument("--data", default="data", metavar="DIR", help="folder holding cifar-10-batches-py / cifar-100-python (default ./data)")
-    g.add_argument("--download", action="store_true", help="let torchvision download CIFAR into --data (needs internet)")
-    g.add_argument("--val-fraction", type=_float_in(0.0, 0.9), default=0.1, help="stratified validation share of the training set (default 0.1)")
-    g.add_argument("--train-subset", type=_int_at_least(1), default=None, metavar="N", help="keep N training images, stratified (quick CPU work)")
-    g.add_argument("--image-size", type=_int_at_least(8), default=32, help="side of folder/synthetic images (default 32)")
-    g.add_argument("--synthetic-classes", type=_int_at_least(2), default=10, help="classes of --dataset synthetic (default 10)")
-    g.add_argument("--synthetic-train", type=_int_at_least(2), default=2000, help="training images of --dataset synthetic (default 2000)")
-    g.add_argument("--synthetic-test", type=_int_at_least(1), default=500, help="test images of --dataset synthetic (default 500)")
+    g.add_argument(
+        "--dataset",
+        default="cifar10",
+        help="cifar10 | cifar100 | synthetic | folder:PATH (default cifar10)",
+    )
+    g.add_argument(
+        "--data",
+        default="data",
+        metavar="DIR",
+        help="folder holding cifar-10-batches-py / cifar-100-python (default ./data)",
+    )
+    g.add_argument(
+        "--download",
+        action="store_true",
+        help="let torchvision download CIFAR into --data (needs internet)",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=_float_in(0.0, 0.9),
+        default=0.1,
+        help="stratified validation share of the training set (default 0.1)",
+    )
+    g.add_argument(
+        "--train-subset",
+        type=_int_at_least(1),
+        default=None,
+        metavar="N",
+        help="keep N training images, stratified (quick CPU work)",
+    )
+    g.add_argument(
+        "--image-size",
+        type=_int_at_least(8),
+        default=32,
+        help="side of folder/synthetic images (default 32)",
+    )
+    g.add_argument(
+        "--synthetic-classes",
+        type=_int_at_least(2),
+        default=10,
+        help="classes of --dataset synthetic (default 10)",
+    )
+    g.add_argument(
+        "--synthetic-train",
+        type=_int_at_least(2),
+        default=2000,
+        help="training images of --dataset synthetic (default 2000)",
+    )
+    g.add_argument(
+        "--synthetic-test",
+        type=_int_at_least(1),
+        default=500,
+        help="test images of --dataset synthetic (default 500)",
+    )
 
 
 def add_recipe_args(p: argparse.ArgumentParser, epochs: int = 200, schedule: str = "step") -> None:
     g = p.add_argument_group("recipe (defaults: the reference implementation)")
-    g.add_argument("--epochs", type=_int_at_least(1), default=epochs, help=f"training epochs (default {epochs})")
+    g.add_argument(
+        "--epochs",
+        type=_int_at_least(1),
+        default=epochs,
+        help=f"training epochs (default {epochs})",
+    )
     g.add_argument("--batch-size", type=_int_at_least(1), default=128, help="default 128")
-    g.add_argument("--lr", type=_float_in(0.0, open_low=True), default=0.1, help="initial learning rate (default 0.1)")
-    g.add_argument("--momentum", type=_float_in(0.0, 0.999), default=0.9, help="Nesterov momentum (default 0.9)")
-    g.add_argument("--no-nesterov", dest="nesterov", action="store_false", help="plain momentum instead of Nesterov")
-    g.add_argument("--weight-decay", type=_float_in(0.0), default=5e-4, help="on all but sharing coefficients (default 5e-4)")
-    g.add_argument("--schedule", choices=("step", "cosine"), default=schedule, help=f"learning-rate schedule (default {schedule})")
-    g.add_argument("--milestones", type=_milestones, default=(60, 120, 160), help="step schedule epochs (default 60,120,160)")
-    g.add_argument("--gamma", type=_float_in(0.0, open_low=True), default=0.2, help="step schedule factor (default 0.2)")
-    g.add_argument("--cutout", nargs="?", const=16, default=0, type=_int_at_least(0), metavar="PX", help="Cutout hole side (16 if given bare; default off)")
+    g.add_argument(
+        "--lr",
+        type=_float_in(0.0, open_low=True),
+        default=0.1,
+        help="initial learning rate (default 0.1)",
+    )
+    g.add_argument(
+        "--momentum",
+        type=_float_in(0.0, 0.999),
+        default=0.9,
+        help="Nesterov momentum (default 0.9)",
+    )
+    g.add_argument(
+        "--no-nesterov",
+        dest="nesterov",
+        action="store_false",
+        help="plain momentum instead of Nesterov",
+    )
+    g.add_argument(
+        "--weight-decay",
+        type=_float_in(0.0),
+        default=5e-4,
+        help="on all but sharing coefficients (default 5e-4)",
+    )
+    g.add_argument(
+        "--schedule",
+        choices=("step", "cosine"),
+        default=schedule,
+        help=f"learning-rate schedule (default {schedule})",
+    )
+    g.add_argument(
+        "--milestones",
+        type=_milestones,
+        default=(60, 120, 160),
+        help="step schedule epochs (default 60,120,160)",
+    )
+    g.add_argument(
+        "--gamma",
+        type=_float_in(0.0, open_low=True),
+        default=0.2,
+        help="step schedule factor (default 0.2)",
+    )
+    g.add_argument(
+        "--cutout",
+        nargs="?",
+        const=16,
+        default=0,
+        type=_int_at_least(0),
+        metavar="PX",
+        help="Cutout hole side (16 if given bare; default off)",
+    )
     g.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
-    g.add_argument("--crop-padding", type=_int_at_least(0), default=4, help="random-crop padding (default 4)")
+    g.add_argument(
+        "--crop-padding", type=_int_at_least(0), default=4, help="random-crop padding (default 4)"
+    )
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="keep NCHW memory format")
+    g.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32",
+    )
+    g.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="keep NCHW memory format",
+    )
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
-    g.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of weights, shuffling and augmentation (default 0)")
+    g.add_argument(
+        "--seed",
+        type=_int_at_least(0),
+        default=0,
+        help="seed of weights, shuffling and augmentation (default 0)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def data_config(args: argparse.Namespace, split_seed: int = 0):
     from softshare.data import DataConfig
 
-    return DataConfig(dataset=args.dataset, root=args.data, download=args.download, val_fraction=args.val_fraction,
-                      train_subset=args.train_subset, image_size=args.image_size,
-                      synthetic_classes=args.synthetic_classes, synthetic_train=args.synthetic_train,
-                      synthetic_test=args.synthetic_test, split_seed=split_seed)
+    return DataConfig(
+        dataset=args.dataset,
+        root=args.data,
+        download=args.download,
+        val_fraction=args.val_fraction,
+        train_subset=args.train_subset,
+        image_size=args.image_size,
+        synthetic_classes=args.synthetic_classes,
+        synthetic_train=args.synthetic_train,
+        synthetic_test=args.synthetic_test,
+        split_seed=split_seed,
+    )
 
 
 def train_config(args: argparse.Namespace, **overrides):
     from softshare.train import TrainConfig
 
-    fields = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                  nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
-                  milestones=args.milestones, gamma=args.gamma, cutout=args.cutout, crop_padding=args.crop_padding,
-                  flip=args.flip, seed=args.seed, device=args.device, precision=args.precision,
-                  channels_last=args.channels_last, compile=args.compile)
+    fields = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        milestones=args.milestones,
+        gamma=args.gamma,
+        cutout=args.cutout,
+        crop_padding=args.crop_padding,
+        flip=args.flip,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+    )
     return TrainConfig(**(fields | overrides))
 
 
@@ -149,6 +289,7 @@ def plan_from_args(args: argparse.Namespace) -> str:
 
 # ----------------------------------------------------------------------------- commands
 
+
 def cmd_model(args: argparse.Namespace) -> int:
     from softshare import build_model, count_parameters, parse_plan
 
@@ -156,11 +297,20 @@ def cmd_model(args: argparse.Namespace) -> int:
     built = count_parameters(build_model(plan, num_classes=args.classes))
     plain = parse_plan(f"WRN-{plan.depth}-{plan.width}").num_parameters(args.classes)
     print(f"plan        {plan.name}  ({plan.text})")
-    print(f"parameters  {plan.num_parameters(args.classes):,} (built model: {built:,}); plain WRN-{plan.depth}-{plan.width}: "
-          f"{plain:,} ({plan.num_parameters(args.classes) / plain:.1%})")
-    print(f"mult-adds   {plan.multiply_adds(args.image_size, args.classes):,} per {args.image_size}x{args.image_size} image")
+    print(
+        f"parameters  {plan.num_parameters(args.classes):,} (built model: {built:,}); plain WRN-{plan.depth}-{plan.width}: "
+        f"{plain:,} ({plan.num_parameters(args.classes) / plain:.1%})"
+    )
+    print(
+        f"mult-adds   {plan.multiply_adds(args.image_size, args.classes):,} per {args.image_size}x{args.image_size} image"
+    )
     for stage, groups in enumerate(plan.stages, 1):
-        desc = ", ".join(f"{n} layers x {t} templates" if t else f"{n} plain layers" for n, t in groups) or "none"
+        desc = (
+            ", ".join(
+                f"{n} layers x {t} templates" if t else f"{n} plain layers" for n, t in groups
+            )
+            or "none"
+        )
         print(f"stage {stage}     {desc}")
     return 0
 
@@ -171,42 +321,72 @@ def cmd_train(args: argparse.Namespace) -> int:
     from softshare.progress import ProgressBar
     from softshare.train import train
 
-    plan = ModelConfig(plan_from_args(args)).plan  # a bad plan or recipe fails before any data is read
+    plan = ModelConfig(
+        plan_from_args(args)
+    ).plan  # a bad plan or recipe fails before any data is read
     cfg = train_config(args)
     dcfg = data_config(args)
     data = load_dataset(dcfg)
     mcfg = ModelConfig(plan, num_classes=data.num_classes, in_channels=data.train.images.shape[1])
-    out = args.out or os.path.join("runs", mcfg.sharing_plan.name.replace(":", "_").replace("/", "_"))
+    out = args.out or os.path.join(
+        "runs", mcfg.sharing_plan.name.replace(":", "_").replace("/", "_")
+    )
     progress = None if args.quiet else ProgressBar(sys.stderr)
     logging.getLogger("search").info("training %s on %s -> %s", mcfg.plan, data.name, out)
     try:
-        result = train(mcfg, cfg, data, data_config=dcfg, out_dir=out, resume=args.resume, progress=progress)
+        result = train(
+            mcfg, cfg, data, data_config=dcfg, out_dir=out, resume=args.resume, progress=progress
+        )
     except KeyboardInterrupt:
-        print(f"interrupted; the last finished epoch is saved in {out}: re-run with --resume to continue",
-              file=sys.stderr)
+        print(
+            f"interrupted; the last finished epoch is saved in {out}: re-run with --resume to continue",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
-    best = f"{result.best_val_acc:.2%}" if result.best_val_acc is not None else "n/a (no validation set)"
-    print(f"{result.status}: {result.epochs_run} epochs, best val acc {best}, {result.parameters:,} params, "
-          f"{result.images_per_s:,.0f} img/s on {result.device} ({result.precision}); checkpoints in {out}")
+    best = (
+        f"{result.best_val_acc:.2%}"
+        if result.best_val_acc is not None
+        else "n/a (no validation set)"
+    )
+    print(
+        f"{result.status}: {result.epochs_run} epochs, best val acc {best}, {result.parameters:,} params, "
+        f"{result.images_per_s:,.0f} img/s on {result.device} ({result.precision}); checkpoints in {out}"
+    )
     return 0 if result.status != "diverged" else 1
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from softshare.evaluate import evaluate_checkpoint
 
-    report = evaluate_checkpoint(args.checkpoint, data_root=args.data, device=args.device, split=args.split)
-    print(json.dumps(report, indent=2) if args.json else
-          f"{report['split']} accuracy {report['accuracy']:.2%}  loss {report['loss']:.4f}  "
-          f"({report['images']} images, {report['plan']})")
+    report = evaluate_checkpoint(
+        args.checkpoint, data_root=args.data, device=args.device, split=args.split
+    )
+    print(
+        json.dumps(report, indent=2)
+        if args.json
+        else f"{report['split']} accuracy {report['accuracy']:.2%}  loss {report['loss']:.4f}  "
+        f"({report['images']} images, {report['plan']})"
+    )
     return 0
 
 
 # Study flags default to "not given" (SUPPRESS) so the preset, or the saved study, fills them in.
-_STUDY_DATA = {"dataset": "dataset", "data": "root", "download": "download", "val_fraction": "val_fraction",
-               "train_subset": "train_subset", "image_size": "image_size"}
+_STUDY_DATA = {
+    "dataset": "dataset",
+    "data": "root",
+    "download": "download",
+    "val_fraction": "val_fraction",
+    "train_subset": "train_subset",
+    "image_size": "image_size",
+}
 _STUDY_RECIPE = ("epochs", "batch_size", "lr", "schedule", "cutout", "weight_decay")
-_STUDY_STOP = {"eta": "eta", "min_epochs": "min_epochs", "patience": "patience", "early_stopping": "enabled",
-               "stop_margin": "margin"}
+_STUDY_STOP = {
+    "eta": "eta",
+    "min_epochs": "min_epochs",
+    "patience": "patience",
+    "early_stopping": "enabled",
+    "stop_margin": "margin",
+}
 
 
 def _study_config(args: argparse.Namespace):
@@ -225,12 +405,17 @@ def _study_config(args: argparse.Namespace):
         cfg = StudyConfig(name=args.name, preset=given.get("preset", "smoke"))
     data = cfg.data | {key: given[flag] for flag, key in _STUDY_DATA.items() if flag in given}
     recipe = cfg.recipe | {key: given[key] for key in _STUDY_RECIPE if key in given}
-    stop = cfg.early_stopping | {key: given[flag] for flag, key in _STUDY_STOP.items() if flag in given}
+    stop = cfg.early_stopping | {
+        key: given[flag] for flag, key in _STUDY_STOP.items() if flag in given
+    }
     space = cfg.space
     if "space" in given:
         space = load_space(given["space"], PRESETS[cfg.preset]).to_dict()
-    top = {k: given[k] for k in ("n_trials", "sampler", "seed", "workers", "device", "precision", "storage")
-           if k in given}
+    top = {
+        k: given[k]
+        for k in ("n_trials", "sampler", "seed", "workers", "device", "precision", "storage")
+        if k in given
+    }
     for key in ("max_params", "baselines"):
         if key in given:
             top[key] = given[key]
@@ -238,20 +423,25 @@ def _study_config(args: argparse.Namespace):
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    import optuna
+
     from nas.progress import StudyReporter
     from nas.storage import state_counts
     from nas.study import run_study
 
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg, folder = _study_config(args)
     ray_options = _ray_options(args)
-    runner = (f"{cfg.workers} worker(s)" if ray_options is None else
-              f"Ray backend ({ray_options.address or 'local runtime'}, {ray_options.cpus_per_trial:g} CPU and "
-              f"{ray_options.gpus_per_trial:g} GPU per trial{', resuming its last run' if ray_options.resume else ''})")
-    print(f"study {cfg.name}: preset {cfg.preset}, {cfg.n_trials} trials, sampler {cfg.sampler}, {runner}; "
-          f"storage {cfg.storage or folder / 'journal.log'}")
+    runner = (
+        f"{cfg.workers} worker(s)"
+        if ray_options is None
+        else f"Ray backend ({ray_options.address or 'local runtime'}, {ray_options.cpus_per_trial:g} CPU and "
+        f"{ray_options.gpus_per_trial:g} GPU per trial{', resuming its last run' if ray_options.resume else ''})"
+    )
+    print(
+        f"study {cfg.name}: preset {cfg.preset}, {cfg.n_trials} trials, sampler {cfg.sampler}, {runner}; "
+        f"storage {cfg.storage or folder / 'journal.log'}"
+    )
     try:
         if ray_options is None:
             study = run_study(cfg, folder, None if args.quiet else StudyReporter(cfg))
@@ -263,13 +453,18 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"search.py study: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        again = ("re-run the same command with --resume to continue the Ray run"
-                 if ray_options is not None else "re-run the same command to resume")
+        again = (
+            "re-run the same command with --resume to continue the Ray run"
+            if ray_options is not None
+            else "re-run the same command to resume"
+        )
         print(f"interrupted; finished trials are kept in {folder}: {again}", file=sys.stderr)
         return EXIT_INTERRUPTED
     counts = state_counts(study)
-    print(f"study {cfg.name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed "
-          f"of {cfg.n_trials}; {counts['OVER_BUDGET']} proposals over --max-params were recorded untrained")
+    print(
+        f"study {cfg.name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed "
+        f"of {cfg.n_trials}; {counts['OVER_BUDGET']} proposals over --max-params were recorded untrained"
+    )
     _write_report(folder, summary=True)
     return 0
 
@@ -299,20 +494,61 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _add_study_args(p: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS
     p.add_argument("name", help="study name; its folder is <results-dir>/<name>")
-    p.add_argument("--preset", choices=("smoke", "cpu", "paper"), default=S,
-                   help="space, data and budget defaults: smoke (seconds/trial), cpu (~1 h on a CIFAR-10 subset), paper (GPU)")
-    p.add_argument("--n-trials", type=_int_at_least(1), default=S, help="total trials of the study (default 20)")
-    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default=S, help="default tpe (multivariate)")
-    p.add_argument("--seed", type=_int_at_least(0), default=S, help="sampler and training seed (default 0)")
-    p.add_argument("--space", default=S, metavar="FILE", help="JSON/TOML file of ranges (depths, widths, max_templates, ...)")
-    p.add_argument("--max-params", type=_count, default=S, metavar="N",
-                   help="parameter budget: larger proposals are resampled, never trained")
-    p.add_argument("--baselines", default=S, metavar="paper|paper:N|none",
-                   help="paper (default): also train the paper's uniform plans (plain WRN-d-k, SWRN-d-k-s) "
-                        "spanning the space, a quarter of the trials; paper:N: N of them; none: search only")
-    p.add_argument("--workers", type=_int_at_least(1), default=S, help="local worker processes (default 1)")
-    p.add_argument("--storage", default=S, metavar="URL", help="Optuna storage URL (default: journal file in the study folder)")
-    p.add_argument("--results-dir", default="results", help="parent folder of study folders (default ./results)")
+    p.add_argument(
+        "--preset",
+        choices=("smoke", "cpu", "paper"),
+        default=S,
+        help="space, data and budget defaults: smoke (seconds/trial), cpu (~1 h on a CIFAR-10 subset), paper (GPU)",
+    )
+    p.add_argument(
+        "--n-trials",
+        type=_int_at_least(1),
+        default=S,
+        help="total trials of the study (default 20)",
+    )
+    p.add_argument(
+        "--sampler",
+        choices=("tpe", "nsga2", "random"),
+        default=S,
+        help="default tpe (multivariate)",
+    )
+    p.add_argument(
+        "--seed", type=_int_at_least(0), default=S, help="sampler and training seed (default 0)"
+    )
+    p.add_argument(
+        "--space",
+        default=S,
+        metavar="FILE",
+        help="JSON/TOML file of ranges (depths, widths, max_templates, ...)",
+    )
+    p.add_argument(
+        "--max-params",
+        type=_count,
+        default=S,
+        metavar="N",
+        help="parameter budget: larger proposals are resampled, never trained",
+    )
+    p.add_argument(
+        "--baselines",
+        default=S,
+        metavar="paper|paper:N|none",
+        help="paper (default): also train the paper's uniform plans (plain WRN-d-k, SWRN-d-k-s) "
+        "spanning the space, a quarter of the trials; paper:N: N of them; none: search only",
+    )
+    p.add_argument(
+        "--workers", type=_int_at_least(1), default=S, help="local worker processes (default 1)"
+    )
+    p.add_argument(
+        "--storage",
+        default=S,
+        metavar="URL",
+        help="Optuna storage URL (default: journal file in the study folder)",
+    )
+    p.add_argument(
+        "--results-dir",
+        default="results",
+        help="parent folder of study folders (default ./results)",
+    )
     d = p.add_argument_group("data (default: the preset's)")
     d.add_argument("--dataset", default=S, help="cifar10 | cifar100 | synthetic | folder:PATH")
     d.add_argument("--data", default=S, metavar="DIR", help="folder holding the dataset")
@@ -328,56 +564,124 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--cutout", nargs="?", const=16, type=_int_at_least(0), default=S, metavar="PX")
     r.add_argument("--weight-decay", type=_float_in(0.0), default=S)
     e = p.add_argument_group("early stopping (Pareto-aware successive halving)")
-    e.add_argument("--eta", type=_int_at_least(2), default=S, help="keep the top 1/eta at each rung")
-    e.add_argument("--min-epochs", type=_int_at_least(1), default=S,
-                   help="first rung (epochs; default a quarter of the budget)")
-    e.add_argument("--stop-margin", type=_float_in(0.0), default=S, metavar="ACC",
-                   help="stop a trial only when it trails what a rung keeps by more than this accuracy "
-                        "(e.g. 0.02; default: one standard error of the difference on the validation set)")
-    e.add_argument("--patience", type=_int_at_least(1), default=S, help="also stop after this many epochs without gain")
+    e.add_argument(
+        "--eta", type=_int_at_least(2), default=S, help="keep the top 1/eta at each rung"
+    )
+    e.add_argument(
+        "--min-epochs",
+        type=_int_at_least(1),
+        default=S,
+        help="first rung (epochs; default a quarter of the budget)",
+    )
+    e.add_argument(
+        "--stop-margin",
+        type=_float_in(0.0),
+        default=S,
+        metavar="ACC",
+        help="stop a trial only when it trails what a rung keeps by more than this accuracy "
+        "(e.g. 0.02; default: one standard error of the difference on the validation set)",
+    )
+    e.add_argument(
+        "--patience",
+        type=_int_at_least(1),
+        default=S,
+        help="also stop after this many epochs without gain",
+    )
     e.add_argument("--no-early-stopping", dest="early_stopping", action="store_false", default=S)
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default=S, help="auto | cpu | cuda | cuda:N")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=S)
     g.add_argument("--quiet", action="store_true", help="no progress lines")
     r = p.add_argument_group("backend (how trials are run; not part of the study's identity)")
-    r.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
-                   help="optuna: local worker processes (default); ray: trials as Ray Tune actors")
-    r.add_argument("--address", default=None, metavar="ADDR",
-                   help="ray: auto (the cluster this machine is in) or ray://HOST:PORT (default: start a local runtime)")
-    r.add_argument("--cpus-per-trial", type=_float_in(0.0, open_low=True), default=None, metavar="N",
-                   help="ray: CPUs reserved per trial (default 1)")
-    r.add_argument("--gpus-per-trial", type=_float_in(0.0), default=None, metavar="N",
-                   help="ray: GPUs per trial; a fraction packs trials on one card, 0.5 = two per card (default 0)")
-    r.add_argument("--max-concurrent", type=_int_at_least(1), default=None, metavar="N",
-                   help="ray: at most N trials at once (default: as many as the resources allow)")
-    r.add_argument("--max-failures", type=_int_at_least(0), default=None, metavar="N",
-                   help="ray: restarts of a trial whose worker died, from its last epoch (default 2)")
-    r.add_argument("--ray-storage", default=None, metavar="PATH",
-                   help="ray: parent of Ray's run folders, reachable by every node (default <study>/ray)")
-    r.add_argument("--resume", action="store_true",
-                   help="ray: continue the study's last Ray run where it was interrupted (Tuner.restore)")
+    r.add_argument(
+        "--backend",
+        choices=("optuna", "ray"),
+        default="optuna",
+        help="optuna: local worker processes (default); ray: trials as Ray Tune actors",
+    )
+    r.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="ray: auto (the cluster this machine is in) or ray://HOST:PORT (default: start a local runtime)",
+    )
+    r.add_argument(
+        "--cpus-per-trial",
+        type=_float_in(0.0, open_low=True),
+        default=None,
+        metavar="N",
+        help="ray: CPUs reserved per trial (default 1)",
+    )
+    r.add_argument(
+        "--gpus-per-trial",
+        type=_float_in(0.0),
+        default=None,
+        metavar="N",
+        help="ray: GPUs per trial; a fraction packs trials on one card, 0.5 = two per card (default 0)",
+    )
+    r.add_argument(
+        "--max-concurrent",
+        type=_int_at_least(1),
+        default=None,
+        metavar="N",
+        help="ray: at most N trials at once (default: as many as the resources allow)",
+    )
+    r.add_argument(
+        "--max-failures",
+        type=_int_at_least(0),
+        default=None,
+        metavar="N",
+        help="ray: restarts of a trial whose worker died, from its last epoch (default 2)",
+    )
+    r.add_argument(
+        "--ray-storage",
+        default=None,
+        metavar="PATH",
+        help="ray: parent of Ray's run folders, reachable by every node (default <study>/ray)",
+    )
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="ray: continue the study's last Ray run where it was interrupted (Tuner.restore)",
+    )
 
 
-_RAY_FLAGS = {"address": "address", "cpus_per_trial": "cpus_per_trial", "gpus_per_trial": "gpus_per_trial",
-              "max_concurrent": "max_concurrent", "max_failures": "max_failures", "ray_storage": "storage_path",
-              "resume": "resume"}
+_RAY_FLAGS = {
+    "address": "address",
+    "cpus_per_trial": "cpus_per_trial",
+    "gpus_per_trial": "gpus_per_trial",
+    "max_concurrent": "max_concurrent",
+    "max_failures": "max_failures",
+    "ray_storage": "storage_path",
+    "resume": "resume",
+}
 
 
 def _ray_options(args: argparse.Namespace):
     """RayOptions from the flags; ValueError when Ray flags come without --backend ray or clash."""
-    given = {flag: getattr(args, flag) for flag in _RAY_FLAGS if getattr(args, flag) not in (None, False)}
+    given = {
+        flag: getattr(args, flag)
+        for flag in _RAY_FLAGS
+        if getattr(args, flag) not in (None, False)
+    }
     if args.backend != "ray":
         if given:
             flags = ", ".join("--" + f.replace("_", "-") for f in given)
-            raise ValueError(f"{flags}: Ray option(s), given without --backend ray; add --backend ray or drop them")
+            raise ValueError(
+                f"{flags}: Ray option(s), given without --backend ray; add --backend ray or drop them"
+            )
         return None
     if getattr(args, "workers", 1) != 1:
-        raise ValueError("--workers is for --backend optuna; with --backend ray use --max-concurrent (and "
-                         "--cpus-per-trial / --gpus-per-trial)")
+        raise ValueError(
+            "--workers is for --backend optuna; with --backend ray use --max-concurrent (and "
+            "--cpus-per-trial / --gpus-per-trial)"
+        )
     from nas.ray_backend import RayOptions
 
-    return RayOptions(verbose=0 if args.quiet else 1, **{_RAY_FLAGS[flag]: value for flag, value in given.items()})
+    return RayOptions(
+        verbose=0 if args.quiet else 1,
+        **{_RAY_FLAGS[flag]: value for flag, value in given.items()},
+    )
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -387,17 +691,32 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     recipe = train_config(args)
     factory = None if args.quiet else (lambda prefix: ProgressBar(sys.stderr, prefix=prefix))
     try:
-        summary = retrain(args.study, args.pick, recipe, seeds=args.seeds, full_train=args.full_train,
-                          train_subset=args.train_subset, data_root=args.data, progress_factory=factory)
+        summary = retrain(
+            args.study,
+            args.pick,
+            recipe,
+            seeds=args.seeds,
+            full_train=args.full_train,
+            train_subset=args.train_subset,
+            data_root=args.data,
+            progress_factory=factory,
+        )
     except KeyboardInterrupt:
-        print("interrupted; finished epochs are saved: re-run the same command to resume", file=sys.stderr)
+        print(
+            "interrupted; finished epochs are saved: re-run the same command to resume",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     spread = f" +- {summary['test_acc_std']:.2%}" if len(summary["seeds"]) > 1 else ""
-    print(f"trial {summary['trial']} ({summary['plan_name']}, {summary['params']:,} params): search val "
-          f"{summary['search_val_acc']:.2%}; retrained test acc {summary['test_acc_mean']:.2%}{spread} over "
-          f"{len(summary['seeds'])} seed(s)")
+    print(
+        f"trial {summary['trial']} ({summary['plan_name']}, {summary['params']:,} params): search val "
+        f"{summary['search_val_acc']:.2%}; retrained test acc {summary['test_acc_mean']:.2%}{spread} over "
+        f"{len(summary['seeds'])} seed(s)"
+    )
     for run in summary["seeds"]:
-        print(f"  {run['seed_dir']}: {run['status']}, {run['epochs_run']} epochs, test {run['test_acc']:.2%}")
+        print(
+            f"  {run['seed_dir']}: {run['status']}, {run['epochs_run']} epochs, test {run['test_acc']:.2%}"
+        )
     _write_report(args.study)
     return 0
 
@@ -416,17 +735,28 @@ def cmd_fold(args: argparse.Namespace) -> int:
     after = evaluate_checkpoint(out, data_root=args.data, device=args.device, split=args.split)
     for i, bank in enumerate(report, 1):
         groups = " ".join("{" + ",".join(map(str, c)) + "}" for c in bank["clusters"])
-        print(f"bank {i}: {bank['layers']} layers, templates {bank['templates_before']} -> {bank['templates_after']}"
-              f"  clusters {groups}")
-    p_before, p_after = parse_plan(before["plan"]).num_parameters(), parse_plan(after["plan"]).num_parameters()
-    print(f"parameters {p_before:,} -> {p_after:,} (saves {p_before - p_after:,}, {1 - p_after / p_before:.1%})")
-    print(f"{args.split} accuracy {before['accuracy']:.2%} -> {after['accuracy']:.2%} "
-          f"(threshold |cos| >= {args.threshold}); folded checkpoint: {out}")
+        print(
+            f"bank {i}: {bank['layers']} layers, templates {bank['templates_before']} -> {bank['templates_after']}"
+            f"  clusters {groups}"
+        )
+    p_before, p_after = (
+        parse_plan(before["plan"]).num_parameters(),
+        parse_plan(after["plan"]).num_parameters(),
+    )
+    print(
+        f"parameters {p_before:,} -> {p_after:,} (saves {p_before - p_after:,}, {1 - p_after / p_before:.1%})"
+    )
+    print(
+        f"{args.split} accuracy {before['accuracy']:.2%} -> {after['accuracy']:.2%} "
+        f"(threshold |cos| >= {args.threshold}); folded checkpoint: {out}"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="search.py", description="Search over soft parameter-sharing patterns.")
+    parser = OneLineParser(
+        prog="search.py", description="Search over soft parameter-sharing patterns."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
@@ -440,9 +770,20 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument_group("architecture")
     a.add_argument("--arch", choices=("swrn", "wrn"), default="swrn")
     a.add_argument("--depth", type=_int_at_least(10), default=16, help="6N+4 (default 16)")
-    a.add_argument("--width", type=_int_at_least(1), default=4, help="widening factor k (default 4)")
-    a.add_argument("--templates", type=_int_at_least(1), default=2, help="templates per stage bank (default 2)")
-    a.add_argument("--plan", default=None, help="explicit plan text; overrides --arch/--depth/--width/--templates")
+    a.add_argument(
+        "--width", type=_int_at_least(1), default=4, help="widening factor k (default 4)"
+    )
+    a.add_argument(
+        "--templates",
+        type=_int_at_least(1),
+        default=2,
+        help="templates per stage bank (default 2)",
+    )
+    a.add_argument(
+        "--plan",
+        default=None,
+        help="explicit plan text; overrides --arch/--depth/--width/--templates",
+    )
     add_data_args(p)
     add_recipe_args(p)
     add_runtime_args(p)
@@ -454,27 +795,59 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_args(p)
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("report", help="write <study>/report/ (page, PNG, CSVs) and print the front")
+    p = sub.add_parser(
+        "report", help="write <study>/report/ (page, PNG, CSVs) and print the front"
+    )
     p.add_argument("folder", help="study folder, e.g. results/NAME")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("retrain", help="train a frontier member at full budget and test it once")
     p.add_argument("study", help="study folder, e.g. results/NAME")
-    p.add_argument("--pick", default="knee", help="knee | best | trial:N | max-params:SIZE (default knee)")
-    p.add_argument("--seeds", type=_int_at_least(1), default=1, help="train this many seeds, report mean and spread")
-    p.add_argument("--full-train", action="store_true", help="train on train+validation (no validation monitoring)")
-    p.add_argument("--data", default=None, metavar="DIR", help="where the dataset lives now (default: the study's)")
-    p.add_argument("--train-subset", type=_int_at_least(1), default=None, metavar="N",
-                   help="train on N images (default: the whole training split)")
+    p.add_argument(
+        "--pick", default="knee", help="knee | best | trial:N | max-params:SIZE (default knee)"
+    )
+    p.add_argument(
+        "--seeds",
+        type=_int_at_least(1),
+        default=1,
+        help="train this many seeds, report mean and spread",
+    )
+    p.add_argument(
+        "--full-train",
+        action="store_true",
+        help="train on train+validation (no validation monitoring)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="where the dataset lives now (default: the study's)",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=_int_at_least(1),
+        default=None,
+        metavar="N",
+        help="train on N images (default: the whole training split)",
+    )
     add_recipe_args(p)
     add_runtime_args(p)
     p.set_defaults(func=cmd_retrain)
 
-    p = sub.add_parser("fold", help="fold near-recurrent layers of a trained model; params and accuracy before/after")
+    p = sub.add_parser(
+        "fold",
+        help="fold near-recurrent layers of a trained model; params and accuracy before/after",
+    )
     p.add_argument("checkpoint")
-    p.add_argument("--threshold", type=_float_in(0.0, 1.0, open_low=True), default=0.98,
-                   help="layers whose coefficient vectors have |cos| >= this share one (default 0.98)")
-    p.add_argument("--out", default=None, help="folded checkpoint path (default: <checkpoint>-folded.pt)")
+    p.add_argument(
+        "--threshold",
+        type=_float_in(0.0, 1.0, open_low=True),
+        default=0.98,
+        help="layers whose coefficient vectors have |cos| >= this share one (default 0.98)",
+    )
+    p.add_argument(
+        "--out", default=None, help="folded checkpoint path (default: <checkpoint>-folded.pt)"
+    )
     p.add_argument("--data", default=None, metavar="DIR")
     p.add_argument("--device", default="auto")
     p.add_argument("--split", choices=("test", "val"), default="test")
@@ -482,7 +855,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="test accuracy and loss of a checkpoint")
     p.add_argument("checkpoint")
-    p.add_argument("--data", default=None, metavar="DIR", help="where the dataset lives now (default: as recorded)")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="where the dataset lives now (default: as recorded)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -492,16 +870,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        print(f"search.py {args.command}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-              file=sys.stderr)
+        print(
+            f"search.py {args.command}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except OSError as exc:  # disk full, unwritable folder, ...
-        print(f"search.py {args.command}: error: {exc.strerror or exc} ({exc.filename or ''})", file=sys.stderr)
+        print(
+            f"search.py {args.command}: error: {exc.strerror or exc} ({exc.filename or ''})",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
 

@@ -20,14 +20,29 @@ from softshare.runtime import cpu_has_fast_bf16, resolve_device
 
 def add_common_arguments(parser) -> None:
     """--device, --repeats, --warmup, --threads and --quick, the same in every benchmark."""
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed samples per contender, interleaved A B A B ...; the median is reported")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per contender before timing")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads(N) before anything runs (default: torch's choice)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, a few seconds: checks that the script runs, figures mean nothing")
+    parser.add_argument(
+        "--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed samples per contender, interleaved A B A B ...; the median is reported",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps per contender before timing"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads(N) before anything runs (default: torch's choice)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, a few seconds: checks that the script runs, figures mean nothing",
+    )
 
 
 def setup(args) -> torch.device:
@@ -39,7 +54,9 @@ def setup(args) -> torch.device:
     for name in ("repeats", "warmup"):
         value = getattr(args, name)
         if value is not None and value < (1 if name == "repeats" else 0):
-            raise SystemExit(f"--{name} must be >= {1 if name == 'repeats' else 0}, but got {value}.")
+            raise SystemExit(
+                f"--{name} must be >= {1 if name == 'repeats' else 0}, but got {value}."
+            )
     try:
         return resolve_device(args.device)
     except ValueError as e:
@@ -67,7 +84,9 @@ def print_header(title: str, goal: str, device: torch.device) -> None:
     print(f"goal:          {goal}")
     print(f"date:          {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
     print(f"cpu:           {_cpu_model()}, {cores} cores ({usable} usable by this process)")
-    print(f"cpu bf16:      {'native (avx512_bf16/amx_bf16)' if cpu_has_fast_bf16() else 'not native (emulated)'}")
+    print(
+        f"cpu bf16:      {'native (avx512_bf16/amx_bf16)' if cpu_has_fast_bf16() else 'not native (emulated)'}"
+    )
     print(f"torch:         {torch.__version__}, {torch.get_num_threads()} intra-op threads")
     print(f"device:        {device}" + (f" ({gpu})" if device.type == "cuda" else ""))
     print(f"load average:  {load} (1/5/15 min; timings are only comparable within this run)")
@@ -78,8 +97,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(contenders: dict[str, Callable[[], None]], repeats: int,
-                device: torch.device) -> dict[str, list[float]]:
+def interleaved(
+    contenders: dict[str, Callable[[], None]], repeats: int, device: torch.device
+) -> dict[str, list[float]]:
     """Seconds per call of each contender, called in turn A B C A B C ... ``repeats`` times.
 
     Interleaving spreads background load and clock changes over every contender alike; timing
@@ -108,8 +128,11 @@ def paired_ratio(a: list[float], b: list[float]) -> float:
 def noise_line(samples: dict[str, list[float]]) -> str:
     """Worst (max - min) / median over the contenders, and whether it swamps a few-% effect."""
     spread = max((max(v) - min(v)) / median(v) for v in samples.values())
-    verdict = ("quiet enough for a few-% effect" if spread < 0.1 else
-               "noisy: rerun on an idle machine before quoting a few-% figure")
+    verdict = (
+        "quiet enough for a few-% effect"
+        if spread < 0.1
+        else "noisy: rerun on an idle machine before quoting a few-% figure"
+    )
     return f"samples spread up to {100 * spread:.0f}% of their median; {verdict}"
 
 
@@ -117,8 +140,10 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: list[str]) -> str:  # first column left-aligned, numbers right-aligned
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths))
+        )
 
     print(line(header))
     print("  ".join("-" * w for w in widths))

@@ -53,18 +53,18 @@ import tempfile
 import time
 from dataclasses import replace
 
+import _common
 import optuna
 import torch
 
-import _common
 from nas.baselines import baseline_budget
 from nas.config import StudyConfig
 from nas.results import hypervolume, trial_rows
 from nas.sampler import OVER_BUDGET, PROPOSAL_ATTR
 from nas.space import SearchSpace
+from nas.study import run_study
 from nas.verdict import verdict
 from softshare import SharingPlan, parse_plan
-from nas.study import run_study
 from softshare.runtime import resolve_device
 
 HV_GOAL, COMPUTE_GOAL = 0.95, 0.50
@@ -75,27 +75,84 @@ CSV_FILE = "search_trials.csv"
 
 def _parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="/work/data", help="folder holding cifar-10-batches-py (default /work/data)")
-    p.add_argument("--out", default=None, help="keep both studies and the per-trial CSV in DIR (default: a temp dir)")
-    p.add_argument("--sampler", default="random", choices=("random", "tpe", "nsga2"),
-                   help="both studies' sampler (default random: same architecture sequence in both)")
-    p.add_argument("--trials", type=int, default=None, help="trials of the study without ES (default 12; quick 6)")
-    p.add_argument("--es-trials", type=int, default=None,
-                   help="trials of the study with ES (default 2x --trials: stopped trials are cheap, so the "
-                        "ES study evaluates more architectures for its compute)")
-    p.add_argument("--epochs", type=int, default=None, help="full budget of a trial in epochs (default 6; quick 3)")
-    p.add_argument("--min-epochs", type=int, default=None,
-                   help="first rung of the ES study (default: the rule's, a quarter of the budget, at least 2)")
-    p.add_argument("--eta", type=int, default=3, help="ES reduction factor (default 3: one rung, epoch 2 of 6)")
-    p.add_argument("--train-subset", type=int, default=None,
-                   help="stratified CIFAR-10 training images (default 5000; quick: 300 synthetic)")
-    p.add_argument("--val-fraction", type=float, default=0.02,
-                   help="share of CIFAR-10's 50,000 training images held out for validation (default 0.02: 1,000)")
-    p.add_argument("--seed", type=int, default=0, help="both studies' seed (sampler and training; default 0)")
-    p.add_argument("--device", default="cpu", help="cpu | auto | cuda | cuda:N (default cpu: the task is a CPU one)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N) (default: torch's choice)")
-    p.add_argument("--quick", action="store_true",
-                   help="synthetic 8x8 data, 6 trials of 3 epochs: checks the script runs, figures mean nothing")
+    p.add_argument(
+        "--data",
+        default="/work/data",
+        help="folder holding cifar-10-batches-py (default /work/data)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="keep both studies and the per-trial CSV in DIR (default: a temp dir)",
+    )
+    p.add_argument(
+        "--sampler",
+        default="random",
+        choices=("random", "tpe", "nsga2"),
+        help="both studies' sampler (default random: same architecture sequence in both)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="trials of the study without ES (default 12; quick 6)",
+    )
+    p.add_argument(
+        "--es-trials",
+        type=int,
+        default=None,
+        help="trials of the study with ES (default 2x --trials: stopped trials are cheap, so the "
+        "ES study evaluates more architectures for its compute)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="full budget of a trial in epochs (default 6; quick 3)",
+    )
+    p.add_argument(
+        "--min-epochs",
+        type=int,
+        default=None,
+        help="first rung of the ES study (default: the rule's, a quarter of the budget, at least 2)",
+    )
+    p.add_argument(
+        "--eta",
+        type=int,
+        default=3,
+        help="ES reduction factor (default 3: one rung, epoch 2 of 6)",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=int,
+        default=None,
+        help="stratified CIFAR-10 training images (default 5000; quick: 300 synthetic)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.02,
+        help="share of CIFAR-10's 50,000 training images held out for validation (default 0.02: 1,000)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="both studies' seed (sampler and training; default 0)"
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu | auto | cuda | cuda:N (default cpu: the task is a CPU one)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads(N) (default: torch's choice)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="synthetic 8x8 data, 6 trials of 3 epochs: checks the script runs, figures mean nothing",
+    )
     args = p.parse_args()
     # (quick, full). 5,000 images: with 1,000 the accuracy after one epoch is near chance (0.10-0.16)
     # and says nothing of the final ranking (measured 2026-11-25, docs/benchmarks.md).
@@ -115,34 +172,71 @@ def _parse_args() -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- the two studies
 
+
 def _base_config(args) -> StudyConfig:
     """The study both runs share; ValueError (from StudyConfig) names any bad value."""
-    if args.quick:  # the smoke preset's generated images, at 8x8: no download, a second or two a trial
-        return StudyConfig(name="base", preset="smoke", n_trials=args.trials, sampler=args.sampler, seed=args.seed,
-                           space={"depths": [16], "widths": [1], "max_templates": 2},
-                           data={"synthetic_train": args.train_subset, "synthetic_test": 50, "val_fraction": 0.2,
-                                 "image_size": 8},
-                           recipe={"epochs": args.epochs, "batch_size": 64},
-                           early_stopping=_stop(args), device=args.device)
-    return StudyConfig(name="base", preset="cpu", n_trials=args.trials, sampler=args.sampler, seed=args.seed,
-                       space={"depths": [22], "widths": [1], "max_templates": 3},
-                       data={"dataset": "cifar10", "root": args.data, "train_subset": args.train_subset,
-                             "val_fraction": args.val_fraction},
-                       recipe={"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
-                       early_stopping=_stop(args), device=args.device)
+    if (
+        args.quick
+    ):  # the smoke preset's generated images, at 8x8: no download, a second or two a trial
+        return StudyConfig(
+            name="base",
+            preset="smoke",
+            n_trials=args.trials,
+            sampler=args.sampler,
+            seed=args.seed,
+            space={"depths": [16], "widths": [1], "max_templates": 2},
+            data={
+                "synthetic_train": args.train_subset,
+                "synthetic_test": 50,
+                "val_fraction": 0.2,
+                "image_size": 8,
+            },
+            recipe={"epochs": args.epochs, "batch_size": 64},
+            early_stopping=_stop(args),
+            device=args.device,
+        )
+    return StudyConfig(
+        name="base",
+        preset="cpu",
+        n_trials=args.trials,
+        sampler=args.sampler,
+        seed=args.seed,
+        space={"depths": [22], "widths": [1], "max_templates": 3},
+        data={
+            "dataset": "cifar10",
+            "root": args.data,
+            "train_subset": args.train_subset,
+            "val_fraction": args.val_fraction,
+        },
+        recipe={"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
+        early_stopping=_stop(args),
+        device=args.device,
+    )
 
 
 def _stop(args) -> dict:
-    return {"eta": args.eta} | ({"min_epochs": args.min_epochs} if args.min_epochs is not None else {})
+    return {"eta": args.eta} | (
+        {"min_epochs": args.min_epochs} if args.min_epochs is not None else {}
+    )
 
 
 def _configs(base: StudyConfig, es_trials: int) -> dict[str, StudyConfig]:
     """The two studies: the same config but for the name, early_stopping['enabled'] and the ES
     study's number of trials; both queue the same baselines (a quarter of the no-ES trials)."""
     base = replace(base, baselines=f"paper:{baseline_budget(base.n_trials)}")
-    return {"no ES": replace(base, name=STUDY_NAMES["no ES"], early_stopping=base.early_stopping | {"enabled": False}),
-            "ES": replace(base, name=STUDY_NAMES["ES"], n_trials=es_trials,
-                          early_stopping=base.early_stopping | {"enabled": True})}
+    return {
+        "no ES": replace(
+            base,
+            name=STUDY_NAMES["no ES"],
+            early_stopping=base.early_stopping | {"enabled": False},
+        ),
+        "ES": replace(
+            base,
+            name=STUDY_NAMES["ES"],
+            n_trials=es_trials,
+            early_stopping=base.early_stopping | {"enabled": True},
+        ),
+    }
 
 
 class _TrialLines:
@@ -160,11 +254,16 @@ class _TrialLines:
     def trial_end(self, number: int, status: str, study: optuna.Study) -> None:
         r = next(r for r in trial_rows(study) if r["trial"] == number)
         acc = f"{r['val_acc']:.3f}" if r["val_acc"] is not None else "  -  "
-        print(f"{self.label:<6} trial {number:>3}  {r['plan_name']:<24} {r['params'] or 0:>9,} params  "
-              f"{status:<9} val acc {acc}  {_epochs_spent(r):>2} epochs  {_seconds_spent(r):6.1f} s", flush=True)
+        print(
+            f"{self.label:<6} trial {number:>3}  {r['plan_name']:<24} {r['params'] or 0:>9,} params  "
+            f"{status:<9} val acc {acc}  {_epochs_spent(r):>2} epochs  {_seconds_spent(r):6.1f} s",
+            flush=True,
+        )
 
 
-def _run_both(configs: dict[str, StudyConfig], root: pathlib.Path) -> tuple[dict[str, list[dict]], dict[str, float]]:
+def _run_both(
+    configs: dict[str, StudyConfig], root: pathlib.Path
+) -> tuple[dict[str, list[dict]], dict[str, float]]:
     """Each study in one run_study call (per-trial calls would re-seed the sampler and repeat its
     first proposal); rows (with each trial's ``proposal`` record) and wall seconds per study.
     Over-budget records (proposals never trained) are left out of the rows."""
@@ -173,12 +272,19 @@ def _run_both(configs: dict[str, StudyConfig], root: pathlib.Path) -> tuple[dict
         start = time.perf_counter()
         study = run_study(cfg, root / cfg.name, reporter=_TrialLines(name))
         wall[name] = time.perf_counter() - start
-        proposals = {t.number: t.user_attrs.get(PROPOSAL_ATTR) for t in study.get_trials(deepcopy=False)}
-        rows[name] = [r | {"proposal": proposals[r["trial"]]} for r in trial_rows(study) if r["status"] != OVER_BUDGET]
+        proposals = {
+            t.number: t.user_attrs.get(PROPOSAL_ATTR) for t in study.get_trials(deepcopy=False)
+        }
+        rows[name] = [
+            r | {"proposal": proposals[r["trial"]]}
+            for r in trial_rows(study)
+            if r["status"] != OVER_BUDGET
+        ]
     return rows, wall
 
 
 # ----------------------------------------------------------------------------- measures
+
 
 def _epochs_spent(row: dict) -> int:
     """Epochs this trial trained; a duplicate reuses another trial's result and trains none."""
@@ -202,10 +308,16 @@ def _space_max_params(space: SearchSpace, num_classes: int = 10, in_channels: in
     conv its own group with the largest bank it may hold (t templates per conv cost t kernels)."""
     depth, width = max(space.depths), max(space.widths)
     layers = 2 * ((depth - 4) // 6 - 1)
-    bank = max(space.template_choices(1)) or None if space.allow_cuts else max(space.template_choices(layers)) or None
+    bank = (
+        max(space.template_choices(1)) or None
+        if space.allow_cuts
+        else max(space.template_choices(layers)) or None
+    )
     groups = ((1, bank),) * layers if space.allow_cuts else ((layers, bank),)
-    return max(SharingPlan(depth, width, (groups,) * 3).num_parameters(num_classes, in_channels),
-               parse_plan(f"WRN-{depth}-{width}").num_parameters(num_classes, in_channels))
+    return max(
+        SharingPlan(depth, width, (groups,) * 3).num_parameters(num_classes, in_channels),
+        parse_plan(f"WRN-{depth}-{width}").num_parameters(num_classes, in_channels),
+    )
 
 
 def _hv_curve(rows: list[dict], ref: float) -> list[float]:
@@ -229,13 +341,16 @@ def _pct(x: float | None) -> str:
 
 # ----------------------------------------------------------------------------- output
 
+
 def _summaries(rows: dict[str, list[dict]], ref: float) -> dict[str, dict]:
     out = {}
     for name, rs in rows.items():
-        out[name] = {"epochs": _cumulative([_epochs_spent(r) for r in rs]),
-                     "seconds": _cumulative([_seconds_spent(r) for r in rs]),
-                     "macs": _cumulative([_epochs_spent(r) * (r["macs"] or 0) for r in rs]),
-                     "hv": _hv_curve(rs, ref)}
+        out[name] = {
+            "epochs": _cumulative([_epochs_spent(r) for r in rs]),
+            "seconds": _cumulative([_seconds_spent(r) for r in rs]),
+            "macs": _cumulative([_epochs_spent(r) * (r["macs"] or 0) for r in rs]),
+            "hv": _hv_curve(rs, ref),
+        }
     return out
 
 
@@ -244,29 +359,65 @@ def _checkpoints(n: int) -> list[int]:
 
 
 def _print_by_proposals(s: dict[str, dict], n: int) -> None:
-    print("\nhypervolume after each quarter of the no-ES study's proposals (the ES study's first proposals are "
-          "the same ones with the random sampler; cumulative compute; epochs are load-independent)")
+    print(
+        "\nhypervolume after each quarter of the no-ES study's proposals (the ES study's first proposals are "
+        "the same ones with the random sampler; cumulative compute; epochs are load-independent)"
+    )
     rows = []
     for k in _checkpoints(n):
         a, b = s["no ES"], s["ES"]
-        rows.append([str(k), f"{a['epochs'][k-1]:.0f}", f"{a['seconds'][k-1]:.0f}", f"{a['hv'][k-1]:.4f}",
-                     f"{b['epochs'][k-1]:.0f}", f"{b['seconds'][k-1]:.0f}", f"{b['hv'][k-1]:.4f}",
-                     _pct(_ratio(b["hv"][k-1], a["hv"][k-1])), _pct(_ratio(b["epochs"][k-1], a["epochs"][k-1]))])
-    _common.print_table(["proposals", "no-ES epochs", "no-ES s", "no-ES HV", "ES epochs", "ES s", "ES HV",
-                         "HV ES/no-ES", "epochs ES/no-ES"], rows)
+        rows.append(
+            [
+                str(k),
+                f"{a['epochs'][k - 1]:.0f}",
+                f"{a['seconds'][k - 1]:.0f}",
+                f"{a['hv'][k - 1]:.4f}",
+                f"{b['epochs'][k - 1]:.0f}",
+                f"{b['seconds'][k - 1]:.0f}",
+                f"{b['hv'][k - 1]:.4f}",
+                _pct(_ratio(b["hv"][k - 1], a["hv"][k - 1])),
+                _pct(_ratio(b["epochs"][k - 1], a["epochs"][k - 1])),
+            ]
+        )
+    _common.print_table(
+        [
+            "proposals",
+            "no-ES epochs",
+            "no-ES s",
+            "no-ES HV",
+            "ES epochs",
+            "ES s",
+            "ES HV",
+            "HV ES/no-ES",
+            "epochs ES/no-ES",
+        ],
+        rows,
+    )
 
 
 def _print_by_compute(s: dict[str, dict]) -> None:
     total = s["no ES"]["epochs"][-1]
-    print("\nhypervolume at equal compute (budget in epochs, as a share of the no-ES study's total)")
+    print(
+        "\nhypervolume at equal compute (budget in epochs, as a share of the no-ES study's total)"
+    )
     rows = []
     for f in (0.25, 0.5, 0.75, 1.0):
         budget = f * total
         hv_a, k_a = _hv_within(s["no ES"]["epochs"], s["no ES"]["hv"], budget)
         hv_b, k_b = _hv_within(s["ES"]["epochs"], s["ES"]["hv"], budget)
-        rows.append([f"{100 * f:.0f}%", f"{budget:.0f}", f"{hv_a:.4f} ({k_a} pr)", f"{hv_b:.4f} ({k_b} pr)",
-                     _pct(_ratio(hv_b, hv_a)), _pct(_ratio(hv_b, s["no ES"]["hv"][-1]))])
-    _common.print_table(["budget", "epochs", "no-ES HV", "ES HV", "ES/no-ES then", "ES/no-ES final"], rows)
+        rows.append(
+            [
+                f"{100 * f:.0f}%",
+                f"{budget:.0f}",
+                f"{hv_a:.4f} ({k_a} pr)",
+                f"{hv_b:.4f} ({k_b} pr)",
+                _pct(_ratio(hv_b, hv_a)),
+                _pct(_ratio(hv_b, s["no ES"]["hv"][-1])),
+            ]
+        )
+    _common.print_table(
+        ["budget", "epochs", "no-ES HV", "ES HV", "ES/no-ES then", "ES/no-ES final"], rows
+    )
     print("(pr: proposals, duplicates included)")
 
 
@@ -280,22 +431,32 @@ def _print_final(s: dict[str, dict], rows: dict[str, list[dict]], wall: dict[str
     hv_half, k_half = _hv_within(b["epochs"], b["hv"], half)
     hv = _ratio(hv_half, a["hv"][-1])
     print("\nfinal")
-    print(f"no ES:         HV {a['hv'][-1]:.4f} for {a['epochs'][-1]:.0f} epochs ({len(a['epochs'])} proposals)")
-    print(f"ES:            HV {b['hv'][-1]:.4f} for {b['epochs'][-1]:.0f} epochs ({len(b['epochs'])} proposals, all "
-          f"its trials)")
+    print(
+        f"no ES:         HV {a['hv'][-1]:.4f} for {a['epochs'][-1]:.0f} epochs ({len(a['epochs'])} proposals)"
+    )
+    print(
+        f"ES:            HV {b['hv'][-1]:.4f} for {b['epochs'][-1]:.0f} epochs ({len(b['epochs'])} proposals, all "
+        f"its trials)"
+    )
     done = " (every trial of the ES study)" if k_half == len(b["epochs"]) else ""
     if k_half == 0:
-        print(f"goal:          not defined: the ES study's first trial alone costs more than {half:.0f} epochs")
+        print(
+            f"goal:          not defined: the ES study's first trial alone costs more than {half:.0f} epochs"
+        )
     else:
-        print(f"goal:          within {COMPUTE_GOAL:.0%} of the no-ES compute ({half:.0f} epochs: "
-              f"{b['epochs'][k_half - 1]:.0f} used, {k_half} proposals{done}) the ES study reached HV "
-              f"{hv_half:.4f} = {_pct(hv)} of the no-ES final HV (goal >= {HV_GOAL:.0%}): "
-              f"{_verdict(None if hv is None else hv >= HV_GOAL)}")
-    print(f"  secondary:   training seconds {a['seconds'][-1]:.0f} (no ES) vs {b['seconds'][k_half - 1] if k_half else 0:.0f} "
-          f"(ES, within the budget; load-dependent); epochs x mult-adds = "
-          f"{_pct(_ratio(b['macs'][k_half - 1] if k_half else 0, a['macs'][-1]))} (load-independent, weighs big "
-          f"models more); wall {wall['no ES']:.0f} s vs {wall['ES']:.0f} s for whole studies (with evaluation, "
-          f"checkpoints, data loading)")
+        print(
+            f"goal:          within {COMPUTE_GOAL:.0%} of the no-ES compute ({half:.0f} epochs: "
+            f"{b['epochs'][k_half - 1]:.0f} used, {k_half} proposals{done}) the ES study reached HV "
+            f"{hv_half:.4f} = {_pct(hv)} of the no-ES final HV (goal >= {HV_GOAL:.0%}): "
+            f"{_verdict(None if hv is None else hv >= HV_GOAL)}"
+        )
+    print(
+        f"  secondary:   training seconds {a['seconds'][-1]:.0f} (no ES) vs {b['seconds'][k_half - 1] if k_half else 0:.0f} "
+        f"(ES, within the budget; load-dependent); epochs x mult-adds = "
+        f"{_pct(_ratio(b['macs'][k_half - 1] if k_half else 0, a['macs'][-1]))} (load-independent, weighs big "
+        f"models more); wall {wall['no ES']:.0f} s vs {wall['ES']:.0f} s for whole studies (with evaluation, "
+        f"checkpoints, data loading)"
+    )
     for name in RUNS:
         counts: dict[str, int] = {}
         for r in rows[name]:
@@ -306,24 +467,46 @@ def _print_final(s: dict[str, dict], rows: dict[str, list[dict]], wall: dict[str
 
 def _print_quality(rows: dict[str, list[dict]]) -> None:
     """How new and how lean the trained architectures were, per study."""
-    print("\nproposals (goal: >= 90% new architectures; most trained shared plans smaller than their plain WRN)")
+    print(
+        "\nproposals (goal: >= 90% new architectures; most trained shared plans smaller than their plain WRN)"
+    )
     table = []
     for name in RUNS:
         trained = [r for r in rows[name] if r["status"] in ("complete", "pruned")]
         new = len({r["plan"] for r in trained})
         searched = [r for r in trained if not r["baseline"] and r["shared"]]
-        no_saving = sum(r["params"] >= parse_plan(f"WRN-{r['depth']}-{r['width']}").num_parameters() for r in searched)
+        no_saving = sum(
+            r["params"] >= parse_plan(f"WRN-{r['depth']}-{r['width']}").num_parameters()
+            for r in searched
+        )
         draws = [r["proposal"] for r in rows[name] if r["proposal"]]
         rejected: dict[str, int] = {}
         for d in draws:
             for why, k in d["rejected"].items():
                 rejected[why] = rejected.get(why, 0) + k
-        table.append([name, str(len(trained)), f"{new} ({_pct(_ratio(new, len(trained)))})",
-                      f"{no_saving} of {len(searched)} ({_pct(_ratio(no_saving, len(searched)))})",
-                      str(sum(d['draws'] for d in draws)), ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
-                      or "none", str(sum(d["source"] == "random" for d in draws))])
-    _common.print_table(["study", "trained", "new architectures", "shared plans saving nothing",
-                         "sampler draws", "draws turned down", "random fallback"], table)
+        table.append(
+            [
+                name,
+                str(len(trained)),
+                f"{new} ({_pct(_ratio(new, len(trained)))})",
+                f"{no_saving} of {len(searched)} ({_pct(_ratio(no_saving, len(searched)))})",
+                str(sum(d["draws"] for d in draws)),
+                ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none",
+                str(sum(d["source"] == "random" for d in draws)),
+            ]
+        )
+    _common.print_table(
+        [
+            "study",
+            "trained",
+            "new architectures",
+            "shared plans saving nothing",
+            "sampler draws",
+            "draws turned down",
+            "random fallback",
+        ],
+        table,
+    )
 
 
 def _print_baselines(rows: list[dict], s: dict, ref: float) -> None:
@@ -336,59 +519,140 @@ def _print_baselines(rows: list[dict], s: dict, ref: float) -> None:
             used += _epochs_spent(r)
             searched.append(r)
     v_all, v_equal = verdict(rows), verdict(base + searched)
-    print(f"\nsearch against the baselines (no-ES study: every trial trained to its budget; {len(base)} baselines, "
-          f"{spent} epochs)")
+    print(
+        f"\nsearch against the baselines (no-ES study: every trial trained to its budget; {len(base)} baselines, "
+        f"{spent} epochs)"
+    )
     every = [r for r in rows if not r["baseline"]]
-    _common.print_table(["front", "trials", "epochs", "hypervolume"], [
-        ["baselines", str(len(base)), str(spent), f"{hypervolume(base, ref):.4f}"],
-        ["searched, equal compute", str(len(searched)), str(used), f"{hypervolume(searched, ref):.4f}"],
-        ["searched, all", str(len(every)), f"{s['epochs'][-1] - spent:.0f}", f"{hypervolume(every, ref):.4f}"]])
-    print("(hypervolume with the reference above; the verdict lines use the report's, 10x the largest model "
-          "among the trials they compare)")
+    _common.print_table(
+        ["front", "trials", "epochs", "hypervolume"],
+        [
+            ["baselines", str(len(base)), str(spent), f"{hypervolume(base, ref):.4f}"],
+            [
+                "searched, equal compute",
+                str(len(searched)),
+                str(used),
+                f"{hypervolume(searched, ref):.4f}",
+            ],
+            [
+                "searched, all",
+                str(len(every)),
+                f"{s['epochs'][-1] - spent:.0f}",
+                f"{hypervolume(every, ref):.4f}",
+            ],
+        ],
+    )
+    print(
+        "(hypervolume with the reference above; the verdict lines use the report's, 10x the largest model "
+        "among the trials they compare)"
+    )
     for label, v in (("equal compute", v_equal), ("all trials", v_all)):
         print(f"dominance ({label}):")
         for entry in v["table"]:
             b = entry["baseline"]
-            who = entry["note"] if entry["dominated_by"] is None else (", ".join(
-                f"trial {r['trial']} {r['plan_name']} {r['val_acc']:.3f} ({r['params']:,})" for r in entry["dominated_by"])
-                or "none")
-            print(f"  {b['plan_name']:<14} {b['params']:>9,} params  val acc {b['val_acc'] or 0:.3f}: {who}")
+            who = (
+                entry["note"]
+                if entry["dominated_by"] is None
+                else (
+                    ", ".join(
+                        f"trial {r['trial']} {r['plan_name']} {r['val_acc']:.3f} ({r['params']:,})"
+                        for r in entry["dominated_by"]
+                    )
+                    or "none"
+                )
+            )
+            print(
+                f"  {b['plan_name']:<14} {b['params']:>9,} params  val acc {b['val_acc'] or 0:.3f}: {who}"
+            )
         print(f"verdict ({label}): {v['sentence']}")
 
 
 def _write_csv(path: pathlib.Path, rows: dict[str, list[dict]], s: dict[str, dict]) -> None:
-    keys = ["trial", "state", "status", "plan_name", "plan", "shared", "depth", "width", "params", "macs", "val_acc",
-            "final_val_acc", "epochs", "train_seconds", "reason", "duplicate_of", "started", "finished"]
+    keys = [
+        "trial",
+        "state",
+        "status",
+        "plan_name",
+        "plan",
+        "shared",
+        "depth",
+        "width",
+        "params",
+        "macs",
+        "val_acc",
+        "final_val_acc",
+        "epochs",
+        "train_seconds",
+        "reason",
+        "duplicate_of",
+        "started",
+        "finished",
+    ]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["run", *keys, "epochs_spent", "seconds_spent", "cum_epochs", "cum_seconds", "hv_after", "curve"])
+        w.writerow(
+            [
+                "run",
+                *keys,
+                "epochs_spent",
+                "seconds_spent",
+                "cum_epochs",
+                "cum_seconds",
+                "hv_after",
+                "curve",
+            ]
+        )
         for name in RUNS:
             for i, r in enumerate(rows[name]):
-                w.writerow([STUDY_NAMES[name], *[r[k] for k in keys], _epochs_spent(r), f"{_seconds_spent(r):.3f}",
-                            f"{s[name]['epochs'][i]:.0f}", f"{s[name]['seconds'][i]:.3f}", f"{s[name]['hv'][i]:.6f}",
-                            json.dumps(r["curve"])])
+                w.writerow(
+                    [
+                        STUDY_NAMES[name],
+                        *[r[k] for k in keys],
+                        _epochs_spent(r),
+                        f"{_seconds_spent(r):.3f}",
+                        f"{s[name]['epochs'][i]:.0f}",
+                        f"{s[name]['seconds'][i]:.3f}",
+                        f"{s[name]['hv'][i]:.6f}",
+                        json.dumps(r["curve"]),
+                    ]
+                )
 
 
 # ----------------------------------------------------------------------------- main
 
+
 def _describe(base: StudyConfig, args, ref_params: int, device: torch.device) -> None:
     d, space, rule = base.data_config(), base.search_space(), base.stop_rule()
-    what = (f"synthetic {d.image_size}x{d.image_size}, {d.synthetic_train} images" if d.dataset == "synthetic" else
-            f"CIFAR-10 from {os.path.abspath(d.root)}: {d.train_subset} training images (stratified), "
-            f"{d.val_fraction:.0%} of the 50,000 held out for validation")
+    what = (
+        f"synthetic {d.image_size}x{d.image_size}, {d.synthetic_train} images"
+        if d.dataset == "synthetic"
+        else f"CIFAR-10 from {os.path.abspath(d.root)}: {d.train_subset} training images (stratified), "
+        f"{d.val_fraction:.0%} of the 50,000 held out for validation"
+    )
     print(f"data:          {what}")
-    print(f"space:         depths {list(space.depths)}, widths {list(space.widths)}, templates "
-          f"{space.min_templates}-{space.max_templates}; largest model {ref_params:,} params")
-    print(f"recipe:        {base.train_config().epochs} epochs a trial, batch {base.train_config().batch_size}, "
-          f"{base.train_config().schedule} lr {base.train_config().lr}; seed {base.seed}; device {device}")
-    print(f"studies:       no ES: {args.trials} trials, early_stopping enabled=False; ES: {args.es_trials} trials, "
-          f"rungs {list(rule.rungs)} (eta {rule.eta}, Pareto-aware); sampler {base.sampler}; otherwise identical")
-    why = ("random: its proposals ignore results, so both studies train the same architecture sequence and "
-           "the difference is early stopping alone" if base.sampler == "random" else
-           f"{base.sampler}: it reacts to results, so the two sequences differ; this compares whole searches")
+    print(
+        f"space:         depths {list(space.depths)}, widths {list(space.widths)}, templates "
+        f"{space.min_templates}-{space.max_templates}; largest model {ref_params:,} params"
+    )
+    print(
+        f"recipe:        {base.train_config().epochs} epochs a trial, batch {base.train_config().batch_size}, "
+        f"{base.train_config().schedule} lr {base.train_config().lr}; seed {base.seed}; device {device}"
+    )
+    print(
+        f"studies:       no ES: {args.trials} trials, early_stopping enabled=False; ES: {args.es_trials} trials, "
+        f"rungs {list(rule.rungs)} (eta {rule.eta}, Pareto-aware); sampler {base.sampler}; otherwise identical"
+    )
+    why = (
+        "random: its proposals ignore results, so both studies train the same architecture sequence and "
+        "the difference is early stopping alone"
+        if base.sampler == "random"
+        else f"{base.sampler}: it reacts to results, so the two sequences differ; this compares whole searches"
+    )
     print(f"sampler:       {why}")
-    print(f"hypervolume:   nas.results.hypervolume over completed trials in (val acc, log10 params), reference "
-          f"(0, log10 {10 * ref_params:,}) = 10x the largest model, the same for both")
+    print(
+        f"hypervolume:   nas.results.hypervolume over completed trials in (val acc, log10 params), reference "
+        f"(0, log10 {10 * ref_params:,}) = 10x the largest model, the same for both"
+    )
 
 
 def main() -> None:
@@ -402,29 +666,45 @@ def main() -> None:
         base = _base_config(args)
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    if not args.quick and not (pathlib.Path(args.data) / "cifar-10-batches-py" / "data_batch_1").is_file():
-        raise SystemExit(f"no CIFAR-10 in {args.data}; make it with: "
-                         f"python /work/shared/data/prepare_cifar10.py {args.data} (or run --quick)")
+    if (
+        not args.quick
+        and not (pathlib.Path(args.data) / "cifar-10-batches-py" / "data_batch_1").is_file()
+    ):
+        raise SystemExit(
+            f"no CIFAR-10 in {args.data}; make it with: "
+            f"python /work/shared/data/prepare_cifar10.py {args.data} (or run --quick)"
+        )
     configs = _configs(base, args.es_trials)
-    _common.print_header("search efficiency: Pareto hypervolume against compute, with and without early stopping",
-                         f"ES study >= {HV_GOAL:.0%} of the no-ES hypervolume for <= {COMPUTE_GOAL:.0%} of its "
-                         f"compute (epochs)", device)
+    _common.print_header(
+        "search efficiency: Pareto hypervolume against compute, with and without early stopping",
+        f"ES study >= {HV_GOAL:.0%} of the no-ES hypervolume for <= {COMPUTE_GOAL:.0%} of its "
+        f"compute (epochs)",
+        device,
+    )
     space_max = _space_max_params(base.search_space())
     _describe(base, args, space_max, device)
     if args.quick:
         print("quick:         tiny sizes; checks that the script runs, its figures mean nothing")
-    keep = contextlib.nullcontext(args.out) if args.out else tempfile.TemporaryDirectory(prefix="bench_search_")
+    keep = (
+        contextlib.nullcontext(args.out)
+        if args.out
+        else tempfile.TemporaryDirectory(prefix="bench_search_")
+    )
     with keep as folder:
         root = pathlib.Path(folder)
         if taken := [c.name for c in configs.values() if (root / c.name).exists()]:
-            raise SystemExit(f"{root} already holds {', '.join(taken)}; "
-                             f"choose an empty --out so the studies start fresh.")
+            raise SystemExit(
+                f"{root} already holds {', '.join(taken)}; "
+                f"choose an empty --out so the studies start fresh."
+            )
         print()
         rows, wall = _run_both(configs, root)
     ref = 10 * max([space_max] + [r["params"] or 0 for rs in rows.values() for r in rs])
     shared = min(len(rows["no ES"]), len(rows["ES"]))
     same = sum(x["plan"] == y["plan"] for x, y in zip(rows["no ES"], rows["ES"]))
-    print(f"\narchitecture sequence: {same} of the first {shared} proposals were the same plan in both studies")
+    print(
+        f"\narchitecture sequence: {same} of the first {shared} proposals were the same plan in both studies"
+    )
     s = _summaries(rows, ref)
     _print_by_proposals(s, shared)
     _print_by_compute(s)
@@ -433,7 +713,9 @@ def main() -> None:
     _print_baselines(rows["no ES"], s["no ES"], ref)
     if args.out:
         _write_csv(pathlib.Path(args.out) / CSV_FILE, rows, s)
-        print(f"\nper-trial rows of both studies: {pathlib.Path(args.out) / CSV_FILE}; studies in {args.out}")
+        print(
+            f"\nper-trial rows of both studies: {pathlib.Path(args.out) / CSV_FILE}; studies in {args.out}"
+        )
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
+import _common
 import torch
 import torch.nn.functional as F
 
-import _common
 from softshare import build_model, count_parameters, parameter_groups
 from softshare.layers import SConv2d
 from softshare.models import to_channels_last
@@ -33,16 +33,33 @@ QUICK_PLANS = ("SWRN-16-1-2", "WRN-16-1")
 
 def _parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--plans", nargs=2, metavar=("A", "B"), default=None,
-                   help=f"the two plans; overhead is A/B - 1 (default {' '.join(DEFAULT_PLANS)})")
+    p.add_argument(
+        "--plans",
+        nargs=2,
+        metavar=("A", "B"),
+        default=None,
+        help=f"the two plans; overhead is A/B - 1 (default {' '.join(DEFAULT_PLANS)})",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="images per step (default 128)")
     p.add_argument("--image-size", type=int, default=32, help="input side in pixels (default 32)")
     p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="fp32, or bf16 autocast as the trainer's precision=bf16 (default fp32)")
-    p.add_argument("--steps", type=int, default=1, help="training steps per timed sample (default 1)")
-    p.add_argument("--no-channels-last", action="store_true", help="NCHW instead of the trainer's channels_last")
-    p.add_argument("--no-step", action="store_true", help="forward + backward only, no optimizer step")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="fp32, or bf16 autocast as the trainer's precision=bf16 (default fp32)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=1, help="training steps per timed sample (default 1)"
+    )
+    p.add_argument(
+        "--no-channels-last",
+        action="store_true",
+        help="NCHW instead of the trainer's channels_last",
+    )
+    p.add_argument(
+        "--no-step", action="store_true", help="forward + backward only, no optimizer step"
+    )
     _common.add_common_arguments(p)
     args = p.parse_args()
     quick = args.quick
@@ -58,19 +75,23 @@ def _parse_args() -> argparse.Namespace:
 
 def _conv_shapes(model: torch.nn.Module) -> list[tuple[int, ...]]:
     """Kernel shape of every conv in module order, shared or not: what 'same shape' means here."""
-    return [tuple(m.weight.shape) for m in model.modules()
-            if isinstance(m, (torch.nn.Conv2d, SConv2d))]
+    return [
+        tuple(m.weight.shape) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, SConv2d))
+    ]
 
 
-def _make_step(plan: str, args, device: torch.device, x: torch.Tensor,
-               y: torch.Tensor) -> tuple[Callable[[], None], torch.nn.Module]:
+def _make_step(
+    plan: str, args, device: torch.device, x: torch.Tensor, y: torch.Tensor
+) -> tuple[Callable[[], None], torch.nn.Module]:
     """A closure running ``args.steps`` training steps exactly as train.py's _train_epoch does."""
     torch.manual_seed(0)
     model = build_model(plan, num_classes=args.classes).to(device)
     if not args.no_channels_last:
         to_channels_last(model)
     model.train()
-    optimizer = torch.optim.SGD(parameter_groups(model, 5e-4), lr=0.01, momentum=0.9, nesterov=True)
+    optimizer = torch.optim.SGD(
+        parameter_groups(model, 5e-4), lr=0.01, momentum=0.9, nesterov=True
+    )
 
     def step() -> None:
         for _ in range(args.steps):
@@ -87,7 +108,9 @@ def _make_step(plan: str, args, device: torch.device, x: torch.Tensor,
 def main() -> None:
     args = _parse_args()
     device = _common.setup(args)
-    _common.print_header("bench_sharing: training-step time, shared (A) against plain (B)", GOAL, device)
+    _common.print_header(
+        "bench_sharing: training-step time, shared (A) against plain (B)", GOAL, device
+    )
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=g).to(device)
     if not args.no_channels_last:
@@ -101,32 +124,47 @@ def main() -> None:
     same = _conv_shapes(model_a) == _conv_shapes(model_b)
     layout = "NCHW" if args.no_channels_last else "channels_last"
     work = "forward+backward" + ("" if args.no_step else "+SGD step")
-    print(f"setup:         batch {args.batch_size}, {args.image_size}x{args.image_size}, {args.precision}, "
-          f"{layout}, {work}, {args.steps} step(s) per sample, {args.warmup} warm-up, {args.repeats} repeats")
-    print(f"conv shapes:   {'identical' if same else 'DIFFERENT (the ratio is not an overhead of sharing)'}")
+    print(
+        f"setup:         batch {args.batch_size}, {args.image_size}x{args.image_size}, {args.precision}, "
+        f"{layout}, {work}, {args.steps} step(s) per sample, {args.warmup} warm-up, {args.repeats} repeats"
+    )
+    print(
+        f"conv shapes:   {'identical' if same else 'DIFFERENT (the ratio is not an overhead of sharing)'}"
+    )
     for _ in range(args.warmup):
         step_a()
         step_b()
     _common.synchronize(device)
     seconds = _common.interleaved({"A": step_a, "B": step_b}, args.repeats, device)
     ms = {k: [1000 * s / args.steps for s in v] for k, v in seconds.items()}
-    rows = [[f"{k} {plan}", f"{count_parameters(model):,}", f"{_common.median(ms[k]):.1f}",
-             f"{min(ms[k]):.1f}", f"{max(ms[k]):.1f}"]
-            for k, plan, model in (("A", a, model_a), ("B", b, model_b))]
+    rows = [
+        [
+            f"{k} {plan}",
+            f"{count_parameters(model):,}",
+            f"{_common.median(ms[k]):.1f}",
+            f"{min(ms[k]):.1f}",
+            f"{max(ms[k]):.1f}",
+        ]
+        for k, plan, model in (("A", a, model_a), ("B", b, model_b))
+    ]
     print()
     _common.print_table(["plan", "params", "ms/step median", "min", "max"], rows)
     overhead = _common.median(ms["A"]) / _common.median(ms["B"]) - 1
     paired = _common.paired_ratio(ms["A"], ms["B"]) - 1
     print()
-    print(f"overhead A/B - 1:  {100 * paired:+.1f}% (median of back-to-back pairs), "
-          f"{100 * overhead:+.1f}% (ratio of medians)")
+    print(
+        f"overhead A/B - 1:  {100 * paired:+.1f}% (median of back-to-back pairs), "
+        f"{100 * overhead:+.1f}% (ratio of medians)"
+    )
     print(f"noise:             {_common.noise_line(ms)}")
     if device.type != "cpu":
         print("goal check:        n/a (the 3% goal is stated for the CPU)")
     elif args.quick:
         print("goal check:        n/a (--quick sizes say nothing about the goal)")
     else:  # the paired figure: a load change between samples hits both halves of a pair alike
-        print(f"goal check:        {'met' if paired <= 0.03 else 'NOT met'} (paired overhead <= +3.0% on the CPU)")
+        print(
+            f"goal check:        {'met' if paired <= 0.03 else 'NOT met'} (paired overhead <= +3.0% on the CPU)"
+        )
 
 
 if __name__ == "__main__":

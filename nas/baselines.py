@@ -19,7 +19,13 @@ from softshare import SharingPlan, parse_plan
 
 from .space import SearchSpace
 
-__all__ = ["BASELINE_CHOICES", "baseline_budget", "baseline_candidates", "baseline_plans", "baseline_count"]
+__all__ = [
+    "BASELINE_CHOICES",
+    "baseline_budget",
+    "baseline_candidates",
+    "baseline_plans",
+    "baseline_count",
+]
 
 BASELINE_CHOICES = ("paper", "paper:N", "none")
 
@@ -38,8 +44,10 @@ def baseline_count(choice: str, n_trials: int) -> int:
         return baseline_budget(n_trials)
     head, _, count = str(choice).partition(":")
     if head != "paper" or not count.isdigit() or not 1 <= int(count) <= n_trials:
-        raise ValueError(f"unknown baselines {choice!r}; accepted: paper, paper:N (1 <= N <= n_trials = "
-                         f"{n_trials}), none.")
+        raise ValueError(
+            f"unknown baselines {choice!r}; accepted: paper, paper:N (1 <= N <= n_trials = "
+            f"{n_trials}), none."
+        )
     return int(count)
 
 
@@ -55,14 +63,21 @@ def baseline_candidates(space: SearchSpace) -> tuple[list[SharingPlan], list[Sha
     return plain, shared
 
 
-def baseline_plans(space: SearchSpace, budget: int, shape: tuple[int, int] = (10, 3),
-                   max_params: int | None = None) -> list[SharingPlan]:
+def baseline_plans(
+    space: SearchSpace,
+    budget: int,
+    shape: tuple[int, int] = (10, 3),
+    max_params: int | None = None,
+) -> list[SharingPlan]:
     """``budget`` baselines over ``space`` (fewer if the space has fewer), smallest first.
 
     ``shape`` is (classes, input channels) for the parameter counts; plans over ``max_params``
     are left out."""
     size = {}
-    plain, shared = ([p for p in family if _fits(p, shape, max_params, size)] for family in baseline_candidates(space))
+    plain, shared = (
+        [p for p in family if _fits(p, shape, max_params, size)]
+        for family in baseline_candidates(space)
+    )
     n_plain = min(len(plain), max(1, budget // 2)) if budget else 0
     chosen = _spread(plain, n_plain, [], size)
     chosen += _spread(shared, budget - len(chosen), chosen, size)
@@ -74,7 +89,9 @@ def _fits(plan: SharingPlan, shape: tuple[int, int], max_params: int | None, siz
     return max_params is None or size[plan.text] <= max_params
 
 
-def _spread(plans: list[SharingPlan], k: int, chosen: list[SharingPlan], size: dict) -> list[SharingPlan]:
+def _spread(
+    plans: list[SharingPlan], k: int, chosen: list[SharingPlan], size: dict
+) -> list[SharingPlan]:
     """``k`` of ``plans`` spread over log10(params): greedily the one farthest from all chosen so far
     (with nothing chosen yet: the smallest, then the largest)."""
     left = sorted(plans, key=lambda p: (size[p.text], p.text))
@@ -86,8 +103,12 @@ def _spread(plans: list[SharingPlan], k: int, chosen: list[SharingPlan], size: d
         elif len(taken) == 1 and not chosen:
             best = left[-1]
         else:
-            best = max(left, key=lambda p: min(abs(math.log10(size[p.text]) - math.log10(size[q.text]))
-                                               for q in taken))
+            best = max(
+                left,
+                key=lambda p: min(
+                    abs(math.log10(size[p.text]) - math.log10(size[q.text])) for q in taken
+                ),
+            )
         picked.append(best)
         left.remove(best)
     return picked

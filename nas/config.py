@@ -20,7 +20,14 @@ from .baselines import baseline_count
 from .early_stop import StopRule
 from .space import PRESETS, SearchSpace
 
-__all__ = ["StudyConfig", "SAMPLERS", "PRESET_DEFAULTS", "STUDY_FILE", "load_study_config", "save_study_config"]
+__all__ = [
+    "StudyConfig",
+    "SAMPLERS",
+    "PRESET_DEFAULTS",
+    "STUDY_FILE",
+    "load_study_config",
+    "save_study_config",
+]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 STUDY_FILE = "study.json"
@@ -35,15 +42,26 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # (docs/cifar10.md). paper: full CIFAR-10, a
 # 30-epoch cosine budget with Cutout per trial (the retrain then uses the 200-epoch reference recipe).
 PRESET_DEFAULTS: dict[str, dict] = {
-    "smoke": {"data": {"dataset": "synthetic", "synthetic_train": 600, "synthetic_test": 200, "image_size": 16},
-              "recipe": {"epochs": 4, "batch_size": 64, "lr": 0.05, "schedule": "cosine"},
-              "early_stopping": {"eta": 2}},
-    "cpu": {"data": {"dataset": "cifar10", "train_subset": 5000},
-            "recipe": {"epochs": 8, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
-            "early_stopping": {"eta": 3}},
-    "paper": {"data": {"dataset": "cifar10"},
-              "recipe": {"epochs": 30, "batch_size": 128, "lr": 0.1, "schedule": "cosine", "cutout": 16},
-              "early_stopping": {"eta": 3}},
+    "smoke": {
+        "data": {
+            "dataset": "synthetic",
+            "synthetic_train": 600,
+            "synthetic_test": 200,
+            "image_size": 16,
+        },
+        "recipe": {"epochs": 4, "batch_size": 64, "lr": 0.05, "schedule": "cosine"},
+        "early_stopping": {"eta": 2},
+    },
+    "cpu": {
+        "data": {"dataset": "cifar10", "train_subset": 5000},
+        "recipe": {"epochs": 8, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
+        "early_stopping": {"eta": 3},
+    },
+    "paper": {
+        "data": {"dataset": "cifar10"},
+        "recipe": {"epochs": 30, "batch_size": 128, "lr": 0.1, "schedule": "cosine", "cutout": 16},
+        "early_stopping": {"eta": 3},
+    },
 }
 # Fields that may differ between runs of the same study (where and how fast, not what).
 RUNTIME_FIELDS = ("n_trials", "workers", "device", "precision", "storage", "created", "versions")
@@ -74,7 +92,9 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ValueError(f"study name must be 1-100 letters, digits, '.', '_' or '-', but got name={self.name!r}.")
+            raise ValueError(
+                f"study name must be 1-100 letters, digits, '.', '_' or '-', but got name={self.name!r}."
+            )
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; accepted: {', '.join(PRESETS)}.")
         if self.sampler not in SAMPLERS:
@@ -83,14 +103,29 @@ class StudyConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, but got {name}={value!r}.")
-        baseline_count(self.baselines, self.n_trials) if isinstance(self.n_trials, int) else None  # validates
-        if self.max_params is not None and (not isinstance(self.max_params, int) or self.max_params < 1):
-            raise ValueError(f"max_params must be an integer >= 1, but got max_params={self.max_params!r}.")
+        baseline_count(self.baselines, self.n_trials) if isinstance(
+            self.n_trials, int
+        ) else None  # validates
+        if self.max_params is not None and (
+            not isinstance(self.max_params, int) or self.max_params < 1
+        ):
+            raise ValueError(
+                f"max_params must be an integer >= 1, but got max_params={self.max_params!r}."
+            )
         if self.format_version != FORMAT_VERSION:
-            raise ValueError(f"study format version {self.format_version!r} is not the {FORMAT_VERSION} this code reads.")
-        self.search_space(), self.data_config(), self.train_config(), self.stop_rule()  # validate all parts
+            raise ValueError(
+                f"study format version {self.format_version!r} is not the {FORMAT_VERSION} this code reads."
+            )
+        (
+            self.search_space(),
+            self.data_config(),
+            self.train_config(),
+            self.stop_rule(),
+        )  # validate all parts
         if self.data_config().val_fraction <= 0:
-            raise ValueError("a study selects models on a validation split: val_fraction must be > 0.")
+            raise ValueError(
+                "a study selects models on a validation split: val_fraction must be > 0."
+            )
 
     def search_space(self) -> SearchSpace:
         return SearchSpace.from_dict(PRESETS[self.preset].to_dict() | self.space)
@@ -100,7 +135,11 @@ class StudyConfig:
 
     def train_config(self, **runtime) -> TrainConfig:
         base = PRESET_DEFAULTS[self.preset]["recipe"] | self.recipe
-        return TrainConfig.from_dict(base | {"seed": self.seed, "device": self.device, "precision": self.precision} | runtime)
+        return TrainConfig.from_dict(
+            base
+            | {"seed": self.seed, "device": self.device, "precision": self.precision}
+            | runtime
+        )
 
     def stop_rule(self) -> StopRule:
         values = PRESET_DEFAULTS[self.preset]["early_stopping"] | self.early_stopping
@@ -120,16 +159,27 @@ class StudyConfig:
 
     def resolved(self) -> dict:
         """Every field with preset defaults applied (what actually runs)."""
-        recipe = {k: v for k, v in self.train_config().to_dict().items() if k not in ("device", "precision", "seed")}
-        return self.to_dict() | {"space": self.search_space().to_dict(), "data": self.data_config().to_dict(),
-                                 "recipe": recipe, "early_stopping": asdict(self.stop_rule())}
+        recipe = {
+            k: v
+            for k, v in self.train_config().to_dict().items()
+            if k not in ("device", "precision", "seed")
+        }
+        return self.to_dict() | {
+            "space": self.search_space().to_dict(),
+            "data": self.data_config().to_dict(),
+            "recipe": recipe,
+            "early_stopping": asdict(self.stop_rule()),
+        }
 
 
 def save_study_config(config: StudyConfig, folder: pathlib.Path) -> None:
     from softshare.checkpoint import atomic_write_text, dumps
 
     if not config.created:
-        config = replace(config, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        config = replace(
+            config,
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        )
     atomic_write_text(folder / STUDY_FILE, dumps(config.to_dict()))
 
 
@@ -137,12 +187,16 @@ def load_study_config(folder: pathlib.Path) -> StudyConfig:
     """The study saved in ``folder``; one-line errors for a missing or damaged file."""
     path = pathlib.Path(folder) / STUDY_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{folder} is not a study folder (no {STUDY_FILE}); "
-                                f"create one with: python search.py study NAME")
+        raise FileNotFoundError(
+            f"{folder} is not a study folder (no {STUDY_FILE}); "
+            f"create one with: python search.py study NAME"
+        )
     try:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is damaged and cannot be read as JSON ({exc}); restore it or start a new study.") from None
+        raise ValueError(
+            f"{path} is damaged and cannot be read as JSON ({exc}); restore it or start a new study."
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a study config object.")
     try:

@@ -37,7 +37,14 @@ from dataclasses import dataclass
 from nas.noise import difference_se
 from nas.pareto import crowding_distance, non_dominated_sort
 
-__all__ = ["RUNG_DIRECTIONS", "Decision", "StopRule", "decide", "default_first_rung", "rank_at_rung"]
+__all__ = [
+    "RUNG_DIRECTIONS",
+    "Decision",
+    "StopRule",
+    "decide",
+    "default_first_rung",
+    "rank_at_rung",
+]
 
 # (accuracy at the rung, parameter count)
 RUNG_DIRECTIONS: tuple[str, str] = ("maximize", "minimize")
@@ -96,7 +103,6 @@ def default_first_rung(max_epochs: int) -> int:
     epoch at a high learning rate the curves have not separated (measured on CIFAR-10: epoch-to-epoch
     swings of about 5 points at epoch 2 of 12). 4 -> 2, 8 -> 2, 12 -> 3, 30 -> 7."""
     return max(1, min(max(2, max_epochs // 4), max_epochs - 1))
-
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,9 @@ class StopRule:
             raise ValueError(f"enabled must be True or False, but got {enabled=}.")
         if self.margin is not None and (not _is_finite_real(self.margin) or self.margin < 0):
             margin = self.margin
-            raise ValueError(f"margin must be a finite number >= 0 (accuracy units) or None, but got {margin=}.")
+            raise ValueError(
+                f"margin must be a finite number >= 0 (accuracy units) or None, but got {margin=}."
+            )
         if self.val_images is not None:
             _require_int("val_images", self.val_images, 1)
         self._store_plain_numbers()
@@ -289,10 +297,16 @@ def _judge_rung(rung: int, points: list[tuple[float, int]], rule: StopRule) -> D
     if rank <= keep or points[0] in ends:
         return _CONTINUE
     margin = rule.noise_margin(points[0][0])
-    if margin > 0 and _rank([(points[0][0] + margin, points[0][1]), *points[1:]])[0].index(0) < keep:
+    if (
+        margin > 0
+        and _rank([(points[0][0] + margin, points[0][1]), *points[1:]])[0].index(0) < keep
+    ):
         return _CONTINUE  # behind the kept trials by no more than the noise
-    return Decision(stop=True, reason=f"rung {rung}: rank {rank} of {n}, keeps top {keep}"
-                                      + (f", trails by more than {margin:.1%}" if margin > 0 else ""))
+    return Decision(
+        stop=True,
+        reason=f"rung {rung}: rank {rank} of {n}, keeps top {keep}"
+        + (f", trails by more than {margin:.1%}" if margin > 0 else ""),
+    )
 
 
 def _judge_plateau(curve: Curve, patience: int, min_delta: float) -> Decision:
@@ -342,7 +356,9 @@ def decide(
     if not rule.enabled:
         return _CONTINUE
     if len(curve) in rule.rungs:
-        decision = _judge_rung(len(curve), _points_at_rung(len(curve), curve, params, others), rule)
+        decision = _judge_rung(
+            len(curve), _points_at_rung(len(curve), curve, params, others), rule
+        )
         if decision.stop:
             return decision
     if rule.patience is not None:

@@ -19,11 +19,23 @@ from plotly.subplots import make_subplots
 from .noise import binomial_se
 from .verdict import accuracy_text
 
-__all__ = ["curves_figure", "hypervolume_figure", "pareto_figure", "pareto_png", "plan_text", "sharing_figure",
-           "similarity_figure", "templates_text"]
+__all__ = [
+    "curves_figure",
+    "hypervolume_figure",
+    "pareto_figure",
+    "pareto_png",
+    "plan_text",
+    "sharing_figure",
+    "similarity_figure",
+    "templates_text",
+]
 
 SHARED, PLAIN, MUTED, INK = "#2563eb", "#ea580c", "#9ca3af", "#111827"
-STRIP_SYMBOLS = {"failed": ("x", "#dc2626"), "over-budget": ("x-thin-open", "#6b7280"), "running": ("hourglass", MUTED)}
+STRIP_SYMBOLS = {
+    "failed": ("x", "#dc2626"),
+    "over-budget": ("x-thin-open", "#6b7280"),
+    "running": ("hourglass", MUTED),
+}
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif"
 
 
@@ -34,11 +46,15 @@ def templates_text(templates) -> str:
     """[[3], [3, 3], [None, 1]] -> '3 | 3,3 | -,1' (per stage, per group; '-' = unshared)."""
     if not templates or all(t is None for stage in templates for t in stage):
         return "none shared"
-    return " | ".join(",".join("-" if t is None else str(t) for t in stage) or "none" for stage in templates)
+    return " | ".join(
+        ",".join("-" if t is None else str(t) for t in stage) or "none" for stage in templates
+    )
 
 
 def plan_text(r: dict) -> str:
-    named = r["shared"] and r["plan"] and r["plan_name"] != r["plan"]  # SWRN-d-k-s: the text says more
+    named = (
+        r["shared"] and r["plan"] and r["plan_name"] != r["plan"]
+    )  # SWRN-d-k-s: the text says more
     return f"{r['plan_name']} ({r['plan']})" if named else r["plan_name"] or r["plan"]
 
 
@@ -49,16 +65,30 @@ def accuracy_se(r: dict) -> float:
 
 
 def _hover(r: dict) -> str:
-    tags = [r["status"]] + ["baseline"] * r["baseline"] + ["on the Pareto front"] * r["on_front"] + ["knee"] * r["knee"]
-    lines = [f"<b>trial {r['trial']}</b> · {' · '.join(tags)}", plan_text(r),
-             f"depth {r['depth']} · width {r['width']} · templates {templates_text(r['templates'])}",
-             f"{r['params'] or 0:,} params · {(r['macs'] or 0) / 1e6:,.2f} M mult-adds"]
+    tags = (
+        [r["status"]]
+        + ["baseline"] * r["baseline"]
+        + ["on the Pareto front"] * r["on_front"]
+        + ["knee"] * r["knee"]
+    )
+    lines = [
+        f"<b>trial {r['trial']}</b> · {' · '.join(tags)}",
+        plan_text(r),
+        f"depth {r['depth']} · width {r['width']} · templates {templates_text(r['templates'])}",
+        f"{r['params'] or 0:,} params · {(r['macs'] or 0) / 1e6:,.2f} M mult-adds",
+    ]
     if r["state"] == "complete":
-        lines.append(f"val acc {accuracy_text(r['accuracy'], accuracy_se(r))} after {r['epochs']} epochs")
+        lines.append(
+            f"val acc {accuracy_text(r['accuracy'], accuracy_se(r))} after {r['epochs']} epochs"
+        )
     elif r["accuracy"] is not None:
-        lines.append(f"best val acc before it was stopped: {r['accuracy']:.2%} (epoch {r['epochs']} of the budget)")
+        lines.append(
+            f"best val acc before it was stopped: {r['accuracy']:.2%} (epoch {r['epochs']} of the budget)"
+        )
     elif r["best_val_acc_seen"] is not None:  # still running
-        lines.append(f"best val acc so far: {r['best_val_acc_seen']:.2%} after {r['epochs']} epochs")
+        lines.append(
+            f"best val acc so far: {r['best_val_acc_seen']:.2%} after {r['epochs']} epochs"
+        )
     if r["duplicate_of"] is not None:
         lines.append(f"same architecture as trial {r['duplicate_of']}")
     if r["reason"]:
@@ -74,13 +104,25 @@ def _error_y(rows: list[dict], color: str) -> dict:
     se = [accuracy_se(r) for r in rows]
     if not any(se):
         return {"visible": False}
-    return {"type": "data", "array": se, "visible": True, "color": color, "thickness": 1, "width": 0}
+    return {
+        "type": "data",
+        "array": se,
+        "visible": True,
+        "color": color,
+        "thickness": 1,
+        "width": 0,
+    }
 
 
 def _style(fig: go.Figure, height: int) -> go.Figure:
-    fig.update_layout(template="plotly_white", height=height, font={"family": FONT, "size": 13},
-                      margin={"l": 64, "r": 24, "t": 48, "b": 56}, hoverlabel={"font_family": FONT},
-                      legend={"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0})
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        font={"family": FONT, "size": 13},
+        margin={"l": 64, "r": 24, "t": 48, "b": 56},
+        hoverlabel={"font_family": FONT},
+        legend={"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0},
+    )
     return fig
 
 
@@ -89,46 +131,110 @@ def _trial_traces(rows: list[dict]) -> list[go.Scatter]:
     Baselines get a larger marker with a dark outline; every point is one trial (meta "trial")."""
     traces = []
     for baseline in (False, True):
-        for shared, color, symbol, label in ((True, SHARED, "circle", "shared"), (False, PLAIN, "square", "plain WRN")):
+        for shared, color, symbol, label in (
+            (True, SHARED, "circle", "shared"),
+            (False, PLAIN, "square", "plain WRN"),
+        ):
             for state, suffix, opacity in (("complete", "", 0.85), ("pruned", "-open", 0.7)):
-                pts = [r for r in rows if r["baseline"] == baseline and bool(r["shared"]) == shared
-                       and r["state"] == state]
+                pts = [
+                    r
+                    for r in rows
+                    if r["baseline"] == baseline
+                    and bool(r["shared"]) == shared
+                    and r["state"] == state
+                ]
                 if not pts:
                     continue
-                kind = f"baseline ({'uniform SWRN' if shared else 'plain WRN'})" if baseline else label
+                kind = (
+                    f"baseline ({'uniform SWRN' if shared else 'plain WRN'})"
+                    if baseline
+                    else label
+                )
                 outline = {"width": 2, "color": INK} if baseline else {"width": 1.2}
-                traces.append(go.Scatter(
-                    x=[r["params"] for r in pts], y=[r["accuracy"] for r in pts], mode="markers", meta="trial",
-                    name=f"{kind}, {'complete' if state == 'complete' else 'stopped early (best seen)'}",
-                    hovertext=[_hover(r) for r in pts], hoverinfo="text", opacity=opacity,
-                    error_y=_error_y(pts, color),
-                    marker={"symbol": symbol + suffix, "color": color, "size": 12 if baseline else 9,
-                            "line": outline}))
+                traces.append(
+                    go.Scatter(
+                        x=[r["params"] for r in pts],
+                        y=[r["accuracy"] for r in pts],
+                        mode="markers",
+                        meta="trial",
+                        name=f"{kind}, {'complete' if state == 'complete' else 'stopped early (best seen)'}",
+                        hovertext=[_hover(r) for r in pts],
+                        hoverinfo="text",
+                        opacity=opacity,
+                        error_y=_error_y(pts, color),
+                        marker={
+                            "symbol": symbol + suffix,
+                            "color": color,
+                            "size": 12 if baseline else 9,
+                            "line": outline,
+                        },
+                    )
+                )
     return traces
 
 
 def pareto_figure(data: dict) -> go.Figure:
     rows = [r for r in data["rows"] if r["params"]]
     strip = [r for r in rows if r["accuracy"] is None]
-    fig = make_subplots(rows=2 if strip else 1, cols=1, shared_xaxes=True, vertical_spacing=0.04,
-                        row_heights=[0.85, 0.15] if strip else [1.0])
+    fig = make_subplots(
+        rows=2 if strip else 1,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.04,
+        row_heights=[0.85, 0.15] if strip else [1.0],
+    )
     for trace in _trial_traces([r for r in rows if r["accuracy"] is not None]):
         fig.add_trace(trace, row=1, col=1)
     front, knee = data["front"], data["knee"]  # drawn over the trials: visible among 1,000 of them
-    fig.add_trace(go.Scatter(x=[r["params"] for r in front], y=[r["accuracy"] for r in front], mode="lines",
-                             line={"color": "#111827", "width": 1.5, "shape": "hv"}, name="Pareto front",
-                             hoverinfo="skip", meta="front"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[knee["params"]], y=[knee["accuracy"]], mode="markers", meta="knee",
-                             name=f"knee: trial {knee['trial']}", hovertext=[_hover(knee)], hoverinfo="text",
-                             marker={"symbol": "star", "size": 20, "color": "#f59e0b",
-                                     "line": {"color": "#78350f", "width": 1}}), row=1, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=[r["params"] for r in front],
+            y=[r["accuracy"] for r in front],
+            mode="lines",
+            line={"color": "#111827", "width": 1.5, "shape": "hv"},
+            name="Pareto front",
+            hoverinfo="skip",
+            meta="front",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[knee["params"]],
+            y=[knee["accuracy"]],
+            mode="markers",
+            meta="knee",
+            name=f"knee: trial {knee['trial']}",
+            hovertext=[_hover(knee)],
+            hoverinfo="text",
+            marker={
+                "symbol": "star",
+                "size": 20,
+                "color": "#f59e0b",
+                "line": {"color": "#78350f", "width": 1},
+            },
+        ),
+        row=1,
+        col=1,
+    )
     for status in sorted({r["status"] for r in strip}):
         pts = [r for r in strip if r["status"] == status]
         symbol, color = STRIP_SYMBOLS.get(status, ("x", MUTED))
-        fig.add_trace(go.Scatter(x=[r["params"] for r in pts], y=[status] * len(pts), mode="markers", meta="trial",
-                                 name=f"{status} (no accuracy)", hovertext=[_hover(r) for r in pts], hoverinfo="text",
-                                 marker={"symbol": symbol, "color": color, "size": 9, "line": {"width": 1.5}}),
-                      row=2, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=[r["params"] for r in pts],
+                y=[status] * len(pts),
+                mode="markers",
+                meta="trial",
+                name=f"{status} (no accuracy)",
+                hovertext=[_hover(r) for r in pts],
+                hoverinfo="text",
+                marker={"symbol": symbol, "color": color, "size": 9, "line": {"width": 1.5}},
+            ),
+            row=2,
+            col=1,
+        )
     fig.update_xaxes(type="log")
     fig.update_xaxes(title_text="parameters (log scale)", row=2 if strip else 1, col=1)
     fig.update_yaxes(title_text="validation accuracy", tickformat=".0%", row=1, col=1)
@@ -136,28 +242,51 @@ def pareto_figure(data: dict) -> go.Figure:
 
 
 def _front_trace(rows: list[dict], name: str, color: str, meta: str, labels: bool) -> go.Scatter:
-    return go.Scatter(x=[r["params"] for r in rows], y=[r["accuracy"] for r in rows], name=name, meta=meta,
-                      mode="lines+markers+text" if labels else "lines+markers", line={"color": color, "width": 2,
-                      "shape": "hv"}, marker={"color": color, "size": 10, "line": {"width": 1, "color": "#fff"}},
-                      text=[r["plan_name"] for r in rows] if labels else None, textposition="top center",
-                      error_y=_error_y(rows, color), hovertext=[_hover(r) for r in rows], hoverinfo="text")
+    return go.Scatter(
+        x=[r["params"] for r in rows],
+        y=[r["accuracy"] for r in rows],
+        name=name,
+        meta=meta,
+        mode="lines+markers+text" if labels else "lines+markers",
+        line={"color": color, "width": 2, "shape": "hv"},
+        marker={"color": color, "size": 10, "line": {"width": 1, "color": "#fff"}},
+        text=[r["plan_name"] for r in rows] if labels else None,
+        textposition="top center",
+        error_y=_error_y(rows, color),
+        hovertext=[_hover(r) for r in rows],
+        hoverinfo="text",
+    )
 
 
 def _other_trace(rows: list[dict], name: str, color: str, meta: str, labels: bool) -> go.Scatter:
-    return go.Scatter(x=[r["params"] for r in rows], y=[r["accuracy"] for r in rows], name=name, meta=meta,
-                      mode="markers+text" if labels else "markers", opacity=0.6,
-                      marker={"color": color, "size": 8, "symbol": "circle-open" if labels else "circle"},
-                      text=[r["plan_name"] for r in rows] if labels else None, textposition="bottom center",
-                      error_y=_error_y(rows, color), hovertext=[_hover(r) for r in rows], hoverinfo="text")
+    return go.Scatter(
+        x=[r["params"] for r in rows],
+        y=[r["accuracy"] for r in rows],
+        name=name,
+        meta=meta,
+        mode="markers+text" if labels else "markers",
+        opacity=0.6,
+        marker={"color": color, "size": 8, "symbol": "circle-open" if labels else "circle"},
+        text=[r["plan_name"] for r in rows] if labels else None,
+        textposition="bottom center",
+        error_y=_error_y(rows, color),
+        hovertext=[_hover(r) for r in rows],
+        hoverinfo="text",
+    )
 
 
 def sharing_figure(data: dict) -> go.Figure:
     """'Does sharing pay?': the baselines' Pareto front and the searched plans' front on one plot, each
     point with its standard error, the hypervolume of each front (one shared reference) in the legend."""
     v, fig = data["verdict"], go.Figure()
-    for key, rows, label, color in (("searched", v["searched"], "searched plans", SHARED),
-                                    ("baseline", v["baselines"], "baselines", INK)):
-        front, labels = v[f"{key}_front"], key == "baseline"  # a handful of baselines: name them on the plot
+    for key, rows, label, color in (
+        ("searched", v["searched"], "searched plans", SHARED),
+        ("baseline", v["baselines"], "baselines", INK),
+    ):
+        front, labels = (
+            v[f"{key}_front"],
+            key == "baseline",
+        )  # a handful of baselines: name them on the plot
         on_front = {r["trial"] for r in front}
         others = [r for r in rows if r["trial"] not in on_front]
         if others:
@@ -174,13 +303,27 @@ def hypervolume_figure(data: dict) -> go.Figure:
     series = data["hypervolume"]
     total = series[-1]["seconds"]
     unit, scale = ("s", 1) if total < 600 else ("min", 60) if total < 3 * 3600 else ("h", 3600)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        "against trials", f"against compute time ({unit} of training)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("against trials", f"against compute time ({unit} of training)"),
+    )
     hover = [f"trial {s['trial']}<br>hypervolume {s['value']:.4f}" for s in series]
     for col, x in ((1, [s["trial"] for s in series]), (2, [s["seconds"] / scale for s in series])):
-        fig.add_trace(go.Scatter(x=x, y=[s["value"] for s in series], mode="lines", showlegend=False,
-                                 line={"shape": "hv", "color": SHARED, "width": 2}, hovertext=hover,
-                                 hoverinfo="text"), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[s["value"] for s in series],
+                mode="lines",
+                showlegend=False,
+                line={"shape": "hv", "color": SHARED, "width": 2},
+                hovertext=hover,
+                hoverinfo="text",
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(title_text="trial", row=1, col=1)
     fig.update_xaxes(title_text=f"cumulative training time ({unit})", row=1, col=2)
     fig.update_yaxes(title_text="hypervolume", row=1, col=1)
@@ -195,38 +338,89 @@ def curves_figure(data: dict) -> go.Figure:
         xs += list(range(1, len(r["curve"]) + 1)) + [None]
         ys += r["curve"] + [None]
     if stopped:
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#d1d5db", "width": 1},
-                                 name="stopped early", hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=[len(r["curve"]) for r in stopped], y=[r["curve"][-1] for r in stopped],
-                                 mode="markers", name="where it was stopped", hoverinfo="text",
-                                 hovertext=[f"trial {r['trial']} stopped after epoch {len(r['curve'])}<br>"
-                                            f"{html.escape(r['reason'])}" for r in stopped],
-                                 marker={"symbol": "x", "color": MUTED, "size": 7}))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"color": "#d1d5db", "width": 1},
+                name="stopped early",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[len(r["curve"]) for r in stopped],
+                y=[r["curve"][-1] for r in stopped],
+                mode="markers",
+                name="where it was stopped",
+                hoverinfo="text",
+                hovertext=[
+                    f"trial {r['trial']} stopped after epoch {len(r['curve'])}<br>"
+                    f"{html.escape(r['reason'])}"
+                    for r in stopped
+                ],
+                marker={"symbol": "x", "color": MUTED, "size": 7},
+            )
+        )
     palette = plotly.colors.qualitative.D3
     for i, r in enumerate(data["front"]):
-        fig.add_trace(go.Scatter(x=list(range(1, len(r["curve"]) + 1)), y=r["curve"], mode="lines+markers",
-                                 name=f"trial {r['trial']}" + (" (knee)" if r["knee"] else ""),
-                                 line={"color": palette[i % len(palette)], "width": 3 if r["knee"] else 2},
-                                 hovertemplate=f"trial {r['trial']} · {html.escape(r['plan_name'])}"
-                                               "<br>epoch %{x}: %{y:.2%}<extra></extra>"))
-    fig.update_xaxes(title_text="epoch", dtick=1 if max(len(r["curve"]) for r in data["rows"]) <= 12 else None)
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(r["curve"]) + 1)),
+                y=r["curve"],
+                mode="lines+markers",
+                name=f"trial {r['trial']}" + (" (knee)" if r["knee"] else ""),
+                line={"color": palette[i % len(palette)], "width": 3 if r["knee"] else 2},
+                hovertemplate=f"trial {r['trial']} · {html.escape(r['plan_name'])}"
+                "<br>epoch %{x}: %{y:.2%}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(
+        title_text="epoch", dtick=1 if max(len(r["curve"]) for r in data["rows"]) <= 12 else None
+    )
     fig.update_yaxes(title_text="validation accuracy", tickformat=".0%")
-    return _style(fig, 420).update_layout(legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top"})
+    return _style(fig, 420).update_layout(
+        legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top"}
+    )
 
 
 def similarity_figure(banks: list[dict]) -> go.Figure:
     cols = min(len(banks), 3)
-    fig = make_subplots(rows=math.ceil(len(banks) / cols), cols=cols, horizontal_spacing=0.12, vertical_spacing=0.2,
-                        subplot_titles=[f"{b['layers'][0].split('.')[0]} bank · {len(b['layers'])} layers · "
-                                        f"{b['templates']} templates" for b in banks])
+    fig = make_subplots(
+        rows=math.ceil(len(banks) / cols),
+        cols=cols,
+        horizontal_spacing=0.12,
+        vertical_spacing=0.2,
+        subplot_titles=[
+            f"{b['layers'][0].split('.')[0]} bank · {len(b['layers'])} layers · "
+            f"{b['templates']} templates"
+            for b in banks
+        ],
+    )
     for i, b in enumerate(banks):
         labels = [name.replace("stage", "s") for name in b["layers"]]
-        fig.add_trace(go.Heatmap(z=b["similarity"], x=labels, y=labels, coloraxis="coloraxis",
-                                 texttemplate="%{z:.2f}" if len(labels) <= 8 else None,
-                                 hovertemplate="%{y} vs %{x}<br>|cos| %{z:.3f}<extra></extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=b["similarity"],
+                x=labels,
+                y=labels,
+                coloraxis="coloraxis",
+                texttemplate="%{z:.2f}" if len(labels) <= 8 else None,
+                hovertemplate="%{y} vs %{x}<br>|cos| %{z:.3f}<extra></extra>",
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(coloraxis={"cmin": 0, "cmax": 1, "colorscale": "Blues", "colorbar": {"title": {"text": "|cos|"}}})
+    fig.update_layout(
+        coloraxis={
+            "cmin": 0,
+            "cmax": 1,
+            "colorscale": "Blues",
+            "colorbar": {"title": {"text": "|cos|"}},
+        }
+    )
     # Square-ish cells: fixed width for one or two banks; three per row fill the page's column.
     fig = _style(fig, 330 * math.ceil(len(banks) / cols) + 20)
     return fig.update_layout(width=340 * cols + 140 if cols < 3 else None)
@@ -235,33 +429,86 @@ def similarity_figure(banks: list[dict]) -> go.Figure:
 def _png_error_bars(ax, rows: list[dict], color: str) -> None:
     se = [accuracy_se(r) for r in rows]
     if any(se):
-        ax.errorbar([r["params"] for r in rows], [r["accuracy"] for r in rows], yerr=se, fmt="none", ecolor=color,
-                    elinewidth=0.8, alpha=0.5)
+        ax.errorbar(
+            [r["params"] for r in rows],
+            [r["accuracy"] for r in rows],
+            yerr=se,
+            fmt="none",
+            ecolor=color,
+            elinewidth=0.8,
+            alpha=0.5,
+        )
 
 
 def pareto_png(data: dict) -> bytes:
     fig = Figure(figsize=(7, 4.4), dpi=150, layout="constrained")
     ax = fig.add_subplot()
-    for shared, color, marker, label in ((True, SHARED, "o", "shared"), (False, PLAIN, "s", "plain WRN")):
+    for shared, color, marker, label in (
+        (True, SHARED, "o", "shared"),
+        (False, PLAIN, "s", "plain WRN"),
+    ):
         for state, filled in (("complete", True), ("pruned", False)):
-            pts = [r for r in data["rows"] if r["accuracy"] is not None and r["params"]
-                   and bool(r["shared"]) == shared and r["state"] == state]
+            pts = [
+                r
+                for r in data["rows"]
+                if r["accuracy"] is not None
+                and r["params"]
+                and bool(r["shared"]) == shared
+                and r["state"] == state
+            ]
             if pts:
-                ax.scatter([r["params"] for r in pts], [r["accuracy"] for r in pts], s=28, marker=marker,
-                           facecolors=color if filled else "none", edgecolors=color, alpha=0.85 if filled else 0.6,
-                           label=f"{label}{'' if filled else ', stopped early'}")
+                ax.scatter(
+                    [r["params"] for r in pts],
+                    [r["accuracy"] for r in pts],
+                    s=28,
+                    marker=marker,
+                    facecolors=color if filled else "none",
+                    edgecolors=color,
+                    alpha=0.85 if filled else 0.6,
+                    label=f"{label}{'' if filled else ', stopped early'}",
+                )
                 _png_error_bars(ax, pts, color)
-    baselines = [r for r in data["rows"] if r["baseline"] and r["accuracy"] is not None and r["params"]]
+    baselines = [
+        r for r in data["rows"] if r["baseline"] and r["accuracy"] is not None and r["params"]
+    ]
     if baselines:
-        ax.scatter([r["params"] for r in baselines], [r["accuracy"] for r in baselines], s=90, marker="o",
-                   facecolors="none", edgecolors=INK, linewidths=1.3, zorder=3, label="baseline")
+        ax.scatter(
+            [r["params"] for r in baselines],
+            [r["accuracy"] for r in baselines],
+            s=90,
+            marker="o",
+            facecolors="none",
+            edgecolors=INK,
+            linewidths=1.3,
+            zorder=3,
+            label="baseline",
+        )
     front, knee = data["front"], data["knee"]
-    ax.step([r["params"] for r in front], [r["accuracy"] for r in front], where="post", color="#111827", lw=1.2,
-            zorder=4, label="Pareto front")
-    ax.scatter([knee["params"]], [knee["accuracy"]], marker="*", s=220, color="#f59e0b", edgecolors="#78350f",
-               zorder=5, label=f"knee: trial {knee['trial']}")
-    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="validation accuracy",
-           title=f"Study {data['name']}: accuracy against parameters")
+    ax.step(
+        [r["params"] for r in front],
+        [r["accuracy"] for r in front],
+        where="post",
+        color="#111827",
+        lw=1.2,
+        zorder=4,
+        label="Pareto front",
+    )
+    ax.scatter(
+        [knee["params"]],
+        [knee["accuracy"]],
+        marker="*",
+        s=220,
+        color="#f59e0b",
+        edgecolors="#78350f",
+        zorder=5,
+        label=f"knee: trial {knee['trial']}",
+    )
+    ax.set(
+        xscale="log",
+        xlabel="parameters (log scale)",
+        ylabel="validation accuracy",
+        title=f"Study {data['name']}: accuracy against parameters",
+    )
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     if ax.get_xlim()[1] / ax.get_xlim()[0] < 100:  # under two decades: label 2x and 5x too

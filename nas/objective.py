@@ -35,8 +35,21 @@ from .sampler import OVER_BUDGET
 from .space import BASELINE_ATTR, define_space, plan_from_params
 from .storage import HEARTBEAT_S, worker_identity
 
-__all__ = ["data_shape", "duplicate_of", "failure_reason", "finish_skipped", "finish_trial", "run_trial",
-           "save_coefficients", "skip_reason", "trial_attrs", "trial_dir", "trial_plan", "val_images", "stop_rule_for"]
+__all__ = [
+    "data_shape",
+    "duplicate_of",
+    "failure_reason",
+    "finish_skipped",
+    "finish_trial",
+    "run_trial",
+    "save_coefficients",
+    "skip_reason",
+    "trial_attrs",
+    "trial_dir",
+    "trial_plan",
+    "val_images",
+    "stop_rule_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +90,29 @@ def val_images(data: Dataset) -> int | None:
     return len(data.val.labels) if data.val is not None else None
 
 
-def trial_attrs(plan: SharingPlan, shape: tuple[int, int, int], seed: int, val_size: int | None = None,
-                baseline: bool = False) -> dict:
+def trial_attrs(
+    plan: SharingPlan,
+    shape: tuple[int, int, int],
+    seed: int,
+    val_size: int | None = None,
+    baseline: bool = False,
+) -> dict:
     """What a trial records about its architecture before training; ``shape`` as :func:`data_shape`."""
     classes, channels, size = shape
-    return {"plan": plan.text, "plan_name": plan.name, "shared": plan.is_shared, "depth": plan.depth,
-            "width": plan.width, "templates": plan.templates_per_group(),
-            "params": plan.num_parameters(classes, channels), "macs": plan.multiply_adds(size, classes, channels),
-            "seed": seed, "val_images": val_size, BASELINE_ATTR: baseline, "worker": worker_identity()}
+    return {
+        "plan": plan.text,
+        "plan_name": plan.name,
+        "shared": plan.is_shared,
+        "depth": plan.depth,
+        "width": plan.width,
+        "templates": plan.templates_per_group(),
+        "params": plan.num_parameters(classes, channels),
+        "macs": plan.multiply_adds(size, classes, channels),
+        "seed": seed,
+        "val_images": val_size,
+        BASELINE_ATTR: baseline,
+        "worker": worker_identity(),
+    }
 
 
 def trial_plan(trial: optuna.Trial, space) -> SharingPlan:
@@ -98,23 +126,37 @@ def trial_plan(trial: optuna.Trial, space) -> SharingPlan:
 def _describe(trial: optuna.Trial, cfg: StudyConfig, data: Dataset) -> tuple[ModelConfig, dict]:
     plan = trial_plan(trial, cfg.search_space())
     classes, channels, _ = shape = data_shape(data)
-    attrs = trial_attrs(plan, shape, cfg.seed, val_images(data), bool(trial.user_attrs.get(BASELINE_ATTR)))
+    attrs = trial_attrs(
+        plan, shape, cfg.seed, val_images(data), bool(trial.user_attrs.get(BASELINE_ATTR))
+    )
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     return ModelConfig(plan.text, num_classes=classes, in_channels=channels), attrs
 
 
-def finish_trial(study: optuna.Study, trial: optuna.Trial, state: TrialState, status: str, reason: str = "",
-                 values: list[float] | None = None, folder: pathlib.Path | None = None,
-                 record: dict | None = None) -> str:
+def finish_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    state: TrialState,
+    status: str,
+    reason: str = "",
+    values: list[float] | None = None,
+    folder: pathlib.Path | None = None,
+    record: dict | None = None,
+) -> str:
     """Record ``status`` and ``reason``, write ``folder/trial.json`` (when a folder is given) and
     tell the study: ``values`` for a complete trial, else ``state``. Returns ``status``."""
     trial.set_user_attr("status", status)
     if reason:
         trial.set_user_attr("reason", reason)
     if folder is not None:
-        atomic_write_text(folder / "trial.json", dumps((record or {}) | {"trial": trial.number, "status": status,
-                                                                         "reason": reason, "values": values}))
+        atomic_write_text(
+            folder / "trial.json",
+            dumps(
+                (record or {})
+                | {"trial": trial.number, "status": status, "reason": reason, "values": values}
+            ),
+        )
     study.tell(trial, values=values, state=state if values is None else None)
     return status
 
@@ -122,31 +164,45 @@ def finish_trial(study: optuna.Study, trial: optuna.Trial, state: TrialState, st
 def duplicate_of(study: optuna.Study, plan: str, number: int) -> optuna.trial.FrozenTrial | None:
     """Another trial that trains or trained the same architecture (running, completed or stopped by
     the rule), or ``None`` when the architecture is new to the study."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
+    for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    ):
         if t.number == number or t.user_attrs.get("plan") != plan:
             continue
-        if t.state == TrialState.RUNNING and t.number < number:  # of two running twins the older one trains
+        if (
+            t.state == TrialState.RUNNING and t.number < number
+        ):  # of two running twins the older one trains
             return t
         if t.user_attrs.get("status") in ("complete", "pruned"):
             return t
     return None
 
 
-def skip_reason(study: optuna.Study, cfg: StudyConfig, number: int, attrs: dict) -> tuple[str, str] | None:
+def skip_reason(
+    study: optuna.Study, cfg: StudyConfig, number: int, attrs: dict
+) -> tuple[str, str] | None:
     """(status, reason) when trial ``number`` must not train: over ``max_params``, or an
     architecture another trial trains or trained (on the same data with the same seed it would
     learn the same curve); ``None`` when it trains. The sampler (:mod:`nas.sampler`) already
     proposes only new plans within the budget: this catches what slips past it (two workers
     proposing one plan at the same moment, a baseline queued twice)."""
     if cfg.max_params is not None and attrs["params"] > cfg.max_params:
-        return OVER_BUDGET, f"{attrs['params']:,} parameters > max_params {cfg.max_params:,}; not trained"
+        return (
+            OVER_BUDGET,
+            f"{attrs['params']:,} parameters > max_params {cfg.max_params:,}; not trained",
+        )
     if (twin := duplicate_of(study, attrs["plan"], number)) is not None:
         return "duplicate", f"same architecture as trial {twin.number}; not trained"
     return None
 
 
-def finish_skipped(study: optuna.Study, trial: optuna.Trial, status: str, reason: str,
-                   max_params: int | None = None) -> str:
+def finish_skipped(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    status: str,
+    reason: str,
+    max_params: int | None = None,
+) -> str:
     """End a trial that :func:`skip_reason` said not to train; it takes no slot. Over the budget:
     PRUNED with a violated constraint (the sampler learns the budget). A duplicate: FAIL, so the
     storage never holds a COMPLETE copy of another trial's result (one would pull TPE back to
@@ -177,7 +233,11 @@ def _finite_prefix(curve: list) -> list[float]:
 def stop_rule_for(cfg: StudyConfig, val_size: int | None):
     """The study's stopping rule, with the validation set's size for its noise margin."""
     rule = cfg.stop_rule()
-    return rule if rule.val_images is not None or val_size is None else replace(rule, val_images=val_size)
+    return (
+        rule
+        if rule.val_images is not None or val_size is None
+        else replace(rule, val_images=val_size)
+    )
 
 
 def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyConfig, reporter):
@@ -187,9 +247,13 @@ def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyC
         curve.append(m.val_acc)
         trial.set_user_attr("curve", curve)
         trial.set_user_attr("worker", worker_identity())
-        others = [(_finite_prefix(t.user_attrs["curve"]), t.user_attrs["params"])
-                  for t in study.get_trials(deepcopy=False)
-                  if t.number != trial.number and t.user_attrs.get("curve") and t.user_attrs.get("params")]
+        others = [
+            (_finite_prefix(t.user_attrs["curve"]), t.user_attrs["params"])
+            for t in study.get_trials(deepcopy=False)
+            if t.number != trial.number
+            and t.user_attrs.get("curve")
+            and t.user_attrs.get("params")
+        ]
         decision = decide(curve, attrs["params"], others, rule)
         if reporter is not None:
             reporter.epoch(trial.number, m)
@@ -208,8 +272,15 @@ def save_coefficients(folder: pathlib.Path, keep_checkpoints: bool) -> None:
             (folder / name).unlink(missing_ok=True)
 
 
-def run_trial(study: optuna.Study, trial: optuna.Trial, cfg: StudyConfig, data: Dataset,
-              study_dir: pathlib.Path, reporter=None, keep_checkpoints: bool = False) -> str:
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    cfg: StudyConfig,
+    data: Dataset,
+    study_dir: pathlib.Path,
+    reporter=None,
+    keep_checkpoints: bool = False,
+) -> str:
     """Run ``trial`` to its end and tell the study; returns the status recorded."""
     model_config, attrs = _describe(trial, cfg, data)
     folder = trial_dir(study_dir, trial.number)
@@ -218,29 +289,76 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, cfg: StudyConfig, data: 
     if (skip := skip_reason(study, cfg, trial.number, attrs)) is not None:
         return finish_skipped(study, trial, *skip, max_params=cfg.max_params)
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"attrs": attrs, "model_config": model_config.to_dict(), "train_config": cfg.train_config().to_dict(),
-              "data_config": cfg.data_config().to_dict()}
+    record = {
+        "attrs": attrs,
+        "model_config": model_config.to_dict(),
+        "train_config": cfg.train_config().to_dict(),
+        "data_config": cfg.data_config().to_dict(),
+    }
     try:
         with _Heartbeat(trial):
-            result = train(model_config, cfg.train_config(), data, data_config=cfg.data_config(), out_dir=folder,
-                           callback=_callback(study, trial, attrs, cfg, reporter))
+            result = train(
+                model_config,
+                cfg.train_config(),
+                data,
+                data_config=cfg.data_config(),
+                out_dir=folder,
+                callback=_callback(study, trial, attrs, cfg, reporter),
+            )
     except KeyboardInterrupt:
-        finish_trial(study, trial, TrialState.FAIL, "failed", "interrupted", folder=folder, record=record)
+        finish_trial(
+            study, trial, TrialState.FAIL, "failed", "interrupted", folder=folder, record=record
+        )
         raise
     except Exception as exc:  # the study goes on; the reason stays with the trial
         atomic_write_text(folder / "error.txt", traceback.format_exc())
-        return finish_trial(study, trial, TrialState.FAIL, "failed", failure_reason(exc), folder=folder,
-                            record=record)
-    for key in ("final_val_acc", "epochs_run", "train_seconds", "images_per_s", "device", "precision"):
+        return finish_trial(
+            study,
+            trial,
+            TrialState.FAIL,
+            "failed",
+            failure_reason(exc),
+            folder=folder,
+            record=record,
+        )
+    for key in (
+        "final_val_acc",
+        "epochs_run",
+        "train_seconds",
+        "images_per_s",
+        "device",
+        "precision",
+    ):
         trial.set_user_attr(key, getattr(result, key))
     trial.set_user_attr("curve", [row["val_acc"] for row in result.curve])
     record["result"] = result.to_dict()
     save_coefficients(folder, keep_checkpoints)
     if result.status == "completed":
-        return finish_trial(study, trial, TrialState.COMPLETE, "complete",
-                            values=[result.best_val_acc, attrs["params"]], folder=folder, record=record)
+        return finish_trial(
+            study,
+            trial,
+            TrialState.COMPLETE,
+            "complete",
+            values=[result.best_val_acc, attrs["params"]],
+            folder=folder,
+            record=record,
+        )
     if result.status == "stopped":
-        return finish_trial(study, trial, TrialState.PRUNED, "pruned", result.stop_reason, folder=folder,
-                            record=record)
-    return finish_trial(study, trial, TrialState.FAIL, "failed", f"diverged: {result.stop_reason}", folder=folder,
-                        record=record)
+        return finish_trial(
+            study,
+            trial,
+            TrialState.PRUNED,
+            "pruned",
+            result.stop_reason,
+            folder=folder,
+            record=record,
+        )
+    return finish_trial(
+        study,
+        trial,
+        TrialState.FAIL,
+        "failed",
+        f"diverged: {result.stop_reason}",
+        folder=folder,
+        record=record,
+    )

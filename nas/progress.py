@@ -25,7 +25,11 @@ class StudyReporter:
     """Prints trial and epoch events of one worker, with study totals and an ETA."""
 
     def __init__(self, cfg: StudyConfig, stream: TextIO | None = None, prefix: str = "") -> None:
-        self.cfg, self.stream, self.prefix = cfg, stream if stream is not None else sys.stderr, prefix
+        self.cfg, self.stream, self.prefix = (
+            cfg,
+            stream if stream is not None else sys.stderr,
+            prefix,
+        )
         self.started: dict[int, float] = {}
         self.durations: list[float] = []
         self.last_front: list[int] = []
@@ -37,31 +41,41 @@ class StudyReporter:
     def trial_start(self, number: int, attrs: dict) -> None:
         self.started[number] = time.perf_counter()
         role = " (baseline)" if attrs.get("baseline") else ""
-        self._write(f"{self.prefix}[trial {number}] {attrs['plan_name']}{role}  {attrs['params']:,} params  "
-                    f"{attrs['macs'] / 1e6:,.1f}M mult-adds")
+        self._write(
+            f"{self.prefix}[trial {number}] {attrs['plan_name']}{role}  {attrs['params']:,} params  "
+            f"{attrs['macs'] / 1e6:,.1f}M mult-adds"
+        )
 
     def epoch(self, number: int, m) -> None:
         val = f"val {m.val_acc:.2%}" if m.val_acc is not None else "no val"
-        self._write(f"{self.prefix}[trial {number}] epoch {m.epoch}/{m.epochs}  loss {m.train_loss:.3f}  {val}  "
-                    f"{m.images_per_s:,.0f} img/s")
+        self._write(
+            f"{self.prefix}[trial {number}] epoch {m.epoch}/{m.epochs}  loss {m.train_loss:.3f}  {val}  "
+            f"{m.images_per_s:,.0f} img/s"
+        )
 
     def trial_end(self, number: int, status: str, study: optuna.Study) -> None:
         took = time.perf_counter() - self.started.pop(number, time.perf_counter())
         if status in ("complete", "pruned", "failed"):
             self.durations.append(took)
         trial = study.get_trials(deepcopy=False)[number]
-        detail = f"val {trial.values[0]:.2%}" if trial.values else trial.user_attrs.get("reason", "")
+        detail = (
+            f"val {trial.values[0]:.2%}" if trial.values else trial.user_attrs.get("reason", "")
+        )
         counts = state_counts(study)
         finished = counts["COMPLETE"] + counts["PRUNED"]
         left = max(self.cfg.n_trials - finished - counts["RUNNING"], 0)
         mean = sum(self.durations) / len(self.durations) if self.durations else 0.0
         eta = format_duration(mean * left / self.cfg.workers) if mean else "?"
-        self._write(f"{self.prefix}[trial {number}] {status}: {detail} ({format_duration(took)}) | "
-                    f"{finished}/{self.cfg.n_trials} done ({counts['PRUNED']} pruned, {counts['FAIL']} failed, "
-                    f"{counts['RUNNING']} running) | ETA {eta}")
+        self._write(
+            f"{self.prefix}[trial {number}] {status}: {detail} ({format_duration(took)}) | "
+            f"{finished}/{self.cfg.n_trials} done ({counts['PRUNED']} pruned, {counts['FAIL']} failed, "
+            f"{counts['RUNNING']} running) | ETA {eta}"
+        )
         rows = trial_rows(study)
         front = front_rows(rows)
         if [r["trial"] for r in front] != self.last_front:
             self.last_front = [r["trial"] for r in front]
-            self._write("Pareto front (validation accuracy vs parameters):\n"
-                        + format_table(front, knee_row(rows), limit=8))
+            self._write(
+                "Pareto front (validation accuracy vs parameters):\n"
+                + format_table(front, knee_row(rows), limit=8)
+            )

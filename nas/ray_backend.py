@@ -40,16 +40,31 @@ from softshare.data import Dataset, load_dataset
 from softshare.train import CHECKPOINT, METRICS, train
 
 from .config import StudyConfig
-from .objective import data_shape, failure_reason, save_coefficients, stop_rule_for, trial_dir, val_images
+from .objective import (
+    data_shape,
+    failure_reason,
+    save_coefficients,
+    stop_rule_for,
+    trial_dir,
+    val_images,
+)
+from .ray_search import (
+    PLAN,
+    SKIP,
+    SNAPSHOT,
+    STUDY_TRIAL,
+    EarlyStopScheduler,
+    StudySearch,
+    study_history,
+)
 from .storage import fail_running_trial, fail_stale_trials, open_storage, open_study
-from .ray_search import PLAN, SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch, study_history
 from .study import make_sampler, prepare_study, slots_left
 
 __all__ = ["RayOptions", "RayRunInterrupted", "run_ray", "train_trial"]
 
 log = logging.getLogger(__name__)
 
-RAY_DIR = "ray"               # default parent of Ray runs inside the study folder
+RAY_DIR = "ray"  # default parent of Ray runs inside the study folder
 
 
 class RayRunInterrupted(KeyboardInterrupt):
@@ -89,15 +104,25 @@ class RayOptions:
 
     def __post_init__(self) -> None:
         if not _is_number(self.cpus_per_trial) or self.cpus_per_trial <= 0:
-            raise ValueError(f"cpus_per_trial must be a number > 0, but got cpus_per_trial={self.cpus_per_trial!r}.")
+            raise ValueError(
+                f"cpus_per_trial must be a number > 0, but got cpus_per_trial={self.cpus_per_trial!r}."
+            )
         gpus = self.gpus_per_trial
         if not _is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
-            raise ValueError(f"gpus_per_trial must be a fraction in [0, 1] or a whole number of GPUs, "
-                             f"but got gpus_per_trial={gpus!r}.")
-        if self.max_concurrent is not None and (not _is_int(self.max_concurrent) or self.max_concurrent < 1):
-            raise ValueError(f"max_concurrent must be an integer >= 1 or None, but got max_concurrent={self.max_concurrent!r}.")
+            raise ValueError(
+                f"gpus_per_trial must be a fraction in [0, 1] or a whole number of GPUs, "
+                f"but got gpus_per_trial={gpus!r}."
+            )
+        if self.max_concurrent is not None and (
+            not _is_int(self.max_concurrent) or self.max_concurrent < 1
+        ):
+            raise ValueError(
+                f"max_concurrent must be an integer >= 1 or None, but got max_concurrent={self.max_concurrent!r}."
+            )
         if not _is_int(self.max_failures) or self.max_failures < 0:
-            raise ValueError(f"max_failures must be an integer >= 0, but got max_failures={self.max_failures!r}.")
+            raise ValueError(
+                f"max_failures must be an integer >= 0, but got max_failures={self.max_failures!r}."
+            )
         if not _is_int(self.verbose) or not 0 <= self.verbose <= 2:
             raise ValueError(f"verbose must be 0, 1 or 2, but got verbose={self.verbose!r}.")
 
@@ -116,16 +141,27 @@ def _is_number(value: object) -> bool:
 def _run_report(run: dict, number: int, params: int, **extra) -> dict:
     """The metrics one report carries, from a softshare RunResult dict (metrics.json)."""
     curve = [row["val_acc"] for row in run["curve"]]
-    return {STUDY_TRIAL: number, "params": params, "curve": curve, "epoch": run["epochs_run"],
-            "best_val_acc": run["best_val_acc"], "final_val_acc": run["final_val_acc"],
-            "train_seconds": run["train_seconds"], "images_per_s": run["images_per_s"],
-            "device": run["device"], "precision": run["precision"], "status": run["status"],
-            "reason": run["stop_reason"]} | extra
+    return {
+        STUDY_TRIAL: number,
+        "params": params,
+        "curve": curve,
+        "epoch": run["epochs_run"],
+        "best_val_acc": run["best_val_acc"],
+        "final_val_acc": run["final_val_acc"],
+        "train_seconds": run["train_seconds"],
+        "images_per_s": run["images_per_s"],
+        "device": run["device"],
+        "precision": run["precision"],
+        "status": run["status"],
+        "reason": run["stop_reason"],
+    } | extra
 
 
 def _link_or_copy(source: pathlib.Path, target: pathlib.Path) -> None:
     try:
-        os.link(source, target)  # train() replaces its files atomically, so a link is a stable snapshot
+        os.link(
+            source, target
+        )  # train() replaces its files atomically, so a link is a stable snapshot
     except OSError:
         shutil.copy2(source, target)
 
@@ -150,9 +186,12 @@ def _epoch_reporter(out: pathlib.Path, number: int, params: int, resumed_from: i
         for name in (CHECKPOINT, METRICS):
             _link_or_copy(out / name, snapshot / name)
         run = json.loads((out / METRICS).read_text())
-        tune.report(_run_report(run, number, params, resumed_from_epoch=resumed_from),
-                    checkpoint=tune.Checkpoint.from_directory(str(snapshot)))
+        tune.report(
+            _run_report(run, number, params, resumed_from_epoch=resumed_from),
+            checkpoint=tune.Checkpoint.from_directory(str(snapshot)),
+        )
         return None  # stopping is the scheduler's call: Ray ends this worker
+
     return on_epoch
 
 
@@ -166,8 +205,17 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     number, plan = int(config[STUDY_TRIAL]), parse_plan(config[PLAN])
     classes, channels, _ = data_shape(data)
     params = plan.num_parameters(classes, channels)
-    blank = {"curve": [], "epochs_run": 0, "best_val_acc": None, "final_val_acc": None, "train_seconds": 0.0,
-             "images_per_s": 0.0, "device": "", "precision": "", "stop_reason": ""}
+    blank = {
+        "curve": [],
+        "epochs_run": 0,
+        "best_val_acc": None,
+        "final_val_acc": None,
+        "train_seconds": 0.0,
+        "images_per_s": 0.0,
+        "device": "",
+        "precision": "",
+        "stop_reason": "",
+    }
     if config.get(SKIP):
         tune.report(_run_report(blank | {"status": "skipped"}, number, params, final=True))
         return
@@ -178,16 +226,33 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     resumed_from = _restore_from_ray(out)
     model_config = ModelConfig(plan.text, num_classes=classes, in_channels=channels)
     try:
-        result = train(model_config, cfg.train_config(), data, data_config=cfg.data_config(), out_dir=out,
-                       resume=resumed_from > 0, callback=_epoch_reporter(out, number, params, resumed_from))
-    except Exception as exc:  # recorded as failed, as on the Optuna backend; a dead worker is retried instead
+        result = train(
+            model_config,
+            cfg.train_config(),
+            data,
+            data_config=cfg.data_config(),
+            out_dir=out,
+            resume=resumed_from > 0,
+            callback=_epoch_reporter(out, number, params, resumed_from),
+        )
+    except (
+        Exception
+    ) as exc:  # recorded as failed, as on the Optuna backend; a dead worker is retried instead
         atomic_write_text(out / "error.txt", traceback.format_exc())
-        tune.report(_run_report(blank | {"status": "failed", "stop_reason": failure_reason(exc)}, number, params,
-                                final=True))
+        tune.report(
+            _run_report(
+                blank | {"status": "failed", "stop_reason": failure_reason(exc)},
+                number,
+                params,
+                final=True,
+            )
+        )
         return
     shutil.rmtree(out / SNAPSHOT, ignore_errors=True)
     save_coefficients(out, keep_checkpoints=False)
-    tune.report(_run_report(result.to_dict(), number, params, final=True, resumed_from_epoch=resumed_from))
+    tune.report(
+        _run_report(result.to_dict(), number, params, final=True, resumed_from_epoch=resumed_from)
+    )
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -199,8 +264,12 @@ def _connect(options: RayOptions) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose > 0,
-             logging_level=logging.WARNING)
+    ray.init(
+        address=options.address,
+        include_dashboard=False,
+        log_to_driver=options.verbose > 0,
+        logging_level=logging.WARNING,
+    )
     return True
 
 
@@ -208,32 +277,71 @@ def _check_resources(options: RayOptions) -> None:
     import ray
 
     total = ray.cluster_resources()
-    for key, flag, need in (("CPU", "cpus", options.cpus_per_trial), ("GPU", "gpus", options.gpus_per_trial)):
+    for key, flag, need in (
+        ("CPU", "cpus", options.cpus_per_trial),
+        ("GPU", "gpus", options.gpus_per_trial),
+    ):
         if need > total.get(key, 0):
-            raise ValueError(f"each trial asks for {need:g} {key} (--{flag}-per-trial) but the Ray cluster has "
-                             f"{total.get(key, 0):g}; lower --{flag}-per-trial or add nodes.")
+            raise ValueError(
+                f"each trial asks for {need:g} {key} (--{flag}-per-trial) but the Ray cluster has "
+                f"{total.get(key, 0):g}; lower --{flag}-per-trial or add nodes."
+            )
 
 
-def _new_tuner(cfg: StudyConfig, folder: pathlib.Path, options: RayOptions, trainable, study: optuna.Study,
-               data: Dataset, slots: int) -> tuple[tune.Tuner, dict]:
+def _new_tuner(
+    cfg: StudyConfig,
+    folder: pathlib.Path,
+    options: RayOptions,
+    trainable,
+    study: optuna.Study,
+    data: Dataset,
+    slots: int,
+) -> tuple[tune.Tuner, dict]:
     stamp = f"{cfg.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    taken = {r["name"] for r in study.user_attrs.get("ray_runs") or []}  # two runs started in one second
-    name = next(n for n in (stamp, *(f"{stamp}-{k}" for k in range(2, len(taken) + 2))) if n not in taken)
+    taken = {
+        r["name"] for r in study.user_attrs.get("ray_runs") or []
+    }  # two runs started in one second
+    name = next(
+        n for n in (stamp, *(f"{stamp}-{k}" for k in range(2, len(taken) + 2))) if n not in taken
+    )
     storage_path = options.storage_path or str(folder / RAY_DIR)
     scheduler = EarlyStopScheduler(stop_rule_for(cfg, val_images(data)), study_history(study))
-    searcher = StudySearch(cfg, folder, open_storage(folder, cfg.storage), scheduler, data_shape(data), name,
-                           existing_trials=len(study.get_trials(deepcopy=False)), val_size=val_images(data))
+    searcher = StudySearch(
+        cfg,
+        folder,
+        open_storage(folder, cfg.storage),
+        scheduler,
+        data_shape(data),
+        name,
+        existing_trials=len(study.get_trials(deepcopy=False)),
+        val_size=val_images(data),
+    )
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=slots,
-                                    max_concurrent_trials=options.max_concurrent, reuse_actors=True,
-                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-        run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=options.verbose,
-                                  failure_config=tune.FailureConfig(max_failures=options.max_failures),
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=slots,
+            max_concurrent_trials=options.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            verbose=options.verbose,
+            failure_config=tune.FailureConfig(max_failures=options.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
     path = storage_path.rstrip("/") + "/" + name
-    return tuner, {"name": name, "path": path, "num_samples": slots,
-                   "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return tuner, {
+        "name": name,
+        "path": path,
+        "num_samples": slots,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _trial_name(trial) -> str:
@@ -244,11 +352,15 @@ def _trial_name(trial) -> str:
 def _last_run(study: optuna.Study, folder: pathlib.Path) -> dict:
     runs = study.user_attrs.get("ray_runs") or []
     if not runs:
-        raise ValueError(f"study {study.study_name!r} in {folder} has no Ray run to resume; "
-                         f"start one with --backend ray (without --resume).")
+        raise ValueError(
+            f"study {study.study_name!r} in {folder} has no Ray run to resume; "
+            f"start one with --backend ray (without --resume)."
+        )
     if not tune.Tuner.can_restore(runs[-1]["path"]):
-        raise FileNotFoundError(f"the study's last Ray run {runs[-1]['path']} cannot be restored (missing or "
-                                f"never started); re-run without --resume to start a new one.")
+        raise FileNotFoundError(
+            f"the study's last Ray run {runs[-1]['path']} cannot be restored (missing or "
+            f"never started); re-run without --resume to start a new one."
+        )
     return runs[-1]
 
 
@@ -266,9 +378,12 @@ def _fail_leftovers(study: optuna.Study, run_name: str) -> None:
     Only a driver killed between saving Ray's trial list and the searcher's state leaves such a
     trial (the searcher knows it, Ray does not); it would otherwise hold a slot forever."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get("ray_run") == run_name and fail_running_trial(study, trial,
-                                                                               "lost by an interrupted Ray run"):
-            log.warning("trial %d was lost by the interrupted Ray run; marked failed", trial.number)
+        if trial.user_attrs.get("ray_run") == run_name and fail_running_trial(
+            study, trial, "lost by an interrupted Ray run"
+        ):
+            log.warning(
+                "trial %d was lost by the interrupted Ray run; marked failed", trial.number
+            )
 
 
 def _fit(tuner: tune.Tuner, run: dict, study: optuna.Study, cfg: StudyConfig) -> None:
@@ -282,15 +397,24 @@ def _fit(tuner: tune.Tuner, run: dict, study: optuna.Study, cfg: StudyConfig) ->
 def _check_not_all_failed(study: optuna.Study, run_name: str, folder: pathlib.Path) -> None:
     """Raise if every trial of a Ray run failed (something systematic, as a worker of the Optuna
     backend concludes after a run of failures)."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("ray_run") == run_name]
+    trials = [
+        t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("ray_run") == run_name
+    ]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     if failed and len(failed) == len(trials):
-        raise RuntimeError(f"every trial of Ray run {run_name} failed (last: {failed[-1].user_attrs.get('reason', '')}); "
-                           f"see {folder}/trials/*/error.txt")
+        raise RuntimeError(
+            f"every trial of Ray run {run_name} failed (last: {failed[-1].user_attrs.get('reason', '')}); "
+            f"see {folder}/trials/*/error.txt"
+        )
 
 
-def run_ray(cfg: StudyConfig, folder: str | os.PathLike, options: RayOptions = RayOptions(), *,
-            trainable=None) -> optuna.Study:
+def run_ray(
+    cfg: StudyConfig,
+    folder: str | os.PathLike,
+    options: RayOptions = RayOptions(),
+    *,
+    trainable=None,
+) -> optuna.Study:
     """Run the study to ``n_trials`` on Ray Tune (resuming its last run if ``options.resume``).
 
     ``trainable`` replaces :func:`train_trial` (same signature; tests inject faults with it).
@@ -308,28 +432,46 @@ def run_ray(cfg: StudyConfig, folder: str | os.PathLike, options: RayOptions = R
         _check_resources(options)
         study = open_study(cfg.name, open_storage(folder, cfg.storage))
         fn = tune.with_resources(
-            tune.with_parameters(trainable or train_trial, data=data, study=cfg.to_dict(), folder=str(folder)),
-            {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+            tune.with_parameters(
+                trainable or train_trial, data=data, study=cfg.to_dict(), folder=str(folder)
+            ),
+            {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
+        )
         if options.resume:
             run = _last_run(study, folder)
-            _fit(tune.Tuner.restore(run["path"], trainable=fn, resume_unfinished=True, resume_errored=True),
-                 run, study, cfg)
+            _fit(
+                tune.Tuner.restore(
+                    run["path"], trainable=fn, resume_unfinished=True, resume_errored=True
+                ),
+                run,
+                study,
+                cfg,
+            )
         # Fill the slots that failed trials left, as a worker of the Optuna backend does, and stop as
         # it does: when every trial of a run failed (RuntimeError), or when the space is exhausted.
         fail_stale_trials(study)
         while (slots := slots_left(study, cfg.n_trials)) > 0:
             if make_sampler(cfg, data_shape(data)).exhausted(study):
-                log.warning("the search space is exhausted: every architecture in it is trained, running or over "
-                            "the budget; stopping with %d slot(s) left", slots)
+                log.warning(
+                    "the search space is exhausted: every architecture in it is trained, running or over "
+                    "the budget; stopping with %d slot(s) left",
+                    slots,
+                )
                 break
-            queued = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))  # baselines: Ray runs them
+            queued = len(
+                study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            )  # baselines: Ray runs them
             tuner, run = _new_tuner(cfg, folder, options, fn, study, data, slots + queued)
             study.set_user_attr("ray_runs", (study.user_attrs.get("ray_runs") or []) + [run])
             _fit(tuner, run, study, cfg)
             fail_stale_trials(study)
             if slots_left(study, cfg.n_trials) >= slots:
                 _check_not_all_failed(study, run["name"], folder)
-                log.warning("Ray run %s trained nothing new; stopping with %d slot(s) left", run["name"], slots)
+                log.warning(
+                    "Ray run %s trained nothing new; stopping with %d slot(s) left",
+                    run["name"],
+                    slots,
+                )
                 break
         return open_study(cfg.name, open_storage(folder, cfg.storage))
     finally:

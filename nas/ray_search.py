@@ -30,23 +30,38 @@ from softshare.train import METRICS
 
 from .config import StudyConfig
 from .early_stop import Decision, StopRule, decide
-from .objective import finish_skipped, finish_trial, save_coefficients, skip_reason, trial_attrs, trial_dir
+from .objective import (
+    finish_skipped,
+    finish_trial,
+    save_coefficients,
+    skip_reason,
+    trial_attrs,
+    trial_dir,
+)
 from .sampler import SpaceExhausted
 from .space import BASELINE_ATTR, define_space, plan_from_params
 from .storage import fail_stale_trials, worker_identity
 from .study import make_sampler, slots_left
 
-__all__ = ["EarlyStopScheduler", "StudySearch", "study_history", "METRICS_REPORTED", "PLAN", "SKIP", "SNAPSHOT",
-           "STUDY_TRIAL"]
+__all__ = [
+    "EarlyStopScheduler",
+    "StudySearch",
+    "study_history",
+    "METRICS_REPORTED",
+    "PLAN",
+    "SKIP",
+    "SNAPSHOT",
+    "STUDY_TRIAL",
+]
 
 log = logging.getLogger(__name__)
 
 METRICS_REPORTED = ("best_val_acc", "params")  # the study's objectives, as reported to Ray
 MODES = ("max", "min")
-STUDY_TRIAL = "study_trial"   # config/result key: the Optuna trial number (names trials/NNNN)
-SKIP = "skip"                 # config key: True when the trial is over budget or a duplicate
-PLAN = "plan"                 # config key: the plan's text (a baseline's plan is not in its params)
-SNAPSHOT = "ray-checkpoint"   # per-epoch checkpoint handed to Ray, inside the trial folder
+STUDY_TRIAL = "study_trial"  # config/result key: the Optuna trial number (names trials/NNNN)
+SKIP = "skip"  # config key: True when the trial is over budget or a duplicate
+PLAN = "plan"  # config key: the plan's text (a baseline's plan is not in its params)
+SNAPSHOT = "ray-checkpoint"  # per-epoch checkpoint handed to Ray, inside the trial folder
 
 
 # --- early stopping ---------------------------------------------------------------------------
@@ -61,13 +76,15 @@ class EarlyStopScheduler(FIFOScheduler):
     ``on_trial_add``, so ``Tuner.restore`` rebuilds what a fresh scheduler has lost.
     """
 
-    def __init__(self, rule: StopRule, history: dict[int, tuple[list[float], int]] | None = None) -> None:
+    def __init__(
+        self, rule: StopRule, history: dict[int, tuple[list[float], int]] | None = None
+    ) -> None:
         super().__init__()
         if not isinstance(rule, StopRule):
             raise ValueError(f"rule must be a StopRule, but got {rule=}.")
         self.rule = rule
         self.curves: dict[int, tuple[list[float], int]] = dict(history or {})
-        self.stopped: dict[str, str] = {}    # Ray trial id -> reason
+        self.stopped: dict[str, str] = {}  # Ray trial id -> reason
 
     def on_trial_add(self, tune_controller, trial) -> None:
         if _judgeable(trial.last_result or {}):
@@ -77,7 +94,9 @@ class EarlyStopScheduler(FIFOScheduler):
         if not _judgeable(result):
             return TrialScheduler.CONTINUE
         number, curve, params = self._remember(result)
-        if len(curve) >= self.rule.max_epochs:  # a trial at its last epoch finishes anyway, as in train()
+        if (
+            len(curve) >= self.rule.max_epochs
+        ):  # a trial at its last epoch finishes anyway, as in train()
             return TrialScheduler.CONTINUE
         decision = self.judge(number, curve, params)
         if decision.stop:
@@ -94,7 +113,11 @@ class EarlyStopScheduler(FIFOScheduler):
         return self.stopped.get(trial_id)
 
     def _remember(self, result: dict) -> tuple[int, list[float], int]:
-        number, curve, params = int(result[STUDY_TRIAL]), list(result["curve"]), int(result["params"])
+        number, curve, params = (
+            int(result[STUDY_TRIAL]),
+            list(result["curve"]),
+            int(result["params"]),
+        )
         self.curves[number] = (curve, params)
         return number, curve, params
 
@@ -102,26 +125,39 @@ class EarlyStopScheduler(FIFOScheduler):
 def _judgeable(result: dict) -> bool:
     """An epoch report (not a trial's final or skip report) with a curve of finite accuracies."""
     curve = result.get("curve")
-    return (STUDY_TRIAL in result and not result.get("final") and bool(curve)
-            and all(isinstance(v, (int, float)) for v in curve))
+    return (
+        STUDY_TRIAL in result
+        and not result.get("final")
+        and bool(curve)
+        and all(isinstance(v, (int, float)) for v in curve)
+    )
 
 
 def study_history(study: optuna.Study) -> dict[int, tuple[list[float], int]]:
     """(curve, params) of every trial of ``study`` that has both, by trial number."""
-    return {t.number: (list(t.user_attrs["curve"]), int(t.user_attrs["params"]))
-            for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("curve") and t.user_attrs.get("params")
-            and all(v is not None for v in t.user_attrs["curve"])}
+    return {
+        t.number: (list(t.user_attrs["curve"]), int(t.user_attrs["params"]))
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("curve")
+        and t.user_attrs.get("params")
+        and all(v is not None for v in t.user_attrs["curve"])
+    }
 
 
 # --- the search: Ray's OptunaSearch on the study's storage -------------------------------------
 
 
-def _outcome(result: dict | None, error: bool, stop_reason: str | None) -> tuple[TrialState, str, str]:
+def _outcome(
+    result: dict | None, error: bool, stop_reason: str | None
+) -> tuple[TrialState, str, str]:
     """(state, status, reason) of a trained Ray trial, as nas.objective names them."""
     if error:
-        return (TrialState.FAIL, "failed", "the Ray trial errored (its worker died more often than max_failures "
-                "allows, or Ray could not start it); see error.txt in its Ray trial folder")
+        return (
+            TrialState.FAIL,
+            "failed",
+            "the Ray trial errored (its worker died more often than max_failures "
+            "allows, or Ray could not start it); see error.txt in its Ray trial folder",
+        )
     if stop_reason:
         return TrialState.PRUNED, "pruned", stop_reason
     if not result:
@@ -132,11 +168,21 @@ def _outcome(result: dict | None, error: bool, stop_reason: str | None) -> tuple
         return TrialState.FAIL, "failed", f"diverged: {result.get('reason', '')}"
     if result.get("final"):
         return TrialState.FAIL, "failed", result.get("reason") or "failed"
-    return TrialState.FAIL, "failed", "stopped by Ray before its budget (not by the early-stopping rule)"
+    return (
+        TrialState.FAIL,
+        "failed",
+        "stopped by Ray before its budget (not by the early-stopping rule)",
+    )
 
 
-_RESULT_ATTRS = {"final_val_acc": "final_val_acc", "epochs_run": "epoch", "train_seconds": "train_seconds",
-                 "images_per_s": "images_per_s", "device": "device", "precision": "precision"}
+_RESULT_ATTRS = {
+    "final_val_acc": "final_val_acc",
+    "epochs_run": "epoch",
+    "train_seconds": "train_seconds",
+    "images_per_s": "images_per_s",
+    "device": "device",
+    "precision": "precision",
+}
 
 
 class StudySearch(OptunaSearch):
@@ -150,13 +196,25 @@ class StudySearch(OptunaSearch):
     which reports at once without training.
     """
 
-    def __init__(self, cfg: StudyConfig, folder: pathlib.Path, storage: optuna.storages.BaseStorage,
-                 scheduler: EarlyStopScheduler, shape: tuple[int, int, int], run_name: str,
-                 existing_trials: int = 0, val_size: int | None = None) -> None:
-        super().__init__(space=functools.partial(define_space, space=cfg.search_space()),
-                         metric=list(METRICS_REPORTED), mode=list(MODES),
-                         sampler=make_sampler(cfg, shape, resumed_at=existing_trials), study_name=cfg.name,
-                         storage=storage)
+    def __init__(
+        self,
+        cfg: StudyConfig,
+        folder: pathlib.Path,
+        storage: optuna.storages.BaseStorage,
+        scheduler: EarlyStopScheduler,
+        shape: tuple[int, int, int],
+        run_name: str,
+        existing_trials: int = 0,
+        val_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            space=functools.partial(define_space, space=cfg.search_space()),
+            metric=list(METRICS_REPORTED),
+            mode=list(MODES),
+            sampler=make_sampler(cfg, shape, resumed_at=existing_trials),
+            study_name=cfg.name,
+            storage=storage,
+        )
         self._cfg, self._folder, self._scheduler = cfg, str(folder), scheduler
         self._data_shape, self._run_name, self._val_size = tuple(shape), run_name, val_size
         self._attrs: dict[str, dict] = {}
@@ -172,8 +230,12 @@ class StudySearch(OptunaSearch):
             # asking leaves a trial that fail_stale_trials recognises as its own, not an anonymous one.
             # Queued baselines go first: ask() takes the oldest queued trial, so queue none of ours then.
             if not self._ot_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                owner = {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id,
-                         "worker": worker_identity()}
+                owner = {
+                    "backend": "ray",
+                    "ray_run": self._run_name,
+                    "ray_trial": trial_id,
+                    "worker": worker_identity(),
+                }
                 self._ot_study.enqueue_trial({}, user_attrs=owner)
             self._ot_trials[trial_id] = self._ot_study.ask()
         try:
@@ -186,8 +248,12 @@ class StudySearch(OptunaSearch):
             return config
         trial = self._ot_trials[trial_id]
         attrs = self._describe(trial, config)
-        for key, value in (attrs | {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}).items():
-            trial.set_user_attr(key, value)  # again: another process's ask may have taken the queued one
+        for key, value in (
+            attrs | {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}
+        ).items():
+            trial.set_user_attr(
+                key, value
+            )  # again: another process's ask may have taken the queued one
         self._attrs[trial_id] = attrs
         skip = skip_reason(self._ot_study, self._cfg, trial.number, attrs)
         if skip is not None:
@@ -200,30 +266,54 @@ class StudySearch(OptunaSearch):
         return trial_attrs(plan, self._data_shape, self._cfg.seed, self._val_size, baseline)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if not _judgeable(result) or trial_id in self._completed_trials or (trial := self._trial(trial_id)) is None:
+        if (
+            not _judgeable(result)
+            or trial_id in self._completed_trials
+            or (trial := self._trial(trial_id)) is None
+        ):
             return
         trial.set_user_attr("curve", list(result["curve"]))
-        trial.set_user_attr("worker", worker_identity())  # the driver holds the trial: its heartbeat
+        trial.set_user_attr(
+            "worker", worker_identity()
+        )  # the driver holds the trial: its heartbeat
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
         if trial_id in self._completed_trials or (trial := self._trial(trial_id)) is None:
             return
         self._completed_trials.add(trial_id)
         if self._ot_study._storage.get_trial(trial._trial_id).state.is_finished():
-            log.warning("trial %d was already finished in the study; Ray's repeat is ignored", trial.number)
+            log.warning(
+                "trial %d was already finished in the study; Ray's repeat is ignored", trial.number
+            )
             return
         if trial_id in self._skips:
-            finish_skipped(self._ot_study, trial, *self._skips[trial_id], max_params=self._cfg.max_params)
+            finish_skipped(
+                self._ot_study, trial, *self._skips[trial_id], max_params=self._cfg.max_params
+            )
             return
         state, status, reason = _outcome(result, error, self._scheduler.stop_reason(trial_id))
         self._record_result(trial, result or {})
         folder = trial_dir(pathlib.Path(self._folder), trial.number)
-        if folder.is_dir():  # a pruned trial's worker was ended mid-run: its last checkpoint is here
+        if (
+            folder.is_dir()
+        ):  # a pruned trial's worker was ended mid-run: its last checkpoint is here
             shutil.rmtree(folder / SNAPSHOT, ignore_errors=True)
             save_coefficients(folder, keep_checkpoints=False)
-        values = [result["best_val_acc"], result["params"]] if state == TrialState.COMPLETE else None
-        finish_trial(self._ot_study, trial, state, status, reason, values=values,
-                     folder=folder if folder.is_dir() else None, record=self._record(trial_id, folder))
+        values = (
+            [result["best_val_acc"], result["params"]] if state == TrialState.COMPLETE else None
+        )
+        finish_trial(
+            self._ot_study,
+            trial,
+            state,
+            status,
+            reason,
+            values=values,
+            folder=folder if folder.is_dir() else None,
+            record=self._record(trial_id, folder),
+        )
 
     def _record_result(self, trial: optuna.Trial, result: dict) -> None:
         if not result.get("curve"):
@@ -238,10 +328,17 @@ class StudySearch(OptunaSearch):
     def _record(self, trial_id: str, folder: pathlib.Path) -> dict:
         attrs = self._attrs[trial_id]
         classes, channels, _ = self._data_shape
-        record = {"attrs": attrs, "model_config": ModelConfig(attrs["plan"], num_classes=classes,
-                                                              in_channels=channels).to_dict(),
-                  "train_config": self._cfg.train_config().to_dict(), "data_config": self._cfg.data_config().to_dict(),
-                  "backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}
+        record = {
+            "attrs": attrs,
+            "model_config": ModelConfig(
+                attrs["plan"], num_classes=classes, in_channels=channels
+            ).to_dict(),
+            "train_config": self._cfg.train_config().to_dict(),
+            "data_config": self._cfg.data_config().to_dict(),
+            "backend": "ray",
+            "ray_run": self._run_name,
+            "ray_trial": trial_id,
+        }
         if (folder / METRICS).is_file():
             record["result"] = json.loads((folder / METRICS).read_text())
         return record
@@ -266,7 +363,10 @@ class StudySearch(OptunaSearch):
         them then; :func:`_fail_leftovers` fails the rest when the run ends."""
         storage = self._ot_study._storage
         for trial_id, trial in self._ot_trials.items():
-            if trial_id not in self._completed_trials and storage.get_trial(trial._trial_id).state.is_finished():
+            if (
+                trial_id not in self._completed_trials
+                and storage.get_trial(trial._trial_id).state.is_finished()
+            ):
                 self._completed_trials.add(trial_id)  # finished after Ray's last saved state
         for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if frozen.user_attrs.get("ray_run") == self._run_name:
@@ -279,11 +379,22 @@ class StudySearch(OptunaSearch):
         if trial_id in self._ot_trials:
             return self._ot_trials[trial_id]
         for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if frozen.user_attrs.get("ray_trial") == trial_id and frozen.user_attrs.get("ray_run") == self._run_name:
-                log.info("Ray trial %s resumed study trial %d, unknown to the saved searcher", trial_id, frozen.number)
+            if (
+                frozen.user_attrs.get("ray_trial") == trial_id
+                and frozen.user_attrs.get("ray_run") == self._run_name
+            ):
+                log.info(
+                    "Ray trial %s resumed study trial %d, unknown to the saved searcher",
+                    trial_id,
+                    frozen.number,
+                )
                 self._ot_trials[trial_id] = optuna.Trial(self._ot_study, frozen._trial_id)
                 self._attrs[trial_id] = self._describe(frozen, frozen.params)
-                if (skip := skip_reason(self._ot_study, self._cfg, frozen.number, self._attrs[trial_id])) is not None:
+                if (
+                    skip := skip_reason(
+                        self._ot_study, self._cfg, frozen.number, self._attrs[trial_id]
+                    )
+                ) is not None:
                     self._skips[trial_id] = skip
                 return self._ot_trials[trial_id]
         return None

@@ -29,20 +29,37 @@ import torch
 
 from softshare.analysis import layer_similarity
 
-from .figures import (curves_figure, hypervolume_figure, pareto_figure, pareto_png, plan_text,
-                      sharing_figure, similarity_figure, templates_text)
+from .figures import (
+    curves_figure,
+    hypervolume_figure,
+    pareto_figure,
+    pareto_png,
+    plan_text,
+    sharing_figure,
+    similarity_figure,
+    templates_text,
+)
 from .noise import CLAIM_Z
 from .results import HV_REFERENCE_ACC, format_table, front_rows, hypervolume, knee_row, trial_rows
 from .study import open_existing
 from .verdict import HV_REFERENCE_FACTOR, accuracy_text, fewer_text, ties, verdict
 
-__all__ = ["write_report", "report_data", "terminal_summary", "retrain_command", "retrained_text", "REPORT_DIR",
-           "KNEE_RULE"]
+__all__ = [
+    "write_report",
+    "report_data",
+    "terminal_summary",
+    "retrain_command",
+    "retrained_text",
+    "REPORT_DIR",
+    "KNEE_RULE",
+]
 
 REPORT_DIR = "report"
 TEMPLATE = pathlib.Path(__file__).with_name("report_template.html")
-KNEE_RULE = ("The knee (best trade-off) is the front's point farthest from the straight line through the front's "
-             "two extremes, with accuracy and log10(parameters) each scaled to [0, 1] over the front.")
+KNEE_RULE = (
+    "The knee (best trade-off) is the front's point farthest from the straight line through the front's "
+    "two extremes, with accuracy and log10(parameters) each scaled to [0, 1] over the front."
+)
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -72,14 +89,21 @@ def report_data(study_folder: str | os.PathLike) -> dict:
     front = front_rows(rows)
     counts = Counter(r["state"] for r in rows)
     if not front:
-        raise ValueError(f"study {cfg.name!r} in {folder} has no completed trial yet "
-                         f"({_counts_text(counts)}); the report needs at least one.")
-    knee = knee_row(front)  # = knee_row(rows): the front's front is itself, and O(front^2), not O(trials^2)
+        raise ValueError(
+            f"study {cfg.name!r} in {folder} has no completed trial yet "
+            f"({_counts_text(counts)}); the report needs at least one."
+        )
+    knee = knee_row(
+        front
+    )  # = knee_row(rows): the front's front is itself, and O(front^2), not O(trials^2)
     on_front = {r["trial"] for r in front}
     retrained = _retrain_results(folder)
     for r in rows:
-        r["accuracy"] = r["val_acc"] if r["state"] == "complete" else (
-            r["best_val_acc_seen"] if r["state"] == "pruned" else None)
+        r["accuracy"] = (
+            r["val_acc"]
+            if r["state"] == "complete"
+            else (r["best_val_acc_seen"] if r["state"] == "pruned" else None)
+        )
         r["on_front"], r["knee"] = r["trial"] in on_front, r["trial"] == knee["trial"]
         r["retrain"] = retrain_command(folder, r["trial"]) if r["on_front"] else ""
         r.update(retrained.get(r["trial"], NOT_RETRAINED))
@@ -88,16 +112,31 @@ def report_data(study_folder: str | os.PathLike) -> dict:
         r["tied_with_next"] = tied
     max_params = max(r["params"] for r in rows if r["params"])
     reference = {"accuracy": HV_REFERENCE_ACC, "params": HV_REFERENCE_FACTOR * max_params}
-    return {"name": cfg.name, "folder": str(folder), "config": cfg.to_dict(), "resolved": cfg.resolved(),
-            "rows": rows, "front": front, "knee": knee, "reference": reference,
-            "hypervolume": _hypervolume_series(rows, reference["params"]),
-            "similarity": {r["trial"]: _similarity(folder, r["trial"]) for r in front},
-            "counts": dict(counts), "running": counts["running"] + counts["waiting"] > 0
-            or counts["complete"] + counts["pruned"] < cfg.n_trials,
-            "environment": _environment(cfg, rows), "verdict": verdict(rows)}
+    return {
+        "name": cfg.name,
+        "folder": str(folder),
+        "config": cfg.to_dict(),
+        "resolved": cfg.resolved(),
+        "rows": rows,
+        "front": front,
+        "knee": knee,
+        "reference": reference,
+        "hypervolume": _hypervolume_series(rows, reference["params"]),
+        "similarity": {r["trial"]: _similarity(folder, r["trial"]) for r in front},
+        "counts": dict(counts),
+        "running": counts["running"] + counts["waiting"] > 0
+        or counts["complete"] + counts["pruned"] < cfg.n_trials,
+        "environment": _environment(cfg, rows),
+        "verdict": verdict(rows),
+    }
 
 
-NOT_RETRAINED = {"retrain_test_acc": None, "retrain_test_std": None, "retrain_seeds": 0, "retrain_epochs": None}
+NOT_RETRAINED = {
+    "retrain_test_acc": None,
+    "retrain_test_std": None,
+    "retrain_seeds": 0,
+    "retrain_epochs": None,
+}
 
 
 def _retrain_results(folder: pathlib.Path) -> dict[int, dict]:
@@ -107,9 +146,17 @@ def _retrain_results(folder: pathlib.Path) -> dict[int, dict]:
         try:
             summary = json.loads(path.read_text())
             out[int(summary["trial"])] = {
-                "retrain_test_acc": summary["test_acc_mean"], "retrain_test_std": summary["test_acc_std"],
-                "retrain_seeds": len(summary["seeds"]), "retrain_epochs": summary["recipe"]["epochs"]}
-        except (OSError, ValueError, KeyError, TypeError):  # being written, or edited by hand: not shown
+                "retrain_test_acc": summary["test_acc_mean"],
+                "retrain_test_std": summary["test_acc_std"],
+                "retrain_seeds": len(summary["seeds"]),
+                "retrain_epochs": summary["recipe"]["epochs"],
+            }
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+        ):  # being written, or edited by hand: not shown
             continue
     return out
 
@@ -133,9 +180,17 @@ def _hypervolume_series(rows: list[dict], reference_params: float) -> list[dict]
     for r in rows:
         if r["status"] != "duplicate":  # a duplicate re-uses a result: no compute spent
             seconds += r["train_seconds"] or 0.0
-        if r["state"] == "complete" and r["status"] != "duplicate":  # others cannot change the front
+        if (
+            r["state"] == "complete" and r["status"] != "duplicate"
+        ):  # others cannot change the front
             front = front_rows(front + [r])  # the front of all trials so far
-        series.append({"trial": r["trial"], "seconds": seconds, "value": hypervolume(front, reference_params)})
+        series.append(
+            {
+                "trial": r["trial"],
+                "seconds": seconds,
+                "value": hypervolume(front, reference_params),
+            }
+        )
     return series
 
 
@@ -143,23 +198,45 @@ def _similarity(folder: pathlib.Path, trial: int) -> list[dict] | None:
     """|cos| between the layers of each bank, recomputed from the recorded coefficient vectors."""
     path = folder / "trials" / f"{trial:04d}" / "coefficients.json"
     try:
-        return [{"bank": b["bank"], "layers": b["layers"], "templates": b["templates"],
-                 "similarity": layer_similarity(torch.tensor(b["coefficients"], dtype=torch.float64)).tolist()}
-                for b in json.loads(path.read_text())]
-    except (OSError, ValueError, KeyError, TypeError):  # absent (not trained yet, plain net) or unreadable
+        return [
+            {
+                "bank": b["bank"],
+                "layers": b["layers"],
+                "templates": b["templates"],
+                "similarity": layer_similarity(
+                    torch.tensor(b["coefficients"], dtype=torch.float64)
+                ).tolist(),
+            }
+            for b in json.loads(path.read_text())
+        ]
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+    ):  # absent (not trained yet, plain net) or unreadable
         return None
 
 
 def _environment(cfg, rows: list[dict]) -> dict:
     started = [r["started"] for r in rows if r["started"]]
     finished = [r["finished"] for r in rows if r["finished"]]
-    return {"devices": sorted({r["device"] for r in rows if r["device"]}),
-            "versions": cfg.versions | {"python (report)": platform.python_version(),
-                                        "optuna (report)": optuna.__version__, "plotly (report)": plotly.__version__,
-                                        "pandas (report)": pd.__version__},
-            "created": cfg.created, "first trial started": min(started, default=""),
-            "last trial finished": max(finished, default=""),
-            "report written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "devices": sorted({r["device"] for r in rows if r["device"]}),
+        "versions": cfg.versions
+        | {
+            "python (report)": platform.python_version(),
+            "optuna (report)": optuna.__version__,
+            "plotly (report)": plotly.__version__,
+            "pandas (report)": pd.__version__,
+        },
+        "created": cfg.created,
+        "first trial started": min(started, default=""),
+        "last trial finished": max(finished, default=""),
+        "report written": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+    }
 
 
 # --- page parts --------------------------------------------------------------------------------
@@ -180,23 +257,39 @@ def _similarity_html(data: dict) -> str:
         elif not banks:
             parts.append(head + '<p class="note">A plain Wide ResNet: no shared banks.</p>')
         elif not multi:
-            parts.append(head + f'<p class="note">All {len(banks)} banks serve a single layer: nothing to compare.</p>')
+            parts.append(
+                head
+                + f'<p class="note">All {len(banks)} banks serve a single layer: nothing to compare.</p>'
+            )
         else:
             single = len(banks) - len(multi)
-            note = f'<p class="note">{single} single-layer bank(s) not shown.</p>' if single else ""
+            note = (
+                f'<p class="note">{single} single-layer bank(s) not shown.</p>' if single else ""
+            )
             parts.append(head + note + _div(similarity_figure(multi), f"similarity-{r['trial']}"))
     return "\n".join(parts)
 
 
 def _table_html(data: dict) -> str:
-    head = ("<tr><th>trial</th><th>plan</th><th>depth</th><th>width</th><th>templates per group</th>"
-            "<th>params</th><th>mult-adds</th><th>epochs</th><th>val acc</th><th>retrained: test acc</th></tr>")
+    head = (
+        "<tr><th>trial</th><th>plan</th><th>depth</th><th>width</th><th>templates per group</th>"
+        "<th>params</th><th>mult-adds</th><th>epochs</th><th>val acc</th><th>retrained: test acc</th></tr>"
+    )
     body = []
     for r in data["front"]:
-        kind = '<span class="shared">shared</span>' if r["shared"] else '<span class="plain">plain WRN</span>'
+        kind = (
+            '<span class="shared">shared</span>'
+            if r["shared"]
+            else '<span class="plain">plain WRN</span>'
+        )
         badge = ('<span class="badge">knee</span>' if r["knee"] else "") + (
-            '<span class="badge baseline">baseline</span>' if r["baseline"] else "")
-        tied = '<br><small class="tied">tied with next (within noise)</small>' if r["tied_with_next"] else ""
+            '<span class="badge baseline">baseline</span>' if r["baseline"] else ""
+        )
+        tied = (
+            '<br><small class="tied">tied with next (within noise)</small>'
+            if r["tied_with_next"]
+            else ""
+        )
         body.append(
             f'<tr class="main{" knee" if r["knee"] else ""}"><td class="num">{r["trial"]}{badge}</td>'
             f'<td>{html.escape(plan_text(r))}<br><small>{kind}</small></td><td class="num">{r["depth"]}</td>'
@@ -205,7 +298,8 @@ def _table_html(data: dict) -> str:
             f'<td class="num">{r["epochs"]}</td><td class="num">{accuracy_text(r["val_acc"], r["val_se"])}{tied}</td>'
             f'<td class="num">{html.escape(retrained_text(r)) or "-"}</td></tr>'
             f'<tr class="cmd{" knee" if r["knee"] else ""}"><td></td><td colspan="9">'
-            f'<code class="cmd">{html.escape(r["retrain"])}</code></td></tr>')
+            f'<code class="cmd">{html.escape(r["retrain"])}</code></td></tr>'
+        )
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -214,26 +308,38 @@ def _dominators_html(entry: dict) -> str:
     b = entry["baseline"]
     if entry["dominated_by"] is None:
         return f'<span class="note">{html.escape(entry["note"])}</span>'
-    lines = [f'trial {s["trial"]} · {html.escape(plan_text(s))} · {s["params"]:,} params '
-             f'({fewer_text(s["params"], b["params"])}) · {accuracy_text(s["val_acc"], s["val_se"])} · '
-             f'<b>{100 * (s["val_acc"] - b["val_acc"]):+.2f} points</b>' for s in entry["dominated_by"]] or ["none"]
+    lines = [
+        f"trial {s['trial']} · {html.escape(plan_text(s))} · {s['params']:,} params "
+        f"({fewer_text(s['params'], b['params'])}) · {accuracy_text(s['val_acc'], s['val_se'])} · "
+        f"<b>{100 * (s['val_acc'] - b['val_acc']):+.2f} points</b>"
+        for s in entry["dominated_by"]
+    ] or ["none"]
     if entry["note"]:  # a stopped baseline: say at which epoch it was compared, before the matches
-        lines.insert(0 if entry["dominated_by"] else 1, f'<span class="note">{html.escape(entry["note"])}</span>')
+        lines.insert(
+            0 if entry["dominated_by"] else 1,
+            f'<span class="note">{html.escape(entry["note"])}</span>',
+        )
     return "<br>".join(lines)
 
 
 def _dominance_html(data: dict) -> str:
-    head = ("<tr><th>baseline</th><th>params</th><th>val acc ± SE</th>"
-            f"<th>searched plans that dominate it (no more params, more accurate by &gt; {CLAIM_Z:g} SE)</th></tr>")
+    head = (
+        "<tr><th>baseline</th><th>params</th><th>val acc ± SE</th>"
+        f"<th>searched plans that dominate it (no more params, more accurate by &gt; {CLAIM_Z:g} SE)</th></tr>"
+    )
     body = []
     for entry in data["verdict"]["table"]:
         b = entry["baseline"]
-        acc = accuracy_text(b["val_acc"], b["val_se"]) if entry["dominated_by"] is not None else "-"
-        acc += f'<br><small>at epoch {entry["at_epoch"]}</small>' if entry["at_epoch"] else ""
+        acc = (
+            accuracy_text(b["val_acc"], b["val_se"]) if entry["dominated_by"] is not None else "-"
+        )
+        acc += f"<br><small>at epoch {entry['at_epoch']}</small>" if entry["at_epoch"] else ""
         kind = "uniform SWRN" if b["shared"] else "plain WRN"
-        body.append(f'<tr><td>trial {b["trial"]} · {html.escape(plan_text(b))}<br><small>{kind}</small></td>'
-                    f'<td class="num">{b["params"] or 0:,}</td><td class="num">{acc}</td>'
-                    f'<td>{_dominators_html(entry)}</td></tr>')
+        body.append(
+            f"<tr><td>trial {b['trial']} · {html.escape(plan_text(b))}<br><small>{kind}</small></td>"
+            f'<td class="num">{b["params"] or 0:,}</td><td class="num">{acc}</td>'
+            f"<td>{_dominators_html(entry)}</td></tr>"
+        )
     return f'<table class="dominance">{head}{"".join(body)}</table>'
 
 
@@ -252,16 +358,26 @@ def _sharing_html(data: dict) -> str:
 
 def _settings_html(data: dict) -> str:
     res, env, cfg = data["resolved"], data["environment"], data["config"]
-    items = [("study", f"{data['name']} · {data['folder']}"), ("preset · sampler · seed",
-             f"{res['preset']} · {res['sampler']} · {res['seed']}"),
-             ("trials", f"{_counts_text(Counter(data['counts']))} (of {res['n_trials']} planned)"),
-             ("parameter budget", f"{res['max_params']:,}" if res["max_params"] else "none"),
-             ("workers · storage", f"{res['workers']} · {res['storage'] or 'journal.log in the study folder'}"),
-             ("device(s)", ", ".join(env["devices"]) or cfg["device"]), ("dataset", res["data"]),
-             ("search space", res["space"]), ("recipe per trial", res["recipe"]),
-             ("early stopping", res["early_stopping"]), ("versions", env["versions"])]
-    items += [(key, env[key] or "-") for key in ("created", "first trial started", "last trial finished",
-                                                 "report written")]
+    items = [
+        ("study", f"{data['name']} · {data['folder']}"),
+        ("preset · sampler · seed", f"{res['preset']} · {res['sampler']} · {res['seed']}"),
+        ("trials", f"{_counts_text(Counter(data['counts']))} (of {res['n_trials']} planned)"),
+        ("parameter budget", f"{res['max_params']:,}" if res["max_params"] else "none"),
+        (
+            "workers · storage",
+            f"{res['workers']} · {res['storage'] or 'journal.log in the study folder'}",
+        ),
+        ("device(s)", ", ".join(env["devices"]) or cfg["device"]),
+        ("dataset", res["data"]),
+        ("search space", res["space"]),
+        ("recipe per trial", res["recipe"]),
+        ("early stopping", res["early_stopping"]),
+        ("versions", env["versions"]),
+    ]
+    items += [
+        (key, env[key] or "-")
+        for key in ("created", "first trial started", "last trial finished", "report written")
+    ]
     cells = [f"<tr><td>{html.escape(k)}</td><td>{_value_html(v)}</td></tr>" for k, v in items]
     return f'<table class="settings">{"".join(cells)}</table>'
 
@@ -270,41 +386,78 @@ def _value_html(value) -> str:
     """A dict as 'key value' pairs that wrap like text; anything else as text."""
     if not isinstance(value, dict):
         return html.escape(str(value))
-    return " ".join(f'<span class="kv"><b>{html.escape(str(k))}</b> {html.escape(json.dumps(v))}</span>'
-                    for k, v in sorted(value.items()))
+    return " ".join(
+        f'<span class="kv"><b>{html.escape(str(k))}</b> {html.escape(json.dumps(v))}</span>'
+        for k, v in sorted(value.items())
+    )
 
 
 def _cards_html(data: dict) -> str:
     knee, counts, hv = data["knee"], Counter(data["counts"]), data["hypervolume"][-1]["value"]
-    cards = [("trials", f"{len(data['rows'])}", _counts_text(counts)),
-             ("Pareto front", f"{len(data['front'])} models",
-              f"{data['front'][0]['params']:,} to {data['front'][-1]['params']:,} params"),
-             ("knee (best trade-off)", f"trial {knee['trial']}",
-              f"{knee['val_acc']:.2%} · {knee['params']:,} params · {plan_text(knee)}"),
-             ("hypervolume", f"{hv:.4f}", "accuracy x log10 params, see below")]
-    return "".join(f'<div class="card"><div class="label">{html.escape(a)}</div><div class="value">{html.escape(b)}'
-                   f'</div><div class="detail">{html.escape(c)}</div></div>' for a, b, c in cards)
+    cards = [
+        ("trials", f"{len(data['rows'])}", _counts_text(counts)),
+        (
+            "Pareto front",
+            f"{len(data['front'])} models",
+            f"{data['front'][0]['params']:,} to {data['front'][-1]['params']:,} params",
+        ),
+        (
+            "knee (best trade-off)",
+            f"trial {knee['trial']}",
+            f"{knee['val_acc']:.2%} · {knee['params']:,} params · {plan_text(knee)}",
+        ),
+        ("hypervolume", f"{hv:.4f}", "accuracy x log10 params, see below"),
+    ]
+    return "".join(
+        f'<div class="card"><div class="label">{html.escape(a)}</div><div class="value">{html.escape(b)}'
+        f'</div><div class="detail">{html.escape(c)}</div></div>'
+        for a, b, c in cards
+    )
 
 
 def _page(data: dict) -> str:
     ref = data["reference"]
     no_params = [r["trial"] for r in data["rows"] if not r["params"]]
-    unplaced = (f'<p class="note">Not yet described (no parameter count), so not plotted: trial(s) '
-                f'{", ".join(map(str, no_params))}.</p>') if no_params else ""
+    unplaced = (
+        (
+            f'<p class="note">Not yet described (no parameter count), so not plotted: trial(s) '
+            f"{', '.join(map(str, no_params))}.</p>"
+        )
+        if no_params
+        else ""
+    )
     counts = Counter(data["counts"])
-    banner = (f'<p class="banner">This study has not finished ({counts["complete"] + counts["pruned"]} of '
-              f'{data["resolved"]["n_trials"]} trials done, {counts["running"]} running): this page is a snapshot, '
-              f'refreshed as trials finish.</p>') if data["running"] else ""
+    banner = (
+        (
+            f'<p class="banner">This study has not finished ({counts["complete"] + counts["pruned"]} of '
+            f"{data['resolved']['n_trials']} trials done, {counts['running']} running): this page is a snapshot, "
+            f"refreshed as trials finish.</p>"
+        )
+        if data["running"]
+        else ""
+    )
     return string.Template(TEMPLATE.read_text()).substitute(
         title=html.escape(f"Study {data['name']}: sharing patterns, accuracy and parameters"),
-        plotlyjs=plotly.offline.get_plotlyjs(), banner=banner, cards=_cards_html(data),
-        pareto=_div(pareto_figure(data), "pareto"), unplaced=unplaced, knee_rule=html.escape(KNEE_RULE),
-        table=_table_html(data), sharing=_sharing_html(data), hypervolume=_div(hypervolume_figure(data), "hypervolume"),
-        reference=(f"(accuracy {ref['accuracy']:g}, parameters {ref['params']:,} = {HV_REFERENCE_FACTOR}x the largest "
-                   f"model of the study; log<sub>10</sub> {math.log10(ref['params']):.3f})"),
-        curves=_div(curves_figure(data), "curves"), similarity=_similarity_html(data),
+        plotlyjs=plotly.offline.get_plotlyjs(),
+        banner=banner,
+        cards=_cards_html(data),
+        pareto=_div(pareto_figure(data), "pareto"),
+        unplaced=unplaced,
+        knee_rule=html.escape(KNEE_RULE),
+        table=_table_html(data),
+        sharing=_sharing_html(data),
+        hypervolume=_div(hypervolume_figure(data), "hypervolume"),
+        reference=(
+            f"(accuracy {ref['accuracy']:g}, parameters {ref['params']:,} = {HV_REFERENCE_FACTOR}x the largest "
+            f"model of the study; log<sub>10</sub> {math.log10(ref['params']):.3f})"
+        ),
+        curves=_div(curves_figure(data), "curves"),
+        similarity=_similarity_html(data),
         settings=_settings_html(data),
-        footer=html.escape(f"written {data['environment']['report written']} from {data['folder']}"))
+        footer=html.escape(
+            f"written {data['environment']['report written']} from {data['folder']}"
+        ),
+    )
 
 
 def _csv(rows: list[dict]) -> str:
@@ -335,12 +488,18 @@ def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> p
     completed trial, before anything is written.
     """
     data = report_data(study_folder) if data is None else data
-    files = {"index.html": _page(data), "pareto.png": pareto_png(data), "trials.csv": _csv(data["rows"]),
-             "pareto.csv": _csv(data["front"])}
+    files = {
+        "index.html": _page(data),
+        "pareto.png": pareto_png(data),
+        "trials.csv": _csv(data["rows"]),
+        "pareto.csv": _csv(data["front"]),
+    }
     out = pathlib.Path(study_folder) / REPORT_DIR
     out.mkdir(exist_ok=True)
     for name, payload in files.items():
-        _atomic_write_bytes(out / name, payload if isinstance(payload, bytes) else payload.encode())
+        _atomic_write_bytes(
+            out / name, payload if isinstance(payload, bytes) else payload.encode()
+        )
     return out / "index.html"
 
 
@@ -348,10 +507,16 @@ def terminal_summary(data: dict, page: str | os.PathLike | None = None) -> str:
     """The front as a table, the knee's retrain command, the dominance table, the page's path, and last
     the one-sentence answer to "does sharing pay?", for the terminal."""
     knee = data["knee"]
-    lines = ["Pareto front (validation accuracy vs parameters):", format_table(data["front"], knee),
-             f"knee (best trade-off): trial {knee['trial']}; retrain it with: {knee['retrain']}"]
-    lines += [f"retrained: trial {r['trial']} ({r['plan_name']}, {r['params']:,} params): test acc {retrained_text(r)}"
-              for r in data["rows"] if r["retrain_test_acc"] is not None]
+    lines = [
+        "Pareto front (validation accuracy vs parameters):",
+        format_table(data["front"], knee),
+        f"knee (best trade-off): trial {knee['trial']}; retrain it with: {knee['retrain']}",
+    ]
+    lines += [
+        f"retrained: trial {r['trial']} ({r['plan_name']}, {r['params']:,} params): test acc {retrained_text(r)}"
+        for r in data["rows"]
+        if r["retrain_test_acc"] is not None
+    ]
     lines += _dominance_lines(data["verdict"])
     if data["verdict"]["uniform_vs_plain"]:
         lines.append(data["verdict"]["uniform_vs_plain"])
@@ -364,17 +529,24 @@ def _dominance_lines(v: dict) -> list[str]:
     """Each baseline and the searched plans that dominate it, for the terminal; nothing without baselines."""
     if not v["table"]:
         return []
-    lines = [f"Does sharing pay? Each baseline and the searched plans with no more parameters that beat it by more "
-             f"than {CLAIM_Z:g} SE of the difference:"]
+    lines = [
+        f"Does sharing pay? Each baseline and the searched plans with no more parameters that beat it by more "
+        f"than {CLAIM_Z:g} SE of the difference:"
+    ]
     for e in v["table"]:
         b = e["baseline"]
         head = f"  {b['plan_name'] or b['plan']} (trial {b['trial']}, {b['params'] or 0:,} params"
         if e["dominated_by"] is None:
             lines.append(f"{head}): {e['note']}")
             continue
-        beaten = ", ".join(f"trial {s['trial']} ({accuracy_text(s['val_acc'], s['val_se'])}, "
-                           f"{100 * (s['val_acc'] - b['val_acc']):+.2f} points, {s['params']:,} params)"
-                           for s in e["dominated_by"]) or "none"
+        beaten = (
+            ", ".join(
+                f"trial {s['trial']} ({accuracy_text(s['val_acc'], s['val_se'])}, "
+                f"{100 * (s['val_acc'] - b['val_acc']):+.2f} points, {s['params']:,} params)"
+                for s in e["dominated_by"]
+            )
+            or "none"
+        )
         at = f" at epoch {e['at_epoch']}" if e["at_epoch"] else ""
         lines.append(f"{head}, {accuracy_text(b['val_acc'], b['val_se'])}{at}): {beaten}")
     return lines

@@ -13,10 +13,20 @@ import optuna
 from .noise import binomial_se
 from .pareto import hypervolume_2d, knee_point, pareto_front
 
-__all__ = ["trial_rows", "completed_rows", "front_rows", "format_table", "knee_row", "hypervolume", "HV_REFERENCE_ACC"]
+__all__ = [
+    "trial_rows",
+    "completed_rows",
+    "front_rows",
+    "format_table",
+    "knee_row",
+    "hypervolume",
+    "HV_REFERENCE_ACC",
+]
 
 OBJECTIVES = ("maximize", "minimize")
-HV_REFERENCE_ACC = 0.0   # hypervolume reference: 0 accuracy, and 10x the largest params in the study
+HV_REFERENCE_ACC = (
+    0.0  # hypervolume reference: 0 accuracy, and 10x the largest params in the study
+)
 
 
 def trial_rows(study: optuna.Study) -> list[dict]:
@@ -29,20 +39,40 @@ def trial_rows(study: optuna.Study) -> list[dict]:
         curve = list(a.get("curve") or [])
         best_seen = max((v for v in curve if v is not None), default=None)
         row = {
-            "trial": t.number, "state": t.state.name.lower(), "status": a.get("status", t.state.name.lower()),
-            "plan": a.get("plan", ""), "plan_name": a.get("plan_name", ""), "shared": a.get("shared"),
-            "depth": a.get("depth"), "width": a.get("width"), "templates": a.get("templates"),
-            "params": a.get("params"), "macs": a.get("macs"),
-            "val_acc": t.values[0] if t.values else None, "best_val_acc_seen": best_seen,
-            "final_val_acc": a.get("final_val_acc"), "epochs": len(curve) or a.get("epochs_run"),
-            "curve": curve, "train_seconds": a.get("train_seconds"), "images_per_s": a.get("images_per_s"),
-            "reason": a.get("reason", ""), "device": a.get("device", ""), "seed": a.get("seed"),
-            "duplicate_of": a.get("duplicate_of"), "baseline": bool(a.get("baseline")),
+            "trial": t.number,
+            "state": t.state.name.lower(),
+            "status": a.get("status", t.state.name.lower()),
+            "plan": a.get("plan", ""),
+            "plan_name": a.get("plan_name", ""),
+            "shared": a.get("shared"),
+            "depth": a.get("depth"),
+            "width": a.get("width"),
+            "templates": a.get("templates"),
+            "params": a.get("params"),
+            "macs": a.get("macs"),
+            "val_acc": t.values[0] if t.values else None,
+            "best_val_acc_seen": best_seen,
+            "final_val_acc": a.get("final_val_acc"),
+            "epochs": len(curve) or a.get("epochs_run"),
+            "curve": curve,
+            "train_seconds": a.get("train_seconds"),
+            "images_per_s": a.get("images_per_s"),
+            "reason": a.get("reason", ""),
+            "device": a.get("device", ""),
+            "seed": a.get("seed"),
+            "duplicate_of": a.get("duplicate_of"),
+            "baseline": bool(a.get("baseline")),
             "val_images": a.get("val_images"),
-            "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
-            "finished": t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None,
+            "started": t.datetime_start.isoformat(timespec="seconds")
+            if t.datetime_start
+            else None,
+            "finished": t.datetime_complete.isoformat(timespec="seconds")
+            if t.datetime_complete
+            else None,
         }
-        row["val_se"] = binomial_se(row["val_acc"], row["val_images"]) if row["val_acc"] is not None else None
+        row["val_se"] = (
+            binomial_se(row["val_acc"], row["val_images"]) if row["val_acc"] is not None else None
+        )
         rows.append(row)
     return rows
 
@@ -50,8 +80,14 @@ def trial_rows(study: optuna.Study) -> list[dict]:
 def completed_rows(rows: list[dict]) -> list[dict]:
     """Trials trained to their budget with an accuracy and a size, each architecture once (a
     duplicate repeats another trial's numbers)."""
-    return [r for r in rows if r["state"] == "complete" and r["val_acc"] is not None and r["params"]
-            and r["status"] != "duplicate"]
+    return [
+        r
+        for r in rows
+        if r["state"] == "complete"
+        and r["val_acc"] is not None
+        and r["params"]
+        and r["status"] != "duplicate"
+    ]
 
 
 def front_rows(rows: list[dict]) -> list[dict]:
@@ -78,15 +114,19 @@ def hypervolume(rows: list[dict], max_params: float) -> float:
 
 def format_table(rows: list[dict], knee: dict | None = None, limit: int | None = None) -> str:
     """A small fixed-width table of trials (the front, usually)."""
-    header = f"{'trial':>5}  {'val acc':>7}  {'params':>11}  {'mult-adds':>13}  {'epochs':>6}  plan"
+    header = (
+        f"{'trial':>5}  {'val acc':>7}  {'params':>11}  {'mult-adds':>13}  {'epochs':>6}  plan"
+    )
     lines = [header, "-" * len(header)]
     shown = rows if limit is None else rows[:limit]
     for r in shown:
         mark = "  <- knee" if knee is not None and r["trial"] == knee["trial"] else ""
         acc = f"{r['val_acc']:.2%}" if r["val_acc"] is not None else "-"
-        lines.append(f"{r['trial']:>5}  {acc:>7}  {r['params'] or 0:>11,}  {r['macs'] or 0:>13,}  "
-                     f"{r['epochs'] or 0:>6}  {r['plan_name'] or r['plan']}{' (baseline)' if r.get('baseline') else ''}"
-                     f"{mark}")
+        lines.append(
+            f"{r['trial']:>5}  {acc:>7}  {r['params'] or 0:>11,}  {r['macs'] or 0:>13,}  "
+            f"{r['epochs'] or 0:>6}  {r['plan_name'] or r['plan']}{' (baseline)' if r.get('baseline') else ''}"
+            f"{mark}"
+        )
     if limit is not None and len(rows) > limit:
         lines.append(f"... and {len(rows) - limit} more")
     return "\n".join(lines)

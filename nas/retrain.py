@@ -16,8 +16,8 @@ from dataclasses import replace
 from softshare import ModelConfig
 from softshare.checkpoint import atomic_write_text, dumps
 from softshare.data import DataConfig, load_dataset
-from softshare.train import TrainConfig, evaluate, train
 from softshare.evaluate import load
+from softshare.train import TrainConfig, evaluate, train
 
 from .results import front_rows, knee_row, trial_rows
 from .study import open_existing
@@ -32,7 +32,9 @@ def parse_count(text: str) -> int:
     """``5M`` -> 5,000,000; ``250k`` -> 250,000; ``1.5e6`` -> 1,500,000."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmg]?)\s*", text.lower())
     if not match:
-        raise ValueError(f"cannot read a parameter count from {text!r}; write e.g. 5M, 250k or 1500000.")
+        raise ValueError(
+            f"cannot read a parameter count from {text!r}; write e.g. 5M, 250k or 1500000."
+        )
     return int(float(match[1]) * _SUFFIX[match[2]])
 
 
@@ -50,13 +52,15 @@ def pick(rows: list[dict], rule: str) -> dict:
     if rule == "best":
         return max(front, key=lambda r: (r["val_acc"], -r["params"]))
     if rule.startswith("trial:"):
-        return _pick_trial(rows, front, rule[len("trial:"):])
+        return _pick_trial(rows, front, rule[len("trial:") :])
     if rule.startswith("max-params:"):
-        budget = parse_count(rule[len("max-params:"):])
+        budget = parse_count(rule[len("max-params:") :])
         fitting = [r for r in front if r["params"] <= budget]
         if not fitting:
             nearest = ", ".join(_describe(r) for r in sorted(front, key=lambda r: r["params"])[:3])
-            raise ValueError(f"no frontier member has <= {budget:,} parameters; the smallest are: {nearest}.")
+            raise ValueError(
+                f"no frontier member has <= {budget:,} parameters; the smallest are: {nearest}."
+            )
         return max(fitting, key=lambda r: (r["val_acc"], -r["params"]))
     raise ValueError(f"unknown pick {rule!r}; accepted: {PICK_FORMS}.")
 
@@ -71,8 +75,10 @@ def _pick_trial(rows: list[dict], front: list[dict], text: str) -> dict:
         options = ", ".join(_describe(r) for r in front[:5])
         raise ValueError(f"the study has no trial {number}; frontier members: {options}.")
     if row["state"] != "complete":
-        raise ValueError(f"trial {number} is {row['status']} ({row['reason'] or 'no result'}); pick a completed one, "
-                         f"e.g. {_describe(front[0])}.")
+        raise ValueError(
+            f"trial {number} is {row['status']} ({row['reason'] or 'no result'}); pick a completed one, "
+            f"e.g. {_describe(front[0])}."
+        )
     if row["status"] == "duplicate":
         return next(r for r in rows if r["trial"] == row["duplicate_of"])
     return row
@@ -85,11 +91,24 @@ def retrain_dir(folder: pathlib.Path, trial: int) -> pathlib.Path:
 def _data_config(study_data: DataConfig, full_train: bool, train_subset: int | None) -> DataConfig:
     # Full budget: the whole training split (the search may have used a subset), the same
     # validation split for monitoring, or none with --full-train (train + validation).
-    return replace(study_data, train_subset=train_subset, val_fraction=0.0 if full_train else study_data.val_fraction)
+    return replace(
+        study_data,
+        train_subset=train_subset,
+        val_fraction=0.0 if full_train else study_data.val_fraction,
+    )
 
 
-def retrain(folder: str | pathlib.Path, rule: str, recipe: TrainConfig, *, seeds: int = 1, full_train: bool = False,
-            train_subset: int | None = None, data_root: str | None = None, progress_factory=None) -> dict:
+def retrain(
+    folder: str | pathlib.Path,
+    rule: str,
+    recipe: TrainConfig,
+    *,
+    seeds: int = 1,
+    full_train: bool = False,
+    train_subset: int | None = None,
+    data_root: str | None = None,
+    progress_factory=None,
+) -> dict:
     """Train the picked trial ``seeds`` times with ``recipe`` and test each once; returns the summary.
 
     Re-running resumes: finished seeds are kept, an interrupted one continues from its checkpoint.
@@ -101,14 +120,24 @@ def retrain(folder: str | pathlib.Path, rule: str, recipe: TrainConfig, *, seeds
     if data_root:
         dcfg = replace(dcfg, root=data_root)
     data = load_dataset(dcfg)
-    model_config = ModelConfig(row["plan"], num_classes=data.num_classes, in_channels=data.train.images.shape[1])
+    model_config = ModelConfig(
+        row["plan"], num_classes=data.num_classes, in_channels=data.train.images.shape[1]
+    )
     out = retrain_dir(folder, row["trial"])
     runs = []
     for k in range(seeds):
         seed_cfg = replace(recipe, seed=recipe.seed + k)
         seed_dir = out / f"seed-{seed_cfg.seed}"
         progress = progress_factory(f"[seed {seed_cfg.seed}]") if progress_factory else None
-        result = train(model_config, seed_cfg, data, data_config=dcfg, out_dir=seed_dir, resume=True, progress=progress)
+        result = train(
+            model_config,
+            seed_cfg,
+            data,
+            data_config=dcfg,
+            out_dir=seed_dir,
+            resume=True,
+            progress=progress,
+        )
         runs.append(_test_once(seed_dir, result, data))
     summary = _summary(row, rule, runs, dcfg, recipe, full_train)
     atomic_write_text(out / "summary.json", dumps(summary))
@@ -118,14 +147,26 @@ def retrain(folder: str | pathlib.Path, rule: str, recipe: TrainConfig, *, seeds
 def _test_once(seed_dir: pathlib.Path, result, data) -> dict:
     """Test accuracy of the final model, computed once and then read back from test.json."""
     path = seed_dir / "test.json"
-    if path.exists() and (saved := __import__("json").loads(path.read_text())).get("epochs_run") == result.epochs_run:
+    if (
+        path.exists()
+        and (saved := __import__("json").loads(path.read_text())).get("epochs_run")
+        == result.epochs_run
+    ):
         return saved
     model = load(seed_dir / "checkpoint.pt")
     loss, acc = evaluate(model, data.test, data.mean, data.std)
-    record = {"seed_dir": str(seed_dir), "status": result.status, "epochs_run": result.epochs_run,
-              "test_acc": acc, "test_loss": loss, "final_val_acc": result.final_val_acc,
-              "best_val_acc": result.best_val_acc, "train_seconds": result.train_seconds,
-              "device": result.device, "precision": result.precision}
+    record = {
+        "seed_dir": str(seed_dir),
+        "status": result.status,
+        "epochs_run": result.epochs_run,
+        "test_acc": acc,
+        "test_loss": loss,
+        "final_val_acc": result.final_val_acc,
+        "best_val_acc": result.best_val_acc,
+        "train_seconds": result.train_seconds,
+        "device": result.device,
+        "precision": result.precision,
+    }
     atomic_write_text(path, dumps(record))
     return record
 
@@ -137,10 +178,24 @@ def _spread(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _summary(row: dict, rule: str, runs: list[dict], dcfg: DataConfig, recipe: TrainConfig, full_train: bool) -> dict:
+def _summary(
+    row: dict, rule: str, runs: list[dict], dcfg: DataConfig, recipe: TrainConfig, full_train: bool
+) -> dict:
     test_mean, test_std = _spread([r["test_acc"] for r in runs])
     val_mean, val_std = _spread([r["final_val_acc"] for r in runs])
-    return {"trial": row["trial"], "pick": rule, "plan": row["plan"], "plan_name": row["plan_name"],
-            "params": row["params"], "search_val_acc": row["val_acc"], "seeds": runs,
-            "test_acc_mean": test_mean, "test_acc_std": test_std, "val_acc_mean": val_mean, "val_acc_std": val_std,
-            "full_train": full_train, "data_config": dcfg.to_dict(), "recipe": recipe.to_dict()}
+    return {
+        "trial": row["trial"],
+        "pick": rule,
+        "plan": row["plan"],
+        "plan_name": row["plan_name"],
+        "params": row["params"],
+        "search_val_acc": row["val_acc"],
+        "seeds": runs,
+        "test_acc_mean": test_mean,
+        "test_acc_std": test_std,
+        "val_acc_mean": val_mean,
+        "val_acc_std": val_std,
+        "full_train": full_train,
+        "data_config": dcfg.to_dict(),
+        "recipe": recipe.to_dict(),
+    }

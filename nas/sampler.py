@@ -43,14 +43,24 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from softshare import SharingPlan
 
-from .space import BASELINE_ATTR, SearchSpace, all_plans, define_space, params_from_plan, plan_from_params, random_plan
+from .space import (
+    BASELINE_ATTR,
+    SearchSpace,
+    all_plans,
+    define_space,
+    params_from_plan,
+    plan_from_params,
+    random_plan,
+)
 
 __all__ = ["ArchitectureSampler", "SpaceExhausted", "PROPOSAL_ATTR", "OVER_BUDGET"]
 
 log = logging.getLogger(__name__)
 PROPOSAL_ATTR = "proposal"
 OVER_BUDGET = "over-budget"
-RANDOM_DRAWS = 2000  # unseen-architecture draws before a space too large to list is called exhausted
+RANDOM_DRAWS = (
+    2000  # unseen-architecture draws before a space too large to list is called exhausted
+)
 
 
 class SpaceExhausted(RuntimeError):
@@ -69,7 +79,9 @@ class _StandIn:
 
     def suggest_categorical(self, name: str, choices: Sequence) -> Any:
         distribution = CategoricalDistribution(list(choices))
-        value = distribution.choices[0] if distribution.single() else self.answer(name, distribution)
+        value = (
+            distribution.choices[0] if distribution.single() else self.answer(name, distribution)
+        )
         self.params[name], self.distributions[name] = value, distribution
         return value
 
@@ -86,18 +98,34 @@ class ArchitectureSampler(BaseSampler):
         attempts: draws from ``inner`` before the random fallback, >= 1.
     """
 
-    def __init__(self, inner: BaseSampler, space: SearchSpace, shape: tuple[int, int], max_params: int | None,
-                 seed: int | None = None, attempts: int = 10) -> None:
+    def __init__(
+        self,
+        inner: BaseSampler,
+        space: SearchSpace,
+        shape: tuple[int, int],
+        max_params: int | None,
+        seed: int | None = None,
+        attempts: int = 10,
+    ) -> None:
         if not isinstance(attempts, int) or attempts < 1:
             raise ValueError(f"attempts must be an integer >= 1, but got {attempts=}.")
-        self.inner, self.space, self.shape, self.max_params = inner, space, tuple(shape), max_params
+        self.inner, self.space, self.shape, self.max_params = (
+            inner,
+            space,
+            tuple(shape),
+            max_params,
+        )
         self.attempts, self._rng = attempts, random.Random(seed)
         self._proposals: dict[int, tuple[dict, dict]] = {}
-        self._listed: list[SharingPlan] | None | bool = False  # False: not listed yet; None: too many
+        self._listed: list[SharingPlan] | None | bool = (
+            False  # False: not listed yet; None: too many
+        )
 
     # --- BaseSampler ------------------------------------------------------------------------
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         if trial.user_attrs.get(BASELINE_ATTR) or trial.system_attrs.get("fixed_params"):
             return {}  # a baseline's plan, or values a user enqueued, are not ours to change
         params, distributions, info = self._propose(study, trial)
@@ -105,20 +133,31 @@ class ArchitectureSampler(BaseSampler):
         study._storage.set_trial_user_attr(trial._trial_id, PROPOSAL_ATTR, info)
         return distributions
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         params, _ = self._proposals.pop(trial._trial_id, ({}, {}))
         return params
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
         return self.inner.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.inner.before_trial(study, trial)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         self.inner.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
@@ -148,7 +187,8 @@ class ArchitectureSampler(BaseSampler):
                 self._record_over_budget(study, plan, stand_in)
                 taken[plan.text] = OVER_BUDGET
         plan = self._unseen_random(taken)
-        stand_in = _StandIn(lambda name, _d, values=params_from_plan(plan): values[name])
+        values = params_from_plan(plan)
+        stand_in = _StandIn(lambda name, _d: values[name])
         define_space(stand_in, self.space)
         return stand_in.params, stand_in.distributions, _info("random", self.attempts, rejected)
 
@@ -191,7 +231,9 @@ class ArchitectureSampler(BaseSampler):
                 taken[plan] = "trained"
             elif status == OVER_BUDGET:
                 taken[plan] = OVER_BUDGET
-            elif t.state == TrialState.FAIL and str(t.user_attrs.get("reason", "")).startswith("diverged"):
+            elif t.state == TrialState.FAIL and str(t.user_attrs.get("reason", "")).startswith(
+                "diverged"
+            ):
                 taken[plan] = "diverged"
         return taken
 
@@ -200,30 +242,52 @@ class ArchitectureSampler(BaseSampler):
         if plans is not None:
             left = [p for p in plans if p.text not in taken and self._affordable(p)]
             if not left:
-                raise SpaceExhausted(f"all {len(plans)} architectures of the space are trained, running or over "
-                                     f"the budget")
+                raise SpaceExhausted(
+                    f"all {len(plans)} architectures of the space are trained, running or over "
+                    f"the budget"
+                )
             return self._rng.choice(left)
         for _ in range(RANDOM_DRAWS):
             plan = random_plan(self.space, self._rng)
             if plan.text not in taken and self._affordable(plan):
                 return plan
-        raise SpaceExhausted(f"{RANDOM_DRAWS} random draws found no architecture that is new and within the budget")
+        raise SpaceExhausted(
+            f"{RANDOM_DRAWS} random draws found no architecture that is new and within the budget"
+        )
 
     def _all_plans(self) -> list[SharingPlan] | None:
         if self._listed is False:
             self._listed = all_plans(self.space)
         return self._listed  # type: ignore[return-value]
 
-    def _record_over_budget(self, study: optuna.Study, plan: SharingPlan, stand_in: _StandIn) -> None:
+    def _record_over_budget(
+        self, study: optuna.Study, plan: SharingPlan, stand_in: _StandIn
+    ) -> None:
         params = plan.num_parameters(*self.shape)
-        attrs = {"plan": plan.text, "plan_name": plan.name, "shared": plan.is_shared, "depth": plan.depth,
-                 "width": plan.width, "params": params, "status": OVER_BUDGET,
-                 "reason": f"{params:,} parameters > max_params {self.max_params:,}; not trained"}
-        study.add_trial(create_trial(state=TrialState.PRUNED, params=stand_in.params,
-                                     distributions=stand_in.distributions, user_attrs=attrs,
-                                     constraints={"max_params": float(params - self.max_params)}))
-        log.info("proposal %s is over the budget (%s parameters); recorded for the sampler, not trained",
-                 plan.text, f"{params:,}")
+        attrs = {
+            "plan": plan.text,
+            "plan_name": plan.name,
+            "shared": plan.is_shared,
+            "depth": plan.depth,
+            "width": plan.width,
+            "params": params,
+            "status": OVER_BUDGET,
+            "reason": f"{params:,} parameters > max_params {self.max_params:,}; not trained",
+        }
+        study.add_trial(
+            create_trial(
+                state=TrialState.PRUNED,
+                params=stand_in.params,
+                distributions=stand_in.distributions,
+                user_attrs=attrs,
+                constraints={"max_params": float(params - self.max_params)},
+            )
+        )
+        log.info(
+            "proposal %s is over the budget (%s parameters); recorded for the sampler, not trained",
+            plan.text,
+            f"{params:,}",
+        )
 
 
 def _info(source: str, draws: int, rejected: Counter) -> dict:

@@ -30,15 +30,30 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from softshare.configs import strict_from_dict
 from softshare import SharingPlan
+from softshare.configs import strict_from_dict
 from softshare.plan import merge_unshared
 
-__all__ = ["SearchSpace", "PRESETS", "BASELINE_ATTR", "define_space", "plan_from_params", "params_from_plan",
-           "load_space", "stage_options", "space_size", "all_plans", "random_plan"]
+__all__ = [
+    "SearchSpace",
+    "PRESETS",
+    "BASELINE_ATTR",
+    "define_space",
+    "plan_from_params",
+    "params_from_plan",
+    "load_space",
+    "stage_options",
+    "space_size",
+    "all_plans",
+    "random_plan",
+]
 
-BASELINE_ATTR = "baseline"   # user attribute of a baseline trial: its plan is fixed, nothing is asked
-ENUMERATE_LIMIT = 50_000     # spaces up to this many architectures are listed outright (exact exhaustion)
+BASELINE_ATTR = (
+    "baseline"  # user attribute of a baseline trial: its plan is fixed, nothing is asked
+)
+ENUMERATE_LIMIT = (
+    50_000  # spaces up to this many architectures are listed outright (exact exhaustion)
+)
 
 Group = tuple[int, "int | None"]
 
@@ -57,34 +72,50 @@ class SearchSpace:
     widths: tuple[int, ...] = (1, 2)
     min_templates: int = 1
     max_templates: int = 4
-    allow_unshared_groups: bool = True   # a group may keep plain convs inside a shared net
-    allow_cuts: bool = True              # False: one bank per stage, as the paper's SWRN
-    allow_large_banks: bool = False      # True: a bank may hold more templates than its group has layers
+    allow_unshared_groups: bool = True  # a group may keep plain convs inside a shared net
+    allow_cuts: bool = True  # False: one bank per stage, as the paper's SWRN
+    allow_large_banks: bool = (
+        False  # True: a bank may hold more templates than its group has layers
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depths", tuple(self.depths))
         object.__setattr__(self, "widths", tuple(self.widths))
         if not self.depths or any(not _is_int(d) or d < 16 or (d - 4) % 6 for d in self.depths):
-            raise ValueError(f"depths must be a non-empty list of 6N+4 values >= 16 (16, 22, 28, ...; depth 10 has "
-                             f"nothing to share), but got depths={list(self.depths)}.")
+            raise ValueError(
+                f"depths must be a non-empty list of 6N+4 values >= 16 (16, 22, 28, ...; depth 10 has "
+                f"nothing to share), but got depths={list(self.depths)}."
+            )
         if not self.widths or any(not _is_int(w) or w < 1 for w in self.widths):
-            raise ValueError(f"widths must be a non-empty list of integers >= 1, but got widths={list(self.widths)}.")
+            raise ValueError(
+                f"widths must be a non-empty list of integers >= 1, but got widths={list(self.widths)}."
+            )
         if not _is_int(self.min_templates) or self.min_templates < 1:
-            raise ValueError(f"min_templates must be an integer >= 1, but got min_templates={self.min_templates!r}.")
+            raise ValueError(
+                f"min_templates must be an integer >= 1, but got min_templates={self.min_templates!r}."
+            )
         if not _is_int(self.max_templates) or self.max_templates < self.min_templates:
-            raise ValueError(f"max_templates must be an integer >= min_templates ({self.min_templates}), "
-                             f"but got max_templates={self.max_templates!r}.")
+            raise ValueError(
+                f"max_templates must be an integer >= min_templates ({self.min_templates}), "
+                f"but got max_templates={self.max_templates!r}."
+            )
         for name in ("allow_unshared_groups", "allow_cuts", "allow_large_banks"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, but got {name}={getattr(self, name)!r}.")
+                raise ValueError(
+                    f"{name} must be true or false, but got {name}={getattr(self, name)!r}."
+                )
         if len(set(self.depths)) != len(self.depths) or len(set(self.widths)) != len(self.widths):
-            raise ValueError(f"depths and widths must not repeat values, but got {list(self.depths)} and {list(self.widths)}.")
+            raise ValueError(
+                f"depths and widths must not repeat values, but got {list(self.depths)} and {list(self.widths)}."
+            )
 
     def template_choices(self, layers: int) -> list[int]:
         """Bank sizes a group of ``layers`` layers may take; 0 = unshared (when allowed)."""
         top = self.max_templates if self.allow_large_banks else min(self.max_templates, layers)
         sizes = list(range(self.min_templates, top + 1))
-        if not sizes and not self.allow_unshared_groups:  # min_templates > layers and nothing else allowed
+        if (
+            not sizes and not self.allow_unshared_groups
+        ):  # min_templates > layers and nothing else allowed
             sizes = [self.min_templates]
         return ([0] if self.allow_unshared_groups else []) + sizes
 
@@ -134,10 +165,16 @@ def define_space(trial: TrialLike, space: SearchSpace) -> None:
     trial.suggest_categorical("width", list(space.widths))
     layers = _shareable(depth)
     for stage in range(1, 4):
-        starts = [0] + [layer for layer in range(1, layers)
-                        if space.allow_cuts and trial.suggest_categorical(f"s{stage}_cut{layer}", [False, True])]
+        starts = [0] + [
+            layer
+            for layer in range(1, layers)
+            if space.allow_cuts
+            and trial.suggest_categorical(f"s{stage}_cut{layer}", [False, True])
+        ]
         for group, (start, end) in enumerate(zip(starts, starts[1:] + [layers]), 1):
-            trial.suggest_categorical(_templates_name(stage, group, end - start), space.template_choices(end - start))
+            trial.suggest_categorical(
+                _templates_name(stage, group, end - start), space.template_choices(end - start)
+            )
 
 
 def _templates_name(stage: int, group: int, layers: int) -> str:
@@ -150,7 +187,9 @@ def plan_from_params(params: dict[str, Any]) -> SharingPlan:
     layers = _shareable(depth)
     stages = []
     for stage in range(1, 4):
-        starts = [0] + [layer for layer in range(1, layers) if params.get(f"s{stage}_cut{layer}", False)]
+        starts = [0] + [
+            layer for layer in range(1, layers) if params.get(f"s{stage}_cut{layer}", False)
+        ]
         groups = []
         for group, (start, end) in enumerate(zip(starts, starts[1:] + [layers]), 1):
             templates = int(params[_templates_name(stage, group, end - start)])
@@ -183,7 +222,9 @@ def stage_options(space: SearchSpace, layers: int) -> list[tuple[Group, ...]]:
     seen: dict[tuple[Group, ...], None] = {}
     for sizes in _compositions(layers) if space.allow_cuts else [(layers,)]:
         for banks in itertools.product(*(space.template_choices(n) for n in sizes)):
-            seen.setdefault(merge_unshared(tuple((n, t or None) for n, t in zip(sizes, banks))), None)
+            seen.setdefault(
+                merge_unshared(tuple((n, t or None) for n, t in zip(sizes, banks))), None
+            )
     return list(seen)
 
 

@@ -23,13 +23,22 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-__all__ = ["open_storage", "open_study", "worker_identity", "fail_running_trial", "fail_stale_trials", "state_counts",
-           "JOURNAL_FILE", "HEARTBEAT_S", "STALE_AFTER_S"]
+__all__ = [
+    "open_storage",
+    "open_study",
+    "worker_identity",
+    "fail_running_trial",
+    "fail_stale_trials",
+    "state_counts",
+    "JOURNAL_FILE",
+    "HEARTBEAT_S",
+    "STALE_AFTER_S",
+]
 
 log = logging.getLogger(__name__)
 JOURNAL_FILE = "journal.log"
-HEARTBEAT_S = 30.0      # a running trial refreshes its heartbeat at least this often (and every epoch)
-STALE_AFTER_S = 600.0   # a trial of another host with no heartbeat for this long is failed
+HEARTBEAT_S = 30.0  # a running trial refreshes its heartbeat at least this often (and every epoch)
+STALE_AFTER_S = 600.0  # a trial of another host with no heartbeat for this long is failed
 DIRECTIONS = ("maximize", "minimize")  # validation accuracy, parameters
 
 
@@ -50,7 +59,11 @@ def _schema_race_errors() -> tuple[type[BaseException], ...]:
     """What a server raises to the loser of a concurrent CREATE TABLE/TYPE or INSERT of the same row."""
     import sqlalchemy.exc  # an Optuna dependency; only server storages reach it
 
-    return optuna.exceptions.DuplicatedStudyError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError
+    return (
+        optuna.exceptions.DuplicatedStudyError,
+        sqlalchemy.exc.IntegrityError,
+        sqlalchemy.exc.ProgrammingError,
+    )
 
 
 def _retry_schema_race(make, attempts: int = 6):
@@ -67,11 +80,19 @@ def _retry_schema_race(make, attempts: int = 6):
     raise AssertionError("unreachable")
 
 
-def open_study(name: str, storage, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+def open_study(
+    name: str, storage, sampler: optuna.samplers.BaseSampler | None = None
+) -> optuna.Study:
     """Create the study or load it; safe when several workers do so at the same moment."""
+
     def create() -> optuna.Study:
-        return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                   directions=list(DIRECTIONS), load_if_exists=True)
+        return optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=sampler,
+            directions=list(DIRECTIONS),
+            load_if_exists=True,
+        )
 
     try:
         return _retry_schema_race(create)
@@ -89,7 +110,12 @@ def _process_start(pid: int) -> str:
 
 def worker_identity() -> dict:
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid), "heartbeat": time.time()}
+    return {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "start": _process_start(pid),
+        "heartbeat": time.time(),
+    }
 
 
 def _worker_alive(worker: dict) -> bool:
@@ -115,10 +141,18 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
             continue  # just asked for; its worker has not written its identity yet
         if worker is not None and _worker_alive(worker):
             continue
-        reason = f"worker {worker.get('host')}:{worker.get('pid')} died" if worker else "worker never reported"
+        reason = (
+            f"worker {worker.get('host')}:{worker.get('pid')} died"
+            if worker
+            else "worker never reported"
+        )
         if fail_running_trial(study, trial, reason):
             failed.append(trial.number)
-            log.warning("trial %d was left running by a dead worker; marked failed (%s)", trial.number, reason)
+            log.warning(
+                "trial %d was left running by a dead worker; marked failed (%s)",
+                trial.number,
+                reason,
+            )
     return failed
 
 
@@ -141,4 +175,7 @@ def state_counts(study: optuna.Study) -> Counter:
     """Trials per state name: COMPLETE (trained to the end), PRUNED (stopped by the rule), FAIL,
     RUNNING, WAITING, and, for trials never trained that take no slot, DUPLICATE (another trial
     trains the same architecture) and OVER_BUDGET (over --max-params)."""
-    return Counter(_UNTRAINED.get(t.user_attrs.get("status"), t.state.name) for t in study.get_trials(deepcopy=False))
+    return Counter(
+        _UNTRAINED.get(t.user_attrs.get("status"), t.state.name)
+        for t in study.get_trials(deepcopy=False)
+    )

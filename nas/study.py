@@ -21,14 +21,22 @@ import torch
 
 from softshare.data import load_dataset
 
-from .config import StudyConfig, load_study_config, save_study_config, STUDY_FILE
 from .baselines import baseline_count, baseline_plans
+from .config import STUDY_FILE, StudyConfig, load_study_config, save_study_config
 from .objective import data_shape, run_trial
 from .sampler import ArchitectureSampler, SpaceExhausted
 from .space import BASELINE_ATTR
 from .storage import JOURNAL_FILE, fail_stale_trials, open_storage, open_study, state_counts
 
-__all__ = ["prepare_study", "run_study", "run_worker", "make_sampler", "study_dir", "open_existing", "slots_left"]
+__all__ = [
+    "prepare_study",
+    "run_study",
+    "run_worker",
+    "make_sampler",
+    "study_dir",
+    "open_existing",
+    "slots_left",
+]
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 10
@@ -39,7 +47,9 @@ def study_dir(results_dir: str | os.PathLike, name: str) -> pathlib.Path:
     return pathlib.Path(results_dir) / name
 
 
-def make_sampler(cfg: StudyConfig, shape: tuple[int, ...], worker: int = 0, resumed_at: int = 0) -> ArchitectureSampler:
+def make_sampler(
+    cfg: StudyConfig, shape: tuple[int, ...], worker: int = 0, resumed_at: int = 0
+) -> ArchitectureSampler:
     """The study's sampler, seeded so a fresh study is reproducible, wrapped so that it proposes
     only new architectures within the budget (:class:`nas.sampler.ArchitectureSampler`).
 
@@ -56,22 +66,32 @@ def make_sampler(cfg: StudyConfig, shape: tuple[int, ...], worker: int = 0, resu
         # multivariate + group: the space is conditional (the cuts decide which bank sizes exist).
         with warnings.catch_warnings():  # multivariate/group are "experimental" but long stable
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            inner = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
-    return ArchitectureSampler(inner, cfg.search_space(), tuple(shape[:2]), cfg.max_params, seed=seed)
+            inner = optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, n_startup_trials=5
+            )
+    return ArchitectureSampler(
+        inner, cfg.search_space(), tuple(shape[:2]), cfg.max_params, seed=seed
+    )
 
 
-def prepare_study(cfg: StudyConfig, folder: pathlib.Path, shape: tuple[int, ...] = (10, 3)) -> StudyConfig:
+def prepare_study(
+    cfg: StudyConfig, folder: pathlib.Path, shape: tuple[int, ...] = (10, 3)
+) -> StudyConfig:
     """Create the study folder and storage (with its baselines queued), or check a resumed study
     is the same study. ``shape`` is (classes, input channels, ...) of the data."""
     if not (folder / STUDY_FILE).exists() and (folder / JOURNAL_FILE).exists():
-        raise ValueError(f"{folder} holds trials ({JOURNAL_FILE}) but no {STUDY_FILE}; restore {STUDY_FILE} "
-                         f"or choose another study name.")
+        raise ValueError(
+            f"{folder} holds trials ({JOURNAL_FILE}) but no {STUDY_FILE}; restore {STUDY_FILE} "
+            f"or choose another study name."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / STUDY_FILE).exists():
         saved = load_study_config(folder)
         if changed := cfg.identity_differences(saved):
-            raise ValueError(f"study {cfg.name!r} in {folder} was created with other settings ({', '.join(changed)}); "
-                             f"re-run with the same flags to resume, or choose another study name.")
+            raise ValueError(
+                f"study {cfg.name!r} in {folder} was created with other settings ({', '.join(changed)}); "
+                f"re-run with the same flags to resume, or choose another study name."
+            )
         cfg = replace(cfg, created=saved.created)
     else:
         versions = {"torch": str(torch.__version__), "optuna": optuna.__version__}
@@ -79,22 +99,34 @@ def prepare_study(cfg: StudyConfig, folder: pathlib.Path, shape: tuple[int, ...]
     save_study_config(cfg, folder)
     study = open_study(cfg.name, open_storage(folder, cfg.storage))
     study.set_user_attr("config", load_study_config(folder).to_dict())
-    if cfg.baselines != "none" and BASELINES_ATTR not in study.user_attrs and not study.get_trials(deepcopy=False):
+    if (
+        cfg.baselines != "none"
+        and BASELINES_ATTR not in study.user_attrs
+        and not study.get_trials(deepcopy=False)
+    ):
         enqueue_baselines(study, cfg, shape)
     return load_study_config(folder)
 
 
-BASELINES_ATTR = "baselines"  # study attribute: the baseline plans queued when the study was created
+BASELINES_ATTR = (
+    "baselines"  # study attribute: the baseline plans queued when the study was created
+)
 
 
 def enqueue_baselines(study: optuna.Study, cfg: StudyConfig, shape: tuple[int, ...]) -> list[str]:
     """Queue the study's baselines (:func:`nas.baselines.baseline_plans`) once; returns their names.
     They run first, so every later trial is judged against them at the rungs."""
-    plans = baseline_plans(cfg.search_space(), baseline_count(cfg.baselines, cfg.n_trials), tuple(shape[:2]),
-                           cfg.max_params)
+    plans = baseline_plans(
+        cfg.search_space(),
+        baseline_count(cfg.baselines, cfg.n_trials),
+        tuple(shape[:2]),
+        cfg.max_params,
+    )
     study.set_user_attr(BASELINES_ATTR, [p.name for p in plans])
     for plan in plans:
-        study.enqueue_trial({}, user_attrs={BASELINE_ATTR: True, "plan": plan.text, "plan_name": plan.name})
+        study.enqueue_trial(
+            {}, user_attrs={BASELINE_ATTR: True, "plan": plan.text, "plan_name": plan.name}
+        )
     return [p.name for p in plans]
 
 
@@ -102,10 +134,14 @@ def slots_left(study: optuna.Study, n_trials: int) -> int:
     """Trials still to start. n_trials counts architectures trained (queued baselines included):
     a trial never trained (a duplicate or over the budget, see nas.storage.state_counts) takes no slot."""
     counts = state_counts(study)
-    return n_trials - (counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"])
+    return n_trials - (
+        counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"]
+    )
 
 
-def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter=None, data=None) -> None:
+def run_worker(
+    cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter=None, data=None
+) -> None:
     """Pull and run trials until the study has ``n_trials`` finished or running ones, or its space
     has no new architecture left (said in one warning line)."""
     storage = open_storage(folder, cfg.storage)
@@ -118,8 +154,11 @@ def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter
         if slots_left(study, cfg.n_trials) <= 0:
             return
         if study.sampler.exhausted(study):
-            log.warning("the search space is exhausted: every architecture in it is trained, running or over "
-                        "the budget; stopping with %d slot(s) left", slots_left(study, cfg.n_trials))
+            log.warning(
+                "the search space is exhausted: every architecture in it is trained, running or over "
+                "the budget; stopping with %d slot(s) left",
+                slots_left(study, cfg.n_trials),
+            )
             return
         trial = study.ask()
         try:
@@ -134,9 +173,13 @@ def run_worker(cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter
             _refresh_report(folder)
             refreshed = time.monotonic()
         failures = failures + 1 if status == "failed" else 0
-        if failures >= MAX_CONSECUTIVE_FAILURES:  # something systematic: stop instead of looping forever
+        if (
+            failures >= MAX_CONSECUTIVE_FAILURES
+        ):  # something systematic: stop instead of looping forever
             reason = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("reason", "")
-            raise RuntimeError(f"{failures} trials in a row failed (last: {reason}); see {folder}/trials/*/error.txt")
+            raise RuntimeError(
+                f"{failures} trials in a row failed (last: {reason}); see {folder}/trials/*/error.txt"
+            )
 
 
 def _refresh_report(folder: pathlib.Path) -> None:
@@ -151,15 +194,24 @@ def _refresh_report(folder: pathlib.Path) -> None:
         log.warning("report not refreshed: %s", exc)
 
 
-def _worker_main(cfg_dict: dict, folder: str, worker: int, threads: int, device: str | None, quiet: bool) -> None:
+def _worker_main(
+    cfg_dict: dict, folder: str, worker: int, threads: int, device: str | None, quiet: bool
+) -> None:
     from .progress import StudyReporter  # in the child: fresh imports under spawn
 
     torch.set_num_threads(threads)
     cfg = StudyConfig.from_dict(cfg_dict)
     if device is not None:
         cfg = replace(cfg, device=device)
-    logging.basicConfig(level=logging.WARNING, format=f"worker {worker}: %(levelname)s %(message)s")
-    run_worker(cfg, pathlib.Path(folder), worker, None if quiet else StudyReporter(cfg, prefix=f"w{worker} "))
+    logging.basicConfig(
+        level=logging.WARNING, format=f"worker {worker}: %(levelname)s %(message)s"
+    )
+    run_worker(
+        cfg,
+        pathlib.Path(folder),
+        worker,
+        None if quiet else StudyReporter(cfg, prefix=f"w{worker} "),
+    )
 
 
 def _worker_devices(cfg: StudyConfig) -> list[str | None]:
@@ -181,8 +233,14 @@ def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.S
         # 10x slower here), so each gets its share.
         threads = max(1, (os.cpu_count() or 1) // cfg.workers)
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_worker_main, args=(cfg.to_dict(), str(folder), k, threads, dev, reporter is None),
-                             daemon=False) for k, dev in enumerate(_worker_devices(cfg))]
+        procs = [
+            ctx.Process(
+                target=_worker_main,
+                args=(cfg.to_dict(), str(folder), k, threads, dev, reporter is None),
+                daemon=False,
+            )
+            for k, dev in enumerate(_worker_devices(cfg))
+        ]
         for p in procs:
             p.start()
         try:
@@ -207,7 +265,9 @@ def open_existing(folder: str | os.PathLike) -> tuple[StudyConfig, optuna.Study]
     if storage is None:
         journal = folder / "journal.log"
         if not journal.is_file():
-            raise FileNotFoundError(f"{folder} has a study.json but no journal.log; it holds no trials.")
+            raise FileNotFoundError(
+                f"{folder} has a study.json but no journal.log; it holds no trials."
+            )
         storage = open_storage(folder)
     try:
         return cfg, optuna.load_study(study_name=cfg.name, storage=storage)

@@ -21,12 +21,34 @@ from __future__ import annotations
 from .noise import CLAIM_Z, beyond_noise, binomial_se, difference_se
 from .results import completed_rows, front_rows, hypervolume
 
-__all__ = ["HV_REFERENCE_FACTOR", "REQUIRED_KEYS", "accuracy_text", "baseline_rows", "dominance_table",
-           "fewer_text", "searched_rows", "ties", "uniform_vs_plain", "verdict"]
+__all__ = [
+    "HV_REFERENCE_FACTOR",
+    "REQUIRED_KEYS",
+    "accuracy_text",
+    "baseline_rows",
+    "dominance_table",
+    "fewer_text",
+    "searched_rows",
+    "ties",
+    "uniform_vs_plain",
+    "verdict",
+]
 
 HV_REFERENCE_FACTOR = 10  # hypervolume reference parameters: 10x the largest model of the study
-REQUIRED_KEYS = ("trial", "state", "status", "plan", "plan_name", "shared", "params", "epochs", "val_acc",
-                 "val_se", "val_images", "baseline")
+REQUIRED_KEYS = (
+    "trial",
+    "state",
+    "status",
+    "plan",
+    "plan_name",
+    "shared",
+    "params",
+    "epochs",
+    "val_acc",
+    "val_se",
+    "val_images",
+    "baseline",
+)
 
 
 # --- argument checks and small helpers --------------------------------------------------------
@@ -35,13 +57,17 @@ REQUIRED_KEYS = ("trial", "state", "status", "plan", "plan_name", "shared", "par
 def _checked_rows(rows: list[dict], name: str = "rows") -> list[dict]:
     """``rows`` as a list, or ValueError naming the first row that lacks one of REQUIRED_KEYS."""
     if isinstance(rows, (str, dict)) or not hasattr(rows, "__iter__"):
-        raise ValueError(f"{name} must be a list of trial rows (nas.results.trial_rows), but got {rows!r:.80}.")
+        raise ValueError(
+            f"{name} must be a list of trial rows (nas.results.trial_rows), but got {rows!r:.80}."
+        )
     rows = list(rows)
     for i, r in enumerate(rows):
         missing = [k for k in REQUIRED_KEYS if not isinstance(r, dict) or k not in r]
         if missing:
-            raise ValueError(f"{name}[{i}] must be a trial row with keys {', '.join(REQUIRED_KEYS)}, "
-                             f"but it lacks {', '.join(missing)}.")
+            raise ValueError(
+                f"{name}[{i}] must be a trial row with keys {', '.join(REQUIRED_KEYS)}, "
+                f"but it lacks {', '.join(missing)}."
+            )
     return rows
 
 
@@ -67,7 +93,9 @@ def fewer_text(small: int, big: int) -> str:
     '38% fewer parameters', or '12x fewer parameters' from ten times smaller on. ValueError unless
     0 < small <= big."""
     if not 0 < small <= big:
-        raise ValueError(f"fewer_text needs 0 < small <= big (parameter counts), but got {small=}, {big=}.")
+        raise ValueError(
+            f"fewer_text needs 0 < small <= big (parameter counts), but got {small=}, {big=}."
+        )
     if small == big:
         return "as many parameters"
     if 10 * small <= big:
@@ -91,8 +119,12 @@ def baseline_rows(rows: list[dict]) -> list[dict]:
 
 def _dominators(baseline: dict, searched: list[dict]) -> list[dict]:
     """Searched rows with no more parameters than ``baseline`` and more accurate beyond the noise."""
-    better = [s for s in searched if s["params"] <= baseline["params"]
-              and beyond_noise(s["val_acc"], baseline["val_acc"], _images(s, baseline))]
+    better = [
+        s
+        for s in searched
+        if s["params"] <= baseline["params"]
+        and beyond_noise(s["val_acc"], baseline["val_acc"], _images(s, baseline))
+    ]
     return sorted(better, key=lambda s: (-s["val_acc"], s["params"], s["trial"]))
 
 
@@ -112,11 +144,19 @@ def _stopped_entry(b: dict, rows: list[dict]) -> dict | None:
     view = _at_epoch(b, epoch) if b["state"] == "pruned" and epoch else None
     if view is None:
         return None
-    searched = [v for r in rows if not r["baseline"] and r["status"] in ("complete", "pruned") and r["params"]
-                if (v := _at_epoch(r, epoch)) is not None]
-    return {"baseline": view, "dominated_by": _dominators(view, searched), "at_epoch": epoch,
-            "note": f"stopped by the rule at epoch {epoch}: compared at epoch {epoch} with the {len(searched)} "
-                    f"searched plan(s) that reached it"}
+    searched = [
+        v
+        for r in rows
+        if not r["baseline"] and r["status"] in ("complete", "pruned") and r["params"]
+        if (v := _at_epoch(r, epoch)) is not None
+    ]
+    return {
+        "baseline": view,
+        "dominated_by": _dominators(view, searched),
+        "at_epoch": epoch,
+        "note": f"stopped by the rule at epoch {epoch}: compared at epoch {epoch} with the {len(searched)} "
+        f"searched plan(s) that reached it",
+    }
 
 
 def _not_compared_note(r: dict) -> str:
@@ -146,13 +186,27 @@ def dominance_table(rows: list[dict]) -> list[dict]:
     order = lambda r: (r["params"] or 0, r["trial"])  # noqa: E731 - the table's sort key
     done = sorted(baseline_rows(rows), key=order)
     done_ids = {r["trial"] for r in done}
-    rest = sorted((r for r in rows if r["baseline"] and r["trial"] not in done_ids and r["status"] != "duplicate"),
-                  key=order)
+    rest = sorted(
+        (
+            r
+            for r in rows
+            if r["baseline"] and r["trial"] not in done_ids and r["status"] != "duplicate"
+        ),
+        key=order,
+    )
     stopped = {b["trial"]: entry for b in rest if (entry := _stopped_entry(b, rows)) is not None}
-    return ([{"baseline": b, "dominated_by": _dominators(b, searched), "note": "", "at_epoch": None} for b in done]
-            + [stopped[b["trial"]] for b in rest if b["trial"] in stopped]
-            + [{"baseline": b, "dominated_by": None, "note": _not_compared_note(b), "at_epoch": None}
-               for b in rest if b["trial"] not in stopped])
+    return (
+        [
+            {"baseline": b, "dominated_by": _dominators(b, searched), "note": "", "at_epoch": None}
+            for b in done
+        ]
+        + [stopped[b["trial"]] for b in rest if b["trial"] in stopped]
+        + [
+            {"baseline": b, "dominated_by": None, "note": _not_compared_note(b), "at_epoch": None}
+            for b in rest
+            if b["trial"] not in stopped
+        ]
+    )
 
 
 def ties(front: list[dict]) -> list[bool]:
@@ -163,12 +217,20 @@ def ties(front: list[dict]) -> list[bool]:
     front = _checked_rows(front, "front")
     unmeasured = [r["trial"] for r in front if r["val_acc"] is None or not r["params"]]
     if unmeasured:
-        raise ValueError(f"front must hold completed trials (each with val_acc and params), "
-                         f"but got trials {unmeasured}.")
+        raise ValueError(
+            f"front must hold completed trials (each with val_acc and params), "
+            f"but got trials {unmeasured}."
+        )
     if any(a["params"] > b["params"] for a, b in zip(front, front[1:])):
-        raise ValueError(f"front must be sorted by params ascending, but got {[r['params'] for r in front]}.")
-    tied = [not beyond_noise(max(a["val_acc"], b["val_acc"]), min(a["val_acc"], b["val_acc"]), _images(a, b))
-            for a, b in zip(front, front[1:])]
+        raise ValueError(
+            f"front must be sorted by params ascending, but got {[r['params'] for r in front]}."
+        )
+    tied = [
+        not beyond_noise(
+            max(a["val_acc"], b["val_acc"]), min(a["val_acc"], b["val_acc"]), _images(a, b)
+        )
+        for a, b in zip(front, front[1:])
+    ]
     return tied + [False] * bool(front)
 
 
@@ -177,9 +239,14 @@ def ties(front: list[dict]) -> list[bool]:
 
 def _counts(rows: list[dict], table: list[dict], searched: list[dict]) -> dict:
     compared = [e for e in table if e["dominated_by"] is not None]
-    return {"baselines": len(table), "compared": len(compared), "not_compared": len(table) - len(compared),
-            "beaten": sum(bool(e["dominated_by"]) for e in compared), "searched": len(searched),
-            "at_epoch": sum(e["at_epoch"] is not None for e in compared)}
+    return {
+        "baselines": len(table),
+        "compared": len(compared),
+        "not_compared": len(table) - len(compared),
+        "beaten": sum(bool(e["dominated_by"]) for e in compared),
+        "searched": len(searched),
+        "at_epoch": sum(e["at_epoch"] is not None for e in compared),
+    }
 
 
 def verdict(rows: list[dict]) -> dict:
@@ -198,12 +265,17 @@ def verdict(rows: list[dict]) -> dict:
     sizes = [r["params"] for r in rows if r["params"]]
     reference = HV_REFERENCE_FACTOR * max(sizes) if sizes else None
     table = dominance_table(rows)
-    out = {"searched": searched, "baselines": baselines,
-           "searched_front": front_rows(searched), "baseline_front": front_rows(baselines),
-           "reference_params": reference,
-           "searched_hypervolume": hypervolume(searched, reference) if reference else 0.0,
-           "baseline_hypervolume": hypervolume(baselines, reference) if reference else 0.0,
-           "table": table, "counts": _counts(rows, table, searched)}
+    out = {
+        "searched": searched,
+        "baselines": baselines,
+        "searched_front": front_rows(searched),
+        "baseline_front": front_rows(baselines),
+        "reference_params": reference,
+        "searched_hypervolume": hypervolume(searched, reference) if reference else 0.0,
+        "baseline_hypervolume": hypervolume(baselines, reference) if reference else 0.0,
+        "table": table,
+        "counts": _counts(rows, table, searched),
+    }
     out["sentence"] = _sentence(out)
     out["uniform_vs_plain"] = uniform_vs_plain(baselines)
     return out
@@ -217,16 +289,29 @@ def uniform_vs_plain(baselines: list[dict]) -> str:
     uniform = [b for b in baselines if b["shared"]]
     if not plain or not uniform:
         return ""
-    pairs = [(p, u) for p in plain for u in uniform if u["params"] < p["params"]
-             and not beyond_noise(p["val_acc"], u["val_acc"], _images(p, u))]
+    pairs = [
+        (p, u)
+        for p in plain
+        for u in uniform
+        if u["params"] < p["params"]
+        and not beyond_noise(p["val_acc"], u["val_acc"], _images(p, u))
+    ]
     if not pairs:
-        return ("Among the fully trained baselines, every uniform SWRN smaller than a plain WRN trails it by more "
-                "than the noise.")
+        return (
+            "Among the fully trained baselines, every uniform SWRN smaller than a plain WRN trails it by more "
+            "than the noise."
+        )
     p, u = max(pairs, key=lambda pair: (pair[0]["params"] / pair[1]["params"], pair[1]["val_acc"]))
-    verb = "beats" if beyond_noise(u["val_acc"], p["val_acc"], _images(p, u)) else "matches, within the noise,"
-    return (f"Among the fully trained baselines, uniform sharing {verb} the plain net: {_name(u)} "
-            f"{accuracy_text(u['val_acc'], u['val_se'], 1)} against {_name(p)} {accuracy_text(p['val_acc'], p['val_se'], 1)}"
-            f", with {fewer_text(u['params'], p['params'])}.")
+    verb = (
+        "beats"
+        if beyond_noise(u["val_acc"], p["val_acc"], _images(p, u))
+        else "matches, within the noise,"
+    )
+    return (
+        f"Among the fully trained baselines, uniform sharing {verb} the plain net: {_name(u)} "
+        f"{accuracy_text(u['val_acc'], u['val_se'], 1)} against {_name(p)} {accuracy_text(p['val_acc'], p['val_se'], 1)}"
+        f", with {fewer_text(u['params'], p['params'])}."
+    )
 
 
 # --- the sentence -----------------------------------------------------------------------------
@@ -250,7 +335,9 @@ def _kinds_text(table: list[dict]) -> str:
     parts = []
     for shared, noun in ((False, "plain WRN"), (True, "uniform SWRN")):
         kind = [e for e in compared if bool(e["baseline"]["shared"]) == shared]
-        parts.append(f"{sum(bool(e['dominated_by']) for e in kind)} of {len(kind)} {noun}{'s' * (len(kind) > 1)}")
+        parts.append(
+            f"{sum(bool(e['dominated_by']) for e in kind)} of {len(kind)} {noun}{'s' * (len(kind) > 1)}"
+        )
     both = all(any(bool(e["baseline"]["shared"]) == s for e in compared) for s in (False, True))
     return f"{' and '.join(parts)}; " if both else ""
 
@@ -258,16 +345,22 @@ def _kinds_text(table: list[dict]) -> str:
 def _best_text(table: list[dict]) -> str:
     """The largest accuracy gain over a baseline among the dominating pairs."""
     pairs = [(e["baseline"], e["dominated_by"][0]) for e in table if e["dominated_by"]]
-    b, s = max(pairs, key=lambda p: (p[1]["val_acc"] - p[0]["val_acc"], -p[1]["params"], -p[1]["trial"]))
+    b, s = max(
+        pairs, key=lambda p: (p[1]["val_acc"] - p[0]["val_acc"], -p[1]["params"], -p[1]["trial"])
+    )
     at = f" at epoch {b['at_epoch']}" if b.get("at_epoch") else ""
-    return (f"best: trial {s['trial']}, {accuracy_text(s['val_acc'], s['val_se'], 1)} vs {_name(b)}'s "
-            f"{accuracy_text(b['val_acc'], b['val_se'], 1)}{at} with {fewer_text(s['params'], b['params'])}")
+    return (
+        f"best: trial {s['trial']}, {accuracy_text(s['val_acc'], s['val_se'], 1)} vs {_name(b)}'s "
+        f"{accuracy_text(b['val_acc'], b['val_se'], 1)}{at} with {fewer_text(s['params'], b['params'])}"
+    )
 
 
 def _margin_text(table: list[dict]) -> str:
     """How much 'beyond the noise' is here: CLAIM_Z standard errors of the difference, in points."""
-    margins = [100 * CLAIM_Z * difference_se(b["val_acc"], b["val_acc"], b["val_images"])
-               for b in (e["baseline"] for e in table if e["dominated_by"] is not None)]
+    margins = [
+        100 * CLAIM_Z * difference_se(b["val_acc"], b["val_acc"], b["val_images"])
+        for b in (e["baseline"] for e in table if e["dominated_by"] is not None)
+    ]
     if max(margins) == 0.0:
         return "by any margin (no validation-set size recorded, so no noise estimate)"
     low, high = min(margins), max(margins)
@@ -286,27 +379,41 @@ def _sentence(v: dict) -> str:
     if not early:
         return main
     beaten = [e for e in early if e["dominated_by"]]
-    tail = (f"at the epoch where the rule stopped them, searched plans beat {len(beaten)} of {len(early)} stopped "
-            f"baseline(s) beyond the noise" + (f" ({_best_text(beaten)})" if beaten else ""))
+    tail = (
+        f"at the epoch where the rule stopped them, searched plans beat {len(beaten)} of {len(early)} stopped "
+        f"baseline(s) beyond the noise" + (f" ({_best_text(beaten)})" if beaten else "")
+    )
     return f"{main[:-1]}; {tail}."
 
 
 def _full_sentence(v: dict) -> str:
     c, table = v["counts"], v["table"]
     if c["baselines"] == 0:
-        return ("Sharing cannot be judged here: there are no baselines in this study (--baselines none), "
-                "so there is nothing to compare against.")
+        return (
+            "Sharing cannot be judged here: there are no baselines in this study (--baselines none), "
+            "so there is nothing to compare against."
+        )
     if c["compared"] == 0:
         notes = "; ".join(f"{_name(e['baseline'])}: {e['note']}" for e in v["table"])
-        return (f"Sharing cannot be judged yet: none of the {c['baselines']} baseline(s) was trained in full "
-                f"({notes}), and a fully trained plan is not compared with one that was not.")
+        return (
+            f"Sharing cannot be judged yet: none of the {c['baselines']} baseline(s) was trained in full "
+            f"({notes}), and a fully trained plan is not compared with one that was not."
+        )
     if c["searched"] == 0:
-        return (f"Sharing cannot be judged yet: no searched plan has finished training, so there is nothing to "
-                f"set against {_baselines_text(c)}.")
-    hv = (f"searched-front hypervolume {v['searched_hypervolume']:.3f} vs the baselines' "
-          f"{v['baseline_hypervolume']:.3f}")
+        return (
+            f"Sharing cannot be judged yet: no searched plan has finished training, so there is nothing to "
+            f"set against {_baselines_text(c)}."
+        )
+    hv = (
+        f"searched-front hypervolume {v['searched_hypervolume']:.3f} vs the baselines' "
+        f"{v['baseline_hypervolume']:.3f}"
+    )
     if c["beaten"]:
-        return (f"Sharing paid: searched plans beat {_baselines_text(c, c['beaten'])} beyond the noise at no more "
-                f"parameters ({_kinds_text(table)}{_best_text(table)}); {hv}.")
-    return (f"Sharing did not pay here: no searched plan beat {_baselines_text(c, 0)} "
-            f"{_margin_text(table)} at equal or fewer parameters; {hv}.")
+        return (
+            f"Sharing paid: searched plans beat {_baselines_text(c, c['beaten'])} beyond the noise at no more "
+            f"parameters ({_kinds_text(table)}{_best_text(table)}); {hv}."
+        )
+    return (
+        f"Sharing did not pay here: no searched plan beat {_baselines_text(c, 0)} "
+        f"{_margin_text(table)} at equal or fewer parameters; {hv}."
+    )

@@ -1,13 +1,22 @@
 """softshare: soft parameter-sharing layers and shared Wide ResNets (Savarese & Maire, ICLR 2019)."""
 
+from .evaluate import load
 from .layers import SConv2d, TemplateBank, init_coefficients_orthogonal, parameter_groups
 from .models import SWRN, ModelConfig, build_model, count_parameters, shared_groups
 from .plan import SharingPlan, parse_plan
-from .evaluate import load
 
 __all__ = [
-    "ModelConfig", "SConv2d", "SWRN", "SharingPlan", "TemplateBank", "build_model",
-    "count_parameters", "init_coefficients_orthogonal", "load", "parameter_groups", "parse_plan",
+    "ModelConfig",
+    "SConv2d",
+    "SWRN",
+    "SharingPlan",
+    "TemplateBank",
+    "build_model",
+    "count_parameters",
+    "init_coefficients_orthogonal",
+    "load",
+    "parameter_groups",
+    "parse_plan",
     "shared_groups",
 ]
 __version__ = "0.1.0"

@@ -18,7 +18,9 @@ __all__ = ["coefficient_matrices", "layer_similarity"]
 def layer_similarity(coefficients: torch.Tensor) -> torch.Tensor:
     """|cos| between the rows of a (layers x templates) matrix; 1 on the diagonal."""
     if coefficients.dim() != 2:
-        raise ValueError(f"coefficients must be a (layers x templates) matrix, but got shape {tuple(coefficients.shape)}.")
+        raise ValueError(
+            f"coefficients must be a (layers x templates) matrix, but got shape {tuple(coefficients.shape)}."
+        )
     unit = coefficients.double() / coefficients.double().norm(dim=1, keepdim=True).clamp_min(1e-12)
     return (unit @ unit.T).abs().clamp(max=1.0).float()
 
@@ -29,7 +31,13 @@ def coefficient_matrices(model: nn.Module) -> list[dict]:
     out = []
     for bank, layers in shared_groups(model):
         matrix = torch.stack([layer.coefficients.detach().float().cpu() for layer in layers])
-        out.append({"bank": names.get(id(bank), ""), "layers": [names[id(layer)] for layer in layers],
-                    "templates": bank.num_templates, "coefficients": matrix.tolist(),
-                    "similarity": layer_similarity(matrix).tolist()})
+        out.append(
+            {
+                "bank": names.get(id(bank), ""),
+                "layers": [names[id(layer)] for layer in layers],
+                "templates": bank.num_templates,
+                "coefficients": matrix.tolist(),
+                "similarity": layer_similarity(matrix).tolist(),
+            }
+        )
     return out

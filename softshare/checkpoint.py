@@ -12,15 +12,22 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import pickle
 import platform
 import tempfile
 import zipfile
-import pickle
 from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write_text", "environment", "FORMAT"]
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "atomic_write_text",
+    "environment",
+    "FORMAT",
+]
 
 FORMAT = "softshare-checkpoint"
 VERSION = 1
@@ -60,7 +67,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     _atomic_replace(pathlib.Path(path), lambda handle: torch.save(payload, handle))
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load and check a checkpoint; raises FileNotFoundError or CheckpointError with one line."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -68,17 +77,35 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         # weights_only: a checkpoint is data, never code to run.
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+        OSError,
+        ValueError,
+    ) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next((line for line in lines if "error:" in line.lower()), lines[0] if lines else type(exc).__name__)
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
+        reason = next(
+            (line for line in lines if "error:" in line.lower()),
+            lines[0] if lines else type(exc).__name__,
+        )
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a softshare checkpoint (expected a dict with format={FORMAT!r}).")
+        raise CheckpointError(
+            f"{path} is not a softshare checkpoint (expected a dict with format={FORMAT!r})."
+        )
     if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path} is a version {payload.get('version')!r} checkpoint; this code reads version {VERSION}.")
+        raise CheckpointError(
+            f"{path} is a version {payload.get('version')!r} checkpoint; this code reads version {VERSION}."
+        )
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
-        raise CheckpointError(f"{path} lacks {', '.join(missing)}; it is not a whole softshare checkpoint.")
+        raise CheckpointError(
+            f"{path} lacks {', '.join(missing)}; it is not a whole softshare checkpoint."
+        )
     return payload
 
 
@@ -91,8 +118,12 @@ def environment(device: torch.device | str) -> dict[str, str]:
         name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     import torchvision  # local: only needed for the version string
 
-    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "python": platform.python_version(), "device": name}
+    return {
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "python": platform.python_version(),
+        "device": name,
+    }
 
 
 def dumps(data: Any) -> str:

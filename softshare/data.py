@@ -24,6 +24,7 @@ the same batches on every device and the generator state can be checkpointed.
 The readers of the on-disk formats (CIFAR pickles, image folders, generated images) are in
 :mod:`softshare.sources`; ``Split`` is re-exported here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,18 @@ import torch.nn.functional as F
 
 from .sources import CIFAR, Split, load_cifar, load_folder, load_synthetic
 
-__all__ = ["DATASETS", "Augment", "DataConfig", "Dataset", "Split", "batches", "load_dataset", "num_batches",
-           "stratified_sample", "stratified_split"]
+__all__ = [
+    "DATASETS",
+    "Augment",
+    "DataConfig",
+    "Dataset",
+    "Split",
+    "batches",
+    "load_dataset",
+    "num_batches",
+    "stratified_sample",
+    "stratified_split",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +71,8 @@ def _check_range(name: str, value: Any, lo: float, hi: float | None, integer: bo
     ok = isinstance(value, number) and not isinstance(value, bool) and value >= lo
     if not ok or (hi is not None and value > hi):
         allowed = (f"[{lo}, {hi}]" if hi is not None else f">= {lo}") + (
-            " (an integer)" if integer else "")
+            " (an integer)" if integer else ""
+        )
         raise ValueError(f"DataConfig.{name} must be in {allowed}, but got {name}={value!r}.")
 
 
@@ -97,12 +109,20 @@ class DataConfig:
         if not (folder or d in DATASETS):
             raise ValueError(f"unknown dataset {d!r}; accepted: {_ACCEPTED}")
         if not isinstance(self.root, str) or not isinstance(self.download, bool):
-            raise ValueError(f"DataConfig.root must be a str and download a bool, but got "
-                             f"root={self.root!r}, download={self.download!r}.")
-        limits = {"val_fraction": (0.0, 0.9), "train_subset": (1, None),
-                  "image_size": (8, 1024), "synthetic_classes": (2, None),
-                  "synthetic_train": (self.synthetic_classes, None), "synthetic_test": (1, None),
-                  "synthetic_seed": (0, None), "split_seed": (0, None)}
+            raise ValueError(
+                f"DataConfig.root must be a str and download a bool, but got "
+                f"root={self.root!r}, download={self.download!r}."
+            )
+        limits = {
+            "val_fraction": (0.0, 0.9),
+            "train_subset": (1, None),
+            "image_size": (8, 1024),
+            "synthetic_classes": (2, None),
+            "synthetic_train": (self.synthetic_classes, None),
+            "synthetic_test": (1, None),
+            "synthetic_seed": (0, None),
+            "split_seed": (0, None),
+        }
         for name, (lo, hi) in limits.items():
             if not (name == "train_subset" and self.train_subset is None):
                 _check_range(name, getattr(self, name), lo, hi, name != "val_fraction")
@@ -135,11 +155,13 @@ class Dataset:
 
     def to(self, device: torch.device | str) -> "Dataset":
         val = self.val.to(device) if self.val is not None else None
-        return dataclasses.replace(self, train=self.train.to(device), val=val,
-                                   test=self.test.to(device))
+        return dataclasses.replace(
+            self, train=self.train.to(device), val=val, test=self.test.to(device)
+        )
 
 
 # ----------------------------------------------------------------------------- splitting
+
 
 def _allocate(counts: torch.Tensor, n: int) -> torch.Tensor:
     """Split n over classes in proportion to counts (largest remainder), summing exactly to n."""
@@ -170,8 +192,9 @@ def stratified_sample(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return torch.cat(picked).sort().values
 
 
-def stratified_split(labels: torch.Tensor, fraction: float,
-                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(
+    labels: torch.Tensor, fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(keep, held) sorted index tensors; held has round(fraction * N) items, stratified.
 
     fraction in [0, 1); 0 gives an empty held set.
@@ -203,6 +226,7 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
 
 # ----------------------------------------------------------------------------- loading
 
+
 def load_dataset(cfg: DataConfig) -> Dataset:
     """Read the dataset (on the CPU), hold out the stratified validation set, take the subset.
 
@@ -213,10 +237,15 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     if cfg.dataset in CIFAR:
         train, test, classes = load_cifar(cfg.dataset, cfg.root, cfg.download)
     elif cfg.dataset == "synthetic":
-        train, test, classes = load_synthetic(cfg.synthetic_classes, cfg.synthetic_train, cfg.synthetic_test,
-                                               cfg.image_size, cfg.synthetic_seed)
+        train, test, classes = load_synthetic(
+            cfg.synthetic_classes,
+            cfg.synthetic_train,
+            cfg.synthetic_test,
+            cfg.image_size,
+            cfg.synthetic_seed,
+        )
     else:
-        path = os.path.expanduser(cfg.dataset[len(_FOLDER):])
+        path = os.path.expanduser(cfg.dataset[len(_FOLDER) :])
         train, test, classes = load_folder(path, cfg.image_size)
     mean, std = _STATS.get(cfg.dataset) or _channel_stats(train.images)
     val = None
@@ -225,18 +254,26 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         train, val = train.subset(keep), train.subset(held)
     if cfg.train_subset is not None:
         if not len(classes) <= cfg.train_subset <= len(train):
-            raise ValueError(f"DataConfig.train_subset must be in [{len(classes)}, {len(train)}] "
-                             f"for {cfg.dataset}, but got train_subset={cfg.train_subset}.")
+            raise ValueError(
+                f"DataConfig.train_subset must be in [{len(classes)}, {len(train)}] "
+                f"for {cfg.dataset}, but got train_subset={cfg.train_subset}."
+            )
         # a different seed than the split's, so the subset is not correlated with the val draw
-        train = train.subset(stratified_sample(train.labels, cfg.train_subset,
-                                               cfg.split_seed + 1))
-    logger.info("loaded %s: %d train, %d val, %d test, %d classes in %.2f s", cfg.dataset,
-                len(train), len(val) if val else 0, len(test), len(classes),
-                time.perf_counter() - start)
+        train = train.subset(stratified_sample(train.labels, cfg.train_subset, cfg.split_seed + 1))
+    logger.info(
+        "loaded %s: %d train, %d val, %d test, %d classes in %.2f s",
+        cfg.dataset,
+        len(train),
+        len(val) if val else 0,
+        len(test),
+        len(classes),
+        time.perf_counter() - start,
+    )
     return Dataset(train, val, test, len(classes), classes, mean, std, cfg.dataset)
 
 
 # ----------------------------------------------------------------------------- batches
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -271,12 +308,15 @@ def _crop_flip(x: torch.Tensor, aug: Augment, g: torch.Generator) -> torch.Tenso
     flip = (torch.rand((b, 1), generator=g) < 0.5).to(x.device) if aug.flip else None
     if p:
         x = F.pad(x, (p, p, p, p))  # zeros: black pixels, as RandomCrop's default fill
-    rows = dy + torch.arange(h, device=x.device)                       # (b, h)
+    rows = dy + torch.arange(h, device=x.device)  # (b, h)
     j = torch.arange(w, device=x.device)
     cols = dx + (torch.where(flip, w - 1 - j, j) if flip is not None else j)  # (b, w)
-    return x[torch.arange(b, device=x.device)[:, None, None, None],
-             torch.arange(c, device=x.device)[None, :, None, None],
-             rows[:, None, :, None], cols[:, None, None, :]]
+    return x[
+        torch.arange(b, device=x.device)[:, None, None, None],
+        torch.arange(c, device=x.device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
 
 
 def _cutout(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
@@ -287,15 +327,24 @@ def _cutout(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
     cx = torch.randint(0, w, (b, 1), generator=g).to(x.device)
     r = torch.arange(h, device=x.device)
     q = torch.arange(w, device=x.device)
-    in_y = (r >= cy - size // 2) & (r < cy - size // 2 + size)        # (b, h)
-    in_x = (q >= cx - size // 2) & (q < cx - size // 2 + size)        # (b, w)
+    in_y = (r >= cy - size // 2) & (r < cy - size // 2 + size)  # (b, h)
+    in_x = (q >= cx - size // 2) & (q < cx - size // 2 + size)  # (b, w)
     return x.masked_fill((in_y[:, :, None] & in_x[:, None, :])[:, None], 0.0)
 
 
-def batches(split: Split, batch_size: int, *, mean: tuple[float, ...], std: tuple[float, ...],
-            generator: torch.Generator | None = None, augment: Augment | None = None,
-            shuffle: bool = False, drop_last: bool = False, channels_last: bool = False,
-            dtype: torch.dtype = torch.float32) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    split: Split,
+    batch_size: int,
+    *,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    generator: torch.Generator | None = None,
+    augment: Augment | None = None,
+    shuffle: bool = False,
+    drop_last: bool = False,
+    channels_last: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of (images, labels) on split's device.
 
     images: (B, C, H, W) in dtype, normalised as (pixel / 255 - mean) / std; labels int64.
@@ -315,7 +364,7 @@ def batches(split: Split, batch_size: int, *, mean: tuple[float, ...], std: tupl
     scale, shift = scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
     order = torch.randperm(n, generator=generator).to(device) if shuffle else None
     for s in range(0, num_batches(n, batch_size, drop_last) * batch_size, batch_size):
-        idx = order[s:s + batch_size] if order is not None else slice(s, s + batch_size)
+        idx = order[s : s + batch_size] if order is not None else slice(s, s + batch_size)
         x, y = split.images[idx], split.labels[idx]
         if augment is not None and (augment.crop_padding or augment.flip):
             x = _crop_flip(x, augment, generator)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pathlib
 
-
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataConfig, load_dataset
 from .models import SWRN, ModelConfig
@@ -26,13 +25,20 @@ def load(path: str | os.PathLike, device: str = "cpu") -> SWRN:
         model = SWRN(ModelConfig.from_dict(ckpt["model_config"]))
         model.load_state_dict(ckpt["model_state"])
     except (RuntimeError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit the stored model config ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit the stored model config ({str(exc).splitlines()[0]})"
+        ) from None
     model.normalization = (tuple(ckpt.get("mean") or ()), tuple(ckpt.get("std") or ()))
     return model.to(resolve_device(device)).eval()
 
 
-def evaluate_checkpoint(path: str | os.PathLike, *, data_root: str | None = None, device: str = "auto",
-                        split: str = "test") -> dict:
+def evaluate_checkpoint(
+    path: str | os.PathLike,
+    *,
+    data_root: str | None = None,
+    device: str = "auto",
+    split: str = "test",
+) -> dict:
     """Loss and accuracy of a checkpoint on its dataset's test (or val) split.
 
     ``data_root`` overrides where the dataset is read from (the recorded path by default).
@@ -49,6 +55,14 @@ def evaluate_checkpoint(path: str | os.PathLike, *, data_root: str | None = None
     model = load(path, device=str(dev))
     precision = resolve_precision(ckpt["train_config"].get("precision", "auto"), dev)
     loss, acc = evaluate(model, target.to(dev), data.mean, data.std, precision=precision)
-    return {"checkpoint": str(pathlib.Path(path)), "plan": model.config.plan, "split": split, "loss": loss,
-            "accuracy": acc, "images": len(target.labels), "epoch": ckpt["epoch"],
-            "best_val_acc": ckpt.get("best_val_acc"), "precision": precision}
+    return {
+        "checkpoint": str(pathlib.Path(path)),
+        "plan": model.config.plan,
+        "split": split,
+        "loss": loss,
+        "accuracy": acc,
+        "images": len(target.labels),
+        "epoch": ckpt["epoch"],
+        "best_val_acc": ckpt.get("best_val_acc"),
+        "precision": precision,
+    }

@@ -49,7 +49,7 @@ def _fold_bank(bank, layers, clusters: list[list[int]]) -> None:
     """Rewrite ``bank`` with one template per cluster and the layers' coefficients to match."""
     matrix = torch.stack([layer.coefficients.detach().double() for layer in layers])
     directions, scales = [], torch.zeros(len(layers), dtype=torch.float64)
-    for index, members in enumerate(clusters):
+    for members in clusters:
         rows = matrix[members]
         u = torch.linalg.svd(rows, full_matrices=False).Vh[0]  # the cluster's common direction
         if (rows @ u).sum() < 0:
@@ -64,13 +64,17 @@ def _fold_bank(bank, layers, clusters: list[list[int]]) -> None:
             for i in members:
                 vector = torch.zeros(len(clusters), dtype=torch.float64)
                 vector[index] = scales[i]
-                layers[i].coefficients = torch.nn.Parameter(vector.to(layers[i].coefficients.dtype))
+                layers[i].coefficients = torch.nn.Parameter(
+                    vector.to(layers[i].coefficients.dtype)
+                )
 
 
 def _folded_plan(plan: SharingPlan, sizes: list[int]) -> SharingPlan:
     """The same grouping with the new bank sizes, in bank order."""
     sizes = iter(sizes)
-    stages = tuple(tuple((n, None if t is None else next(sizes)) for n, t in stage) for stage in plan.stages)
+    stages = tuple(
+        tuple((n, None if t is None else next(sizes)) for n, t in stage) for stage in plan.stages
+    )
     return SharingPlan(plan.depth, plan.width, stages)
 
 
@@ -85,10 +89,18 @@ def fold_model(model: SWRN, threshold: float = 0.98) -> tuple[SWRN, list[dict]]:
         if len(clusters) < before:
             _fold_bank(bank, layers, clusters)
         sizes.append(bank.num_templates)
-        report.append({"layers": len(layers), "clusters": clusters, "templates_before": before,
-                       "templates_after": bank.num_templates})
+        report.append(
+            {
+                "layers": len(layers),
+                "clusters": clusters,
+                "templates_before": before,
+                "templates_after": bank.num_templates,
+            }
+        )
     plan = _folded_plan(model.config.sharing_plan, sizes)
-    config = ModelConfig(plan.text, num_classes=model.config.num_classes, in_channels=model.config.in_channels)
+    config = ModelConfig(
+        plan.text, num_classes=model.config.num_classes, in_channels=model.config.in_channels
+    )
     rebuilt = SWRN(config)
     rebuilt.load_state_dict(folded.state_dict())
     assert count_parameters(rebuilt) == plan.num_parameters(config.num_classes, config.in_channels)
@@ -102,7 +114,20 @@ def fold_checkpoint(path, out, threshold: float = 0.98) -> list[dict]:
 
     ckpt = load_checkpoint(path)
     folded, report = fold_model(load(path), threshold)
-    keep = {k: v for k, v in ckpt.items() if k not in ("format", "version", "optimizer_state", "scheduler_state")}
-    save_checkpoint(out, keep | {"model_config": folded.config.to_dict(), "model_state": folded.state_dict(),
-                                 "folded_from": str(path), "fold_threshold": threshold, "status": "folded"})
+    keep = {
+        k: v
+        for k, v in ckpt.items()
+        if k not in ("format", "version", "optimizer_state", "scheduler_state")
+    }
+    save_checkpoint(
+        out,
+        keep
+        | {
+            "model_config": folded.config.to_dict(),
+            "model_state": folded.state_dict(),
+            "folded_from": str(path),
+            "fold_threshold": threshold,
+            "status": "folded",
+        },
+    )
     return report

@@ -40,8 +40,12 @@ class TemplateBank(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("num_templates", num_templates), ("in_channels", in_channels),
-                            ("out_channels", out_channels), ("kernel_size", kernel_size)):
+        for name, value in (
+            ("num_templates", num_templates),
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("kernel_size", kernel_size),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, but got {name}={value!r}.")
         self.num_templates = num_templates
@@ -64,8 +68,10 @@ class TemplateBank(nn.Module):
 
     def extra_repr(self) -> str:
         k = self.kernel_size
-        return (f"templates={self.num_templates}x({self.out_channels}, {self.in_channels}, {k}, {k}), "
-                f"params={self.templates.numel():,}")
+        return (
+            f"templates={self.num_templates}x({self.out_channels}, {self.in_channels}, {k}, {k}), "
+            f"params={self.templates.numel():,}"
+        )
 
 
 class SConv2d(nn.Module):
@@ -102,8 +108,14 @@ class SConv2d(nn.Module):
         self.dilation = dilation
         device = device if device is not None else bank.templates.device
         dtype = dtype if dtype is not None else bank.templates.dtype
-        self.coefficients = nn.Parameter(torch.empty(bank.num_templates, device=device, dtype=dtype))
-        self.bias = nn.Parameter(torch.empty(self.out_channels, device=device, dtype=dtype)) if bias else None
+        self.coefficients = nn.Parameter(
+            torch.empty(bank.num_templates, device=device, dtype=dtype)
+        )
+        self.bias = (
+            nn.Parameter(torch.empty(self.out_channels, device=device, dtype=dtype))
+            if bias
+            else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -130,8 +142,10 @@ class SConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         k = self.kernel_size[0]
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size=({k}, {k}), stride={self.stride}, "
-                f"padding={self.padding}, coefficients={self.bank.num_templates} (mixes a shared bank)")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size=({k}, {k}), stride={self.stride}, "
+            f"padding={self.padding}, coefficients={self.bank.num_templates} (mixes a shared bank)"
+        )
 
 
 def init_coefficients_orthogonal(layers: list[SConv2d]) -> None:

@@ -21,7 +21,14 @@ from .configs import strict_from_dict
 from .layers import SConv2d, TemplateBank, init_coefficients_orthogonal
 from .plan import SharingPlan, parse_plan, stage_widths
 
-__all__ = ["ModelConfig", "SWRN", "build_model", "count_parameters", "shared_groups", "to_channels_last"]
+__all__ = [
+    "ModelConfig",
+    "SWRN",
+    "build_model",
+    "count_parameters",
+    "shared_groups",
+    "to_channels_last",
+]
 
 
 @dataclass(frozen=True)
@@ -61,15 +68,23 @@ def _conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     """Pre-activation block: BN-ReLU-conv1-BN-ReLU-conv2 plus identity or 1x1 shortcut."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int,
-                 conv1: nn.Module | None = None, conv2: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int,
+        conv1: nn.Module | None = None,
+        conv2: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(c_in)
         self.conv1 = conv1 if conv1 is not None else _conv3x3(c_in, c_out, stride)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.conv2 = conv2 if conv2 is not None else _conv3x3(c_out, c_out)
         needs_projection = c_in != c_out or stride != 1
-        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False) if needs_projection else None
+        self.shortcut = (
+            nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False) if needs_projection else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
@@ -108,7 +123,10 @@ class SWRN(nn.Module):
         for c, stride, stage_plan in zip(stage_widths(plan.width), (1, 2, 2), plan.stages):
             convs, _ = _stage_convs(c, stage_plan)
             blocks = [BasicBlock(c_in, c, stride)]
-            blocks += [BasicBlock(c, c, 1, convs[2 * i], convs[2 * i + 1]) for i in range(plan.blocks_per_stage - 1)]
+            blocks += [
+                BasicBlock(c, c, 1, convs[2 * i], convs[2 * i + 1])
+                for i in range(plan.blocks_per_stage - 1)
+            ]
             stages.append(nn.Sequential(*blocks))
             c_in = c
         self.stage1, self.stage2, self.stage3 = stages
@@ -145,7 +163,9 @@ def shared_groups(model: nn.Module) -> list[tuple[TemplateBank, list[SConv2d]]]:
     return list(groups.values())
 
 
-def build_model(plan: str | SharingPlan | ModelConfig, num_classes: int = 10, in_channels: int = 3) -> SWRN:
+def build_model(
+    plan: str | SharingPlan | ModelConfig, num_classes: int = 10, in_channels: int = 3
+) -> SWRN:
     """Build an SWRN from ``"SWRN-28-10-6"``, ``"WRN-28-10"``, explicit plan text, a plan or a config."""
     if isinstance(plan, ModelConfig):
         return SWRN(plan)

@@ -40,7 +40,9 @@ def stage_widths(width: int) -> tuple[int, int, int]:
 def blocks_per_stage(depth: int) -> int:
     """N = (depth - 4) / 6; raises ValueError unless depth = 6N + 4 with N >= 1."""
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"depth must be 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...), but got {depth=}.")
+        raise ValueError(
+            f"depth must be 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...), but got {depth=}."
+        )
     return (depth - 4) // 6
 
 
@@ -65,7 +67,9 @@ class SharingPlan:
         n = blocks_per_stage(self.depth)
         if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width < 1:
             raise ValueError(f"width must be an integer >= 1, but got width={self.width!r}.")
-        stages = tuple(merge_unshared(tuple(_normalise_group(g) for g in stage)) for stage in self.stages)
+        stages = tuple(
+            merge_unshared(tuple(_normalise_group(g) for g in stage)) for stage in self.stages
+        )
         object.__setattr__(self, "stages", stages)
         if len(stages) != 3:
             raise ValueError(f"a plan needs 3 stages, but got {len(stages)} in {self.stages!r}.")
@@ -74,7 +78,8 @@ class SharingPlan:
             if covered != 2 * (n - 1):
                 raise ValueError(
                     f"stage {index} groups cover {covered} layers, but depth {self.depth} has "
-                    f"{2 * (n - 1)} shareable convs per stage; the group sizes must add up to that.")
+                    f"{2 * (n - 1)} shareable convs per stage; the group sizes must add up to that."
+                )
 
     @property
     def blocks_per_stage(self) -> int:
@@ -87,8 +92,12 @@ class SharingPlan:
     @property
     def text(self) -> str:
         """The explicit text form, e.g. ``28-10:2x3,4/6x2/6``."""
-        stages = ["-" if not stage else ",".join(
-            f"{layers}" if t is None else f"{layers}x{t}" for layers, t in stage) for stage in self.stages]
+        stages = [
+            "-"
+            if not stage
+            else ",".join(f"{layers}" if t is None else f"{layers}x{t}" for layers, t in stage)
+            for stage in self.stages
+        ]
         return f"{self.depth}-{self.width}:" + "/".join(stages)
 
     @property
@@ -114,7 +123,9 @@ class SharingPlan:
         total = in_channels * 16 * 9  # stem
         c_in = 16
         for c, stage in zip(widths, self.stages):
-            total += 2 * c_in + c_in * c * 9 + 2 * c + c * c * 9  # first block: bn1, conv1, bn2, conv2
+            total += (
+                2 * c_in + c_in * c * 9 + 2 * c + c * c * 9
+            )  # first block: bn1, conv1, bn2, conv2
             total += c_in * c if c_in != c else 0  # 1x1 shortcut
             total += 4 * c * (self.blocks_per_stage - 1)  # two BNs per other block
             for layers, t in stage:
@@ -122,7 +133,9 @@ class SharingPlan:
             c_in = c
         return total + 2 * c_in + c_in * num_classes + num_classes  # final BN and linear head
 
-    def multiply_adds(self, image_size: int = 32, num_classes: int = 10, in_channels: int = 3) -> int:
+    def multiply_adds(
+        self, image_size: int = 32, num_classes: int = 10, in_channels: int = 3
+    ) -> int:
         """Multiply-adds of one forward pass on one ``image_size`` square image (convs + head).
 
         Sharing changes parameters, not compute: a shared conv costs what a plain one does
@@ -140,15 +153,22 @@ class SharingPlan:
         return macs + c_in * num_classes
 
     def to_dict(self) -> dict:
-        return {"depth": self.depth, "width": self.width,
-                "stages": [[[layers, t] for layers, t in stage] for stage in self.stages]}
+        return {
+            "depth": self.depth,
+            "width": self.width,
+            "stages": [[[layers, t] for layers, t in stage] for stage in self.stages],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "SharingPlan":
         unknown = set(data) - {"depth", "width", "stages"}
         if unknown:
-            raise ValueError(f"unknown plan keys {sorted(unknown)}; accepted: depth, width, stages.")
-        return cls(data["depth"], data["width"], tuple(tuple(tuple(g) for g in s) for s in data["stages"]))
+            raise ValueError(
+                f"unknown plan keys {sorted(unknown)}; accepted: depth, width, stages."
+            )
+        return cls(
+            data["depth"], data["width"], tuple(tuple(tuple(g) for g in s) for s in data["stages"])
+        )
 
 
 def merge_unshared(stage: tuple[Group, ...]) -> tuple[Group, ...]:
@@ -169,9 +189,13 @@ def _normalise_group(group) -> Group:
         raise ValueError(f"a group is (layers, templates or None), but got {group!r}.") from None
     if not isinstance(layers, int) or isinstance(layers, bool) or layers < 1:
         raise ValueError(f"a group's layers must be an integer >= 1, but got layers={layers!r}.")
-    if templates is not None and (not isinstance(templates, int) or isinstance(templates, bool) or templates < 1):
-        raise ValueError(f"a shared group needs templates >= 1 (write '{layers}' for an unshared group), "
-                         f"but got templates={templates!r}.")
+    if templates is not None and (
+        not isinstance(templates, int) or isinstance(templates, bool) or templates < 1
+    ):
+        raise ValueError(
+            f"a shared group needs templates >= 1 (write '{layers}' for an unshared group), "
+            f"but got templates={templates!r}."
+        )
     return (layers, templates)
 
 
@@ -183,9 +207,11 @@ def parse_plan(text: str) -> SharingPlan:
     if match := _NAMED_SWRN.match(text):
         depth, width, s = map(int, match.groups())
         if blocks_per_stage(depth) == 1:
-            raise ValueError(f"{text!r}: depth {depth} has one block per stage and so no shareable conv "
-                             f"(the first block of a stage stays plain); use WRN-{depth}-{width}, or a depth "
-                             f"of 16, 22, 28, ...")
+            raise ValueError(
+                f"{text!r}: depth {depth} has one block per stage and so no shareable conv "
+                f"(the first block of a stage stays plain); use WRN-{depth}-{width}, or a depth "
+                f"of 16, 22, 28, ..."
+            )
         return _uniform(depth, width, s)
     if match := _NAMED_WRN.match(text):
         depth, width = map(int, match.groups())
@@ -194,7 +220,9 @@ def parse_plan(text: str) -> SharingPlan:
         depth, width = int(match[1]), int(match[2])
         stages = match[3].split("/")
         if len(stages) != 3:
-            raise ValueError(f"plan {text!r} has {len(stages)} stages separated by '/'; it needs 3.")
+            raise ValueError(
+                f"plan {text!r} has {len(stages)} stages separated by '/'; it needs 3."
+            )
         return SharingPlan(depth, width, tuple(_parse_stage(s, text) for s in stages))
     raise ValueError(f"cannot read plan {text!r}; accepted: {ACCEPTED_FORMS}.")
 
@@ -212,7 +240,9 @@ def _parse_stage(stage: str, text: str) -> tuple[Group, ...]:
     for token in stage.split(","):
         match = _GROUP.match(token.strip())
         if not match:
-            raise ValueError(f"cannot read group {token!r} in plan {text!r}; a group is 'LxT' "
-                             f"(L layers sharing T templates) or 'L' (L unshared layers).")
+            raise ValueError(
+                f"cannot read group {token!r} in plan {text!r}; a group is 'LxT' "
+                f"(L layers sharing T templates) or 'L' (L unshared layers)."
+            )
         groups.append((int(match[1]), None if match[2] is None else int(match[2])))
     return tuple(groups)

@@ -42,26 +42,35 @@ class ProgressBar:
 
     def _eta(self, fraction_of_epoch: float) -> float:
         elapsed = time.perf_counter() - self._start
-        per_epoch = (sum(self._epoch_times) / len(self._epoch_times) if self._epoch_times
-                     else elapsed / max(fraction_of_epoch, 1e-6))
+        per_epoch = (
+            sum(self._epoch_times) / len(self._epoch_times)
+            if self._epoch_times
+            else elapsed / max(fraction_of_epoch, 1e-6)
+        )
         return max(per_epoch - elapsed, 0.0) + per_epoch * (self._epochs - self._epoch)
 
-    def batch(self, step: int, total: int, loss: float, acc: float, batch_size: int | None = None) -> None:
+    def batch(
+        self, step: int, total: int, loss: float, acc: float, batch_size: int | None = None
+    ) -> None:
         if not self.interactive:
             return
         done = int(self.width * step / max(total, 1))
         bar = "#" * done + "." * (self.width - done)
         eta = format_duration(self._eta(step / max(total, 1)))
-        self.stream.write(f"\r{self.prefix}epoch {self._epoch}/{self._epochs} [{bar}] loss {loss:.3f} "
-                          f"acc {acc:.1%} ETA {eta}   ")
+        self.stream.write(
+            f"\r{self.prefix}epoch {self._epoch}/{self._epochs} [{bar}] loss {loss:.3f} "
+            f"acc {acc:.1%} ETA {eta}   "
+        )
         self.stream.flush()
 
     def epoch_end(self, m) -> None:
         self._epoch_times.append(m.seconds)
         val = f" val {m.val_acc:.2%}" if m.val_acc is not None else ""
-        line = (f"{self.prefix}epoch {m.epoch}/{m.epochs} loss {m.train_loss:.3f} acc {m.train_acc:.1%}{val} "
-                f"{m.images_per_s:,.0f} img/s {format_duration(m.seconds)} ETA "
-                f"{format_duration(self._eta(1.0))}")
+        line = (
+            f"{self.prefix}epoch {m.epoch}/{m.epochs} loss {m.train_loss:.3f} acc {m.train_acc:.1%}{val} "
+            f"{m.images_per_s:,.0f} img/s {format_duration(m.seconds)} ETA "
+            f"{format_duration(self._eta(1.0))}"
+        )
         self.stream.write(("\r" + line + " " * 8 + "\n") if self.interactive else line + "\n")
         self.stream.flush()
 

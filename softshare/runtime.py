@@ -14,7 +14,13 @@ import pathlib
 
 import torch
 
-__all__ = ["resolve_device", "resolve_precision", "cpu_has_fast_bf16", "autocast_context", "PRECISIONS"]
+__all__ = [
+    "resolve_device",
+    "resolve_precision",
+    "cpu_has_fast_bf16",
+    "autocast_context",
+    "PRECISIONS",
+]
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -27,7 +33,10 @@ def cpu_has_fast_bf16() -> bool:
         text = pathlib.Path("/proc/cpuinfo").read_text()
     except OSError:  # not Linux: no cheap way to tell, so assume emulated bf16
         return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
@@ -40,7 +49,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     except RuntimeError:
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, but got {device=}.") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but no CUDA GPU is available; use --device cpu.")
+        raise ValueError(
+            f"device {device!r} asked for, but no CUDA GPU is available; use --device cpu."
+        )
     if resolved.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, but got {device=}.")
     return resolved
@@ -49,7 +60,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``fp32`` or ``bf16``: what ``auto`` means on this device, or the explicit choice."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, but got {precision=}.")
+        raise ValueError(
+            f"precision must be one of {', '.join(PRECISIONS)}, but got {precision=}."
+        )
     if precision != "auto":
         return precision
     if device.type == "cuda":

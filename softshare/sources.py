@@ -10,6 +10,7 @@ torchvision is used only to download when asked. An image folder ``PATH/{train,t
 is decoded once and cached beside it as ``.softshare-cache-SIZE.pt``, keyed by a fingerprint of
 every file's name, size and mtime.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,10 +33,24 @@ _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", "
 _CACHE_VERSION = 1
 # name, folder, training files, test file, meta file, label key, class-name key
 CIFAR = {
-    "cifar10": ("CIFAR-10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)],
-                "test_batch", "batches.meta", "labels", "label_names"),
-    "cifar100": ("CIFAR-100", "cifar-100-python", ["train"], "test", "meta",
-                 "fine_labels", "fine_label_names"),
+    "cifar10": (
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        "test_batch",
+        "batches.meta",
+        "labels",
+        "label_names",
+    ),
+    "cifar100": (
+        "CIFAR-100",
+        "cifar-100-python",
+        ["train"],
+        "test",
+        "meta",
+        "fine_labels",
+        "fine_label_names",
+    ),
 }
 
 
@@ -59,6 +74,7 @@ class Split:
 
 # ----------------------------------------------------------------------------- CIFAR
 
+
 def _unpickle(path: str) -> dict[str, Any]:
     """A CIFAR pickle with keys as str (Python-2 pickles have bytes keys, re-made ones str)."""
     with open(path, "rb") as f:
@@ -73,13 +89,15 @@ def _cifar_dir(kind: str, root: str, download: bool) -> str:
             return cand
     if download:
         import torchvision  # only for the download; we read the pickles ourselves
+
         cls = torchvision.datasets.CIFAR10 if kind == "cifar10" else torchvision.datasets.CIFAR100
         logger.info("downloading %s into %s", title, root)
         cls(root, train=True, download=True)
         return os.path.join(root, folder)
     raise FileNotFoundError(
         f"{title} not found: no {folder} in {os.path.abspath(root)}; pass --download (needs "
-        f"internet) or --data DIR pointing at a folder that holds {folder}")
+        f"internet) or --data DIR pointing at a folder that holds {folder}"
+    )
 
 
 def _read_cifar_file(path: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +109,9 @@ def _read_cifar_file(path: str, label_key: str) -> tuple[np.ndarray, np.ndarray]
     x = np.asarray(d["data"], dtype=np.uint8)
     y = np.asarray(d[label_key], dtype=np.int64)
     if x.ndim != 2 or x.shape[1] != 3072 or len(x) != len(y):
-        raise ValueError(f"{path}: expected data N x 3072 and N labels, got data {x.shape} "
-                         f"and {len(y)} labels")
+        raise ValueError(
+            f"{path}: expected data N x 3072 and N labels, got data {x.shape} and {len(y)} labels"
+        )
     return x, y
 
 
@@ -104,8 +123,9 @@ def load_cifar(kind: str, root: str, download: bool) -> tuple[Split, Split, list
     n_classes = 10 if kind == "cifar10" else 100
     meta_path = os.path.join(folder, meta_file)
     if os.path.isfile(meta_path):
-        classes = [n.decode() if isinstance(n, bytes) else n
-                   for n in _unpickle(meta_path)[names_key]]
+        classes = [
+            n.decode() if isinstance(n, bytes) else n for n in _unpickle(meta_path)[names_key]
+        ]
     else:
         classes = [str(i) for i in range(n_classes)]
 
@@ -121,9 +141,18 @@ def load_cifar(kind: str, root: str, download: bool) -> tuple[Split, Split, list
 
 # ----------------------------------------------------------------------------- image folders
 
+
 def _image_entries(d: str) -> list[os.DirEntry]:
-    return sorted((e for e in os.scandir(d) if e.is_file() and not e.name.startswith(".")
-                   and e.name.lower().endswith(_IMAGE_EXTENSIONS)), key=lambda e: e.name)
+    return sorted(
+        (
+            e
+            for e in os.scandir(d)
+            if e.is_file()
+            and not e.name.startswith(".")
+            and e.name.lower().endswith(_IMAGE_EXTENSIONS)
+        ),
+        key=lambda e: e.name,
+    )
 
 
 def _list_images(path: str, size: int) -> tuple[list[str], dict[str, list[tuple[str, int]]], str]:
@@ -132,7 +161,8 @@ def _list_images(path: str, size: int) -> tuple[list[str], dict[str, list[tuple[
     if not all(os.path.isdir(os.path.join(path, s)) for s in ("train", "test")):
         raise FileNotFoundError(
             f"image folder not found: no train/ and test/ in {os.path.abspath(path)}; expected "
-            f"{path}/train/<class>/* and {path}/test/<class>/*")
+            f"{path}/train/<class>/* and {path}/test/<class>/*"
+        )
 
     def subdirs(d: str) -> list[str]:
         return sorted(e.name for e in os.scandir(d) if e.is_dir() and not e.name.startswith("."))
@@ -140,9 +170,11 @@ def _list_images(path: str, size: int) -> tuple[list[str], dict[str, list[tuple[
     classes = subdirs(os.path.join(path, "train"))
     test_classes = subdirs(os.path.join(path, "test"))
     if classes != test_classes:
-        raise ValueError(f"image folder {path}: test classes differ from train: missing in test "
-                         f"{sorted(set(classes) - set(test_classes))}, extra in test "
-                         f"{sorted(set(test_classes) - set(classes))}")
+        raise ValueError(
+            f"image folder {path}: test classes differ from train: missing in test "
+            f"{sorted(set(classes) - set(test_classes))}, extra in test "
+            f"{sorted(set(test_classes) - set(classes))}"
+        )
     h = hashlib.sha256(f"v{_CACHE_VERSION} size={size}".encode())
     files: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
     for split, i in ((s, i) for s in files for i in range(len(classes))):
@@ -193,18 +225,30 @@ def load_folder(path: str, size: int) -> tuple[Split, Split, list[str]]:
             c = torch.load(cache, weights_only=True)
             if c.get("fingerprint") == fingerprint:
                 logger.info("image folder %s: using cache %s", path, cache)
-                return (Split(c["train_images"], c["train_labels"]),
-                        Split(c["test_images"], c["test_labels"]), list(c["classes"]))
+                return (
+                    Split(c["train_images"], c["train_labels"]),
+                    Split(c["test_images"], c["test_labels"]),
+                    list(c["classes"]),
+                )
         except Exception as e:  # a damaged cache is rebuilt, never fatal
             logger.warning("ignoring unreadable cache %s (%s)", cache, e)
     train, test = _decode(files["train"], size), _decode(files["test"], size)
-    _save_atomic({"fingerprint": fingerprint, "classes": classes,
-                  "train_images": train.images, "train_labels": train.labels,
-                  "test_images": test.images, "test_labels": test.labels}, cache)
+    _save_atomic(
+        {
+            "fingerprint": fingerprint,
+            "classes": classes,
+            "train_images": train.images,
+            "train_labels": train.labels,
+            "test_images": test.images,
+            "test_labels": test.labels,
+        },
+        cache,
+    )
     return train, test, classes
 
 
 # ----------------------------------------------------------------------------- synthetic
+
 
 def _synthetic_split(patterns: torch.Tensor, n: int, seed: int) -> Split:
     """n images: class pattern + Gaussian noise (std 64 of 255), classes balanced, shuffled."""
@@ -212,14 +256,15 @@ def _synthetic_split(patterns: torch.Tensor, n: int, seed: int) -> Split:
     labels = (torch.arange(n) % len(patterns))[torch.randperm(n, generator=g)]
     images = torch.empty((n, *patterns.shape[1:]), dtype=torch.uint8)
     for s in range(0, n, 4096):  # chunks bound the float32 working memory
-        y = labels[s:s + 4096]
+        y = labels[s : s + 4096]
         noise = torch.randn((len(y), *patterns.shape[1:]), generator=g) * 64.0
-        images[s:s + 4096] = (patterns[y] + noise).round().clamp(0, 255).to(torch.uint8)
+        images[s : s + 4096] = (patterns[y] + noise).round().clamp(0, 255).to(torch.uint8)
     return Split(images, labels)
 
 
-def load_synthetic(classes: int, n_train: int, n_test: int, size: int,
-                   seed: int) -> tuple[Split, Split, list[str]]:
+def load_synthetic(
+    classes: int, n_train: int, n_test: int, size: int, seed: int
+) -> tuple[Split, Split, list[str]]:
     """Each class is a smooth random colour pattern (4x4 random colours upsampled bilinearly)."""
     g = torch.Generator().manual_seed(seed)
     coarse = torch.rand((classes, 3, 4, 4), generator=g) * 255.0

@@ -24,14 +24,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import strict_from_dict
 from .checkpoint import atomic_write_text, dumps, environment, load_checkpoint, save_checkpoint
-from .data import Augment, Dataset, DataConfig, Split, batches
+from .configs import strict_from_dict
+from .data import Augment, DataConfig, Dataset, Split, batches
 from .layers import parameter_groups
 from .models import SWRN, ModelConfig, count_parameters, to_channels_last
 from .runtime import PRECISIONS, autocast_context, resolve_device, resolve_precision
 
-__all__ = ["TrainConfig", "EpochMetrics", "RunResult", "train", "evaluate", "Callback", "CHECKPOINT", "BEST"]
+__all__ = [
+    "TrainConfig",
+    "EpochMetrics",
+    "RunResult",
+    "train",
+    "evaluate",
+    "Callback",
+    "CHECKPOINT",
+    "BEST",
+]
 
 log = logging.getLogger(__name__)
 CHECKPOINT, BEST, METRICS = "checkpoint.pt", "model_best.pt", "metrics.json"
@@ -48,15 +57,15 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    schedule: str = "step"                      # step | cosine
+    schedule: str = "step"  # step | cosine
     milestones: tuple[int, ...] = (60, 120, 160)  # epochs where lr *= gamma (step schedule)
     gamma: float = 0.2
-    cutout: int = 0                              # hole side in pixels; 16 is the reference's
+    cutout: int = 0  # hole side in pixels; 16 is the reference's
     crop_padding: int = 4
     flip: bool = True
     seed: int = 0
-    device: str = "auto"                         # auto | cpu | cuda | cuda:N
-    precision: str = "auto"                      # auto | fp32 | bf16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16
     channels_last: bool = True
     compile: bool = False
     eval_batch_size: int = 500
@@ -75,13 +84,23 @@ class TrainConfig:
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), but got momentum={self.momentum!r}.")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, but got weight_decay={self.weight_decay!r}.")
+            raise ValueError(
+                f"weight_decay must be >= 0, but got weight_decay={self.weight_decay!r}."
+            )
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, but got schedule={self.schedule!r}.")
-        if any(not isinstance(m, int) or m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
-            raise ValueError(f"milestones must be increasing epochs >= 1, but got milestones={self.milestones!r}.")
+            raise ValueError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, but got schedule={self.schedule!r}."
+            )
+        if any(not isinstance(m, int) or m < 1 for m in self.milestones) or list(
+            self.milestones
+        ) != sorted(self.milestones):
+            raise ValueError(
+                f"milestones must be increasing epochs >= 1, but got milestones={self.milestones!r}."
+            )
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, but got precision={self.precision!r}.")
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, but got precision={self.precision!r}."
+            )
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -141,7 +160,13 @@ Callback = Callable[[EpochMetrics], "bool | str | None"]
 class _Run:
     """Everything a run holds between epochs; it is what a checkpoint saves."""
 
-    def __init__(self, model_config: ModelConfig, cfg: TrainConfig, data: Dataset, data_config: DataConfig | None):
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        cfg: TrainConfig,
+        data: Dataset,
+        data_config: DataConfig | None,
+    ):
         self.model_config, self.cfg, self.data_config = model_config, cfg, data_config
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
@@ -150,33 +175,52 @@ class _Run:
         if cfg.channels_last:
             to_channels_last(self.model)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
-        self.optimizer = torch.optim.SGD(parameter_groups(self.model, cfg.weight_decay), lr=cfg.lr,
-                                         momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        self.optimizer = torch.optim.SGD(
+            parameter_groups(self.model, cfg.weight_decay),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+        )
         self.scheduler = _scheduler(self.optimizer, cfg)
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # drives shuffling and augmentation
+        self.generator = torch.Generator().manual_seed(
+            cfg.seed
+        )  # drives shuffling and augmentation
         self.data = data.to(self.device)
         self.epoch, self.best_val_acc, self.curve = 0, None, []
         self.status, self.stop_reason, self.train_seconds = "running", "", 0.0
 
     def state(self) -> dict:
         return {
-            "model_config": self.model_config.to_dict(), "train_config": self.cfg.to_dict(),
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.cfg.to_dict(),
             "data_config": self.data_config.to_dict() if self.data_config else None,
-            "model_state": self.model.state_dict(), "optimizer_state": self.optimizer.state_dict(),
-            "scheduler_state": self.scheduler.state_dict(), "epoch": self.epoch,
-            "best_val_acc": self.best_val_acc, "curve": self.curve, "status": self.status,
-            "stop_reason": self.stop_reason, "train_seconds": self.train_seconds,
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "best_val_acc": self.best_val_acc,
+            "curve": self.curve,
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "train_seconds": self.train_seconds,
             "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
-            "environment": environment(self.device), "precision": self.precision,
-            "num_classes": self.data.num_classes, "classes": list(self.data.classes),
-            "mean": list(self.data.mean), "std": list(self.data.std),
+            "environment": environment(self.device),
+            "precision": self.precision,
+            "num_classes": self.data.num_classes,
+            "classes": list(self.data.classes),
+            "mean": list(self.data.mean),
+            "std": list(self.data.std),
         }
 
     def restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.scheduler.load_state_dict(ckpt["scheduler_state"])
-        self.epoch, self.best_val_acc, self.curve = ckpt["epoch"], ckpt["best_val_acc"], list(ckpt["curve"])
+        self.epoch, self.best_val_acc, self.curve = (
+            ckpt["epoch"],
+            ckpt["best_val_acc"],
+            list(ckpt["curve"]),
+        )
         self.status, self.stop_reason = ckpt["status"], ckpt["stop_reason"]
         self.train_seconds = ckpt["train_seconds"]
         self.generator.set_state(ckpt["rng"]["generator"])
@@ -186,21 +230,38 @@ class _Run:
         val = [row["val_acc"] for row in self.curve]
         speeds = [row["images_per_s"] for row in self.curve]
         return RunResult(
-            status=self.status, epochs_run=self.epoch, best_val_acc=self.best_val_acc,
-            final_val_acc=val[-1] if val else None, curve=list(self.curve), stop_reason=self.stop_reason,
-            train_seconds=self.train_seconds, images_per_s=sum(speeds) / len(speeds) if speeds else 0.0,
-            parameters=count_parameters(self.model), device=environment(self.device)["device"],
-            precision=self.precision)
+            status=self.status,
+            epochs_run=self.epoch,
+            best_val_acc=self.best_val_acc,
+            final_val_acc=val[-1] if val else None,
+            curve=list(self.curve),
+            stop_reason=self.stop_reason,
+            train_seconds=self.train_seconds,
+            images_per_s=sum(speeds) / len(speeds) if speeds else 0.0,
+            parameters=count_parameters(self.model),
+            device=environment(self.device)["device"],
+            precision=self.precision,
+        )
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma
+    )
 
 
-def evaluate(model: nn.Module, split: Split, mean, std, *, batch_size: int = 500,
-             precision: str = "fp32", channels_last: bool = True) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    mean,
+    std,
+    *,
+    batch_size: int = 500,
+    precision: str = "fp32",
+    channels_last: bool = True,
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (fraction) of ``model`` on ``split``, no augmentation."""
     device = next(model.parameters()).device
     was_training = model.training
@@ -208,8 +269,17 @@ def evaluate(model: nn.Module, split: Split, mean, std, *, batch_size: int = 500
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     with torch.no_grad(), autocast_context(device, precision):
-        for x, y in batches(split, batch_size, mean=mean, std=std, generator=None, augment=None,
-                            shuffle=False, drop_last=False, channels_last=channels_last):
+        for x, y in batches(
+            split,
+            batch_size,
+            mean=mean,
+            std=std,
+            generator=None,
+            augment=None,
+            shuffle=False,
+            drop_last=False,
+            channels_last=channels_last,
+        ):
             logits = model(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum()
@@ -227,10 +297,20 @@ def _train_epoch(run: _Run, progress) -> tuple[float, float, int, bool]:
     correct = torch.zeros((), device=run.device, dtype=torch.int64)
     seen, finite = 0, True
     total = len(run.data.train.labels) // cfg.batch_size or 1
-    for step, (x, y) in enumerate(batches(run.data.train, cfg.batch_size, mean=run.data.mean, std=run.data.std,
-                                          generator=run.generator, augment=augment, shuffle=True,
-                                          drop_last=len(run.data.train.labels) >= cfg.batch_size,
-                                          channels_last=cfg.channels_last), 1):
+    for step, (x, y) in enumerate(
+        batches(
+            run.data.train,
+            cfg.batch_size,
+            mean=run.data.mean,
+            std=run.data.std,
+            generator=run.generator,
+            augment=augment,
+            shuffle=True,
+            drop_last=len(run.data.train.labels) >= cfg.batch_size,
+            channels_last=cfg.channels_last,
+        ),
+        1,
+    ):
         with autocast_context(run.device, run.precision):
             logits = run.forward(x)
             loss = F.cross_entropy(logits.float(), y)
@@ -277,11 +357,26 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
         log.warning("run diverged: %s", run.stop_reason)
     val_loss = val_acc = None
     if finite and run.data.val is not None and len(run.data.val.labels):
-        val_loss, val_acc = evaluate(run.model, run.data.val, run.data.mean, run.data.std,
-                                     batch_size=cfg.eval_batch_size, precision=run.precision,
-                                     channels_last=cfg.channels_last)
-    metrics = EpochMetrics(run.epoch, cfg.epochs, train_loss, train_acc, val_loss, val_acc, lr,
-                           seconds, seen / seconds if seconds > 0 else 0.0)
+        val_loss, val_acc = evaluate(
+            run.model,
+            run.data.val,
+            run.data.mean,
+            run.data.std,
+            batch_size=cfg.eval_batch_size,
+            precision=run.precision,
+            channels_last=cfg.channels_last,
+        )
+    metrics = EpochMetrics(
+        run.epoch,
+        cfg.epochs,
+        train_loss,
+        train_acc,
+        val_loss,
+        val_acc,
+        lr,
+        seconds,
+        seen / seconds if seconds > 0 else 0.0,
+    )
     run.curve.append(asdict(metrics))
     improved = val_acc is not None and (run.best_val_acc is None or val_acc > run.best_val_acc)
     if improved:
@@ -294,13 +389,24 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
     # The callback sees every epoch (progress, curves); a stop only matters before the last.
     decision = callback(metrics) if callback is not None and run.status != "diverged" else None
     if decision and run.status == "running":
-        run.status, run.stop_reason = "stopped", decision if isinstance(decision, str) else "stopped by callback"
+        run.status, run.stop_reason = (
+            "stopped",
+            decision if isinstance(decision, str) else "stopped by callback",
+        )
         _save(run, out, best=False)
 
 
-def train(model_config: ModelConfig, cfg: TrainConfig, data: Dataset, *, data_config: DataConfig | None = None,
-          out_dir: str | os.PathLike | None = None, resume: bool = False, callback: Callback | None = None,
-          progress=None) -> RunResult:
+def train(
+    model_config: ModelConfig,
+    cfg: TrainConfig,
+    data: Dataset,
+    *,
+    data_config: DataConfig | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    callback: Callback | None = None,
+    progress=None,
+) -> RunResult:
     """Train a model of ``model_config`` on ``data`` with recipe ``cfg``.
 
     ``out_dir``: where checkpoint.pt, model_best.pt and metrics.json are written every epoch.
@@ -308,8 +414,10 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: Dataset, *, data_co
     ``progress``: an object with epoch_start/batch/epoch_end methods (see progress.py), or None.
     """
     if model_config.num_classes != data.num_classes:
-        raise ValueError(f"model has {model_config.num_classes} classes but the dataset {data.name} has "
-                         f"{data.num_classes}; set num_classes={data.num_classes}.")
+        raise ValueError(
+            f"model has {model_config.num_classes} classes but the dataset {data.name} has "
+            f"{data.num_classes}; set num_classes={data.num_classes}."
+        )
     out = pathlib.Path(out_dir) if out_dir is not None else None
     run = _Run(model_config, cfg, data, data_config)
     if resume and out is not None and (out / CHECKPOINT).exists():
@@ -319,9 +427,16 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: Dataset, *, data_co
         log.info("resumed %s at epoch %d", out, run.epoch)
     elif out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", dumps({"model_config": model_config.to_dict(),
-                                                      "train_config": cfg.to_dict(),
-                                                      "data_config": data_config.to_dict() if data_config else None}))
+        atomic_write_text(
+            out / "config.json",
+            dumps(
+                {
+                    "model_config": model_config.to_dict(),
+                    "train_config": cfg.to_dict(),
+                    "data_config": data_config.to_dict() if data_config else None,
+                }
+            ),
+        )
     while run.status == "running" and run.epoch < cfg.epochs:
         _run_epoch(run, out, callback, progress)
     if progress is not None and hasattr(progress, "close"):
@@ -332,18 +447,27 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: Dataset, *, data_co
 def _check_resumable(ckpt: dict, run: _Run, path: pathlib.Path) -> None:
     """A checkpoint resumes only the run it came from: same model, recipe (bar runtime) and data."""
     if ckpt["model_config"] != run.model_config.to_dict():
-        raise ValueError(f"{path} holds model {ckpt['model_config']['plan']!r}, not {run.model_config.plan!r}; "
-                         f"use another --out or drop --resume.")
+        raise ValueError(
+            f"{path} holds model {ckpt['model_config']['plan']!r}, not {run.model_config.plan!r}; "
+            f"use another --out or drop --resume."
+        )
     runtime = {"device", "precision", "compile", "eval_batch_size"}
     saved = {k: v for k, v in ckpt["train_config"].items() if k not in runtime}
     current = {k: v for k, v in run.cfg.to_dict().items() if k not in runtime}
     if saved != current:
         changed = sorted(k for k in current if saved.get(k) != current[k])
-        raise ValueError(f"{path} was trained with a different recipe ({', '.join(changed)}); "
-                         f"resume with the same flags or use another --out.")
+        raise ValueError(
+            f"{path} was trained with a different recipe ({', '.join(changed)}); "
+            f"resume with the same flags or use another --out."
+        )
     where = {"root", "download"}  # the same data may live elsewhere now
     saved_data = {k: v for k, v in (ckpt.get("data_config") or {}).items() if k not in where}
-    if run.data_config is not None and saved_data and saved_data != {
-            k: v for k, v in run.data_config.to_dict().items() if k not in where}:
-        raise ValueError(f"{path} was trained on other data ({ckpt['data_config']['dataset']!r}, split or subset); "
-                         f"resume with the same data flags or use another --out.")
+    if (
+        run.data_config is not None
+        and saved_data
+        and saved_data != {k: v for k, v in run.data_config.to_dict().items() if k not in where}
+    ):
+        raise ValueError(
+            f"{path} was trained on other data ({ckpt['data_config']['dataset']!r}, split or subset); "
+            f"resume with the same data flags or use another --out."
+        )

@@ -28,16 +28,35 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _study_args(folder: pathlib.Path, trials: int) -> list[str]:
-    return [sys.executable, str(REPO / "search.py"), "study", "k", "--results-dir", str(folder), "--n-trials",
-            str(trials), "--epochs", "8", "--device", "cpu", "--quiet", "--dataset", "synthetic", "--image-size", "12",
-            "--no-early-stopping"]
+    return [
+        sys.executable,
+        str(REPO / "search.py"),
+        "study",
+        "k",
+        "--results-dir",
+        str(folder),
+        "--n-trials",
+        str(trials),
+        "--epochs",
+        "8",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--dataset",
+        "synthetic",
+        "--image-size",
+        "12",
+        "--no-early-stopping",
+    ]
 
 
 def _kill_mid_trial(folder: pathlib.Path, trials: int, timeout: float = 300) -> dict[int, tuple]:
     """Start the study; SIGKILL it once this process has finished a trial of its own and trained
     an epoch of the next; return the trials finished at the kill. (The trial the previous kill
     interrupted is still RUNNING with a curve until the new process fails it: it does not count.)"""
-    proc = subprocess.Popen(_study_args(folder, trials), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _study_args(folder, trials), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline, finished = time.time() + timeout, {}
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -46,8 +65,11 @@ def _kill_mid_trial(folder: pathlib.Path, trials: int, timeout: float = 300) -> 
         _, study = open_existing(folder / "k")
         finished = {t.number: (t.state, t.values) for t in study.trials if t.state.is_finished()}
         mine = [t for t in study.trials if t.user_attrs.get("worker", {}).get("pid") == proc.pid]
-        if (any(t.state.is_finished() and t.user_attrs.get("status") != "failed" for t in mine)
-                and any(t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get("curve") for t in mine)):
+        if any(
+            t.state.is_finished() and t.user_attrs.get("status") != "failed" for t in mine
+        ) and any(
+            t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get("curve") for t in mine
+        ):
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -60,37 +82,79 @@ def kill_scenario(kills: int, trials: int) -> tuple[str, str, str, bool]:
         kept: dict[int, tuple] = {}
         for _ in range(kills):
             kept |= _kill_mid_trial(folder, trials)
-        done = subprocess.run(_study_args(folder, trials), cwd=REPO, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            _study_args(folder, trials), cwd=REPO, capture_output=True, text=True, timeout=600
+        )
         _, study = open_existing(folder / "k")
         counts = state_counts(study)
         lost = [n for n, v in kept.items() if (study.trials[n].state, study.trials[n].values) != v]
         died = sum(1 for t in study.trials if t.user_attrs.get("reason", "").endswith("died"))
-        ok = (done.returncode == 0 and not lost and died == kills and not counts["RUNNING"]
-              and counts["COMPLETE"] + counts["PRUNED"] == trials)
-        observed = (f"exit {done.returncode}; {len(kept)} finished before the kills, {len(lost)} changed; "
-                    f"{counts['COMPLETE'] + counts['PRUNED']}/{trials} done; {died} killed trials marked failed "
-                    f"(worker died); {counts['RUNNING']} left running")
-        return (f"study SIGKILLed mid-trial {kills}x in a row, then resumed",
-                "finished trials kept, none twice, total reached", observed, ok)
+        ok = (
+            done.returncode == 0
+            and not lost
+            and died == kills
+            and not counts["RUNNING"]
+            and counts["COMPLETE"] + counts["PRUNED"] == trials
+        )
+        observed = (
+            f"exit {done.returncode}; {len(kept)} finished before the kills, {len(lost)} changed; "
+            f"{counts['COMPLETE'] + counts['PRUNED']}/{trials} done; {died} killed trials marked failed "
+            f"(worker died); {counts['RUNNING']} left running"
+        )
+        return (
+            f"study SIGKILLed mid-trial {kills}x in a row, then resumed",
+            "finished trials kept, none twice, total reached",
+            observed,
+            ok,
+        )
 
 
 def pytest_scenarios() -> list[tuple[str, str, str, bool]]:
     """One row per test of tests/test_faults.py; a parametrised test is one row with its case count."""
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
-                           "tests/test_faults.py"], cwd=REPO, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_faults.py",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     outcomes: dict[str, list[str]] = {}
     for line in done.stdout.splitlines():
         for word in ("PASSED", "FAILED", "ERROR"):
             if line.startswith(word + " "):
-                name = line[len(word) + 1:].split(" - ")[0].replace("tests/test_faults.py::test_", "")
+                name = (
+                    line[len(word) + 1 :]
+                    .split(" - ")[0]
+                    .replace("tests/test_faults.py::test_", "")
+                )
                 outcomes.setdefault(name.split("[")[0], []).append(word)
     rows = []
     for name, words in outcomes.items():
         bad = [w for w in words if w != "PASSED"]
-        observed = (f"{len(words) - len(bad)} of {len(words)} cases passed" if len(words) > 1 else words[0].lower())
+        observed = (
+            f"{len(words) - len(bad)} of {len(words)} cases passed"
+            if len(words) > 1
+            else words[0].lower()
+        )
         rows.append((name.replace("_", " "), "as the test asserts", observed, not bad))
     if not rows:
-        rows.append(("tests/test_faults.py", "runs", f"pytest exit {done.returncode}: {done.stdout[-300:]}", False))
+        rows.append(
+            (
+                "tests/test_faults.py",
+                "runs",
+                f"pytest exit {done.returncode}: {done.stdout[-300:]}",
+                False,
+            )
+        )
     return rows
 
 

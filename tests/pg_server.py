@@ -28,7 +28,9 @@ def server_bin_dir() -> pathlib.Path | None:
     if debian:  # the newest version installed
         return max(debian, key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0)
     found = shutil.which("initdb")
-    return pathlib.Path(found).resolve().parent if found else None  # a link in /usr/local/bin: its target
+    return (
+        pathlib.Path(found).resolve().parent if found else None
+    )  # a link in /usr/local/bin: its target
 
 
 def _free_port() -> int:
@@ -46,7 +48,9 @@ def _as_server_user(args: list[str]) -> list[str]:
 def _run(args: list[str]) -> None:
     done = subprocess.run(_as_server_user(args), capture_output=True, text=True, timeout=120)
     if done.returncode:
-        raise RuntimeError(f"{' '.join(args[:2])} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        raise RuntimeError(
+            f"{' '.join(args[:2])} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        )
 
 
 @contextlib.contextmanager
@@ -61,11 +65,45 @@ def postgres_server(database: str = "nas") -> Iterator[str]:
         os.chown(root, user.pw_uid, user.pw_gid)
     data, port = root / "data", _free_port()
     try:
-        _run([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"])
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ]
+        )
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"])
+        _run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "start",
+            ]
+        )
         try:
-            _run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database])
+            _run(
+                [
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    database,
+                ]
+            )
             yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
         finally:
             _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])

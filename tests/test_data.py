@@ -1,4 +1,5 @@
 """softshare.data: loaders on real on-disk formats, splits, and batched augmentation."""
+
 import json
 import logging
 import os
@@ -10,8 +11,13 @@ from PIL import Image
 
 import softshare.sources as sources
 from softshare.data import Augment, DataConfig, Split, batches, load_dataset, stratified_split
-from tests.conftest_data import (CIFAR10_CLASSES, cifar_arrays, write_cifar10, write_cifar100,
-                                 write_image_folder)
+from tests.conftest_data import (
+    CIFAR10_CLASSES,
+    cifar_arrays,
+    write_cifar10,
+    write_cifar100,
+    write_image_folder,
+)
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -28,6 +34,7 @@ def _split(n=64, size=32, seed=0) -> Split:
 
 
 # ----------------------------------------------------------------------------- CIFAR
+
 
 @pytest.mark.parametrize("str_keys", [False, True])
 def test_cifar10_pickles_round_trip(tmp_path, str_keys):
@@ -62,8 +69,9 @@ def test_cifar100_pickles_round_trip(tmp_path):
     assert ds.std == pytest.approx((68.2 / 255, 65.4 / 255, 70.4 / 255))
 
 
-@pytest.mark.parametrize("name,folder", [("cifar10", "cifar-10-batches-py"),
-                                         ("cifar100", "cifar-100-python")])
+@pytest.mark.parametrize(
+    "name,folder", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")]
+)
 def test_missing_cifar_says_where_and_how_out(tmp_path, name, folder):
     root = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError) as e:
@@ -76,8 +84,9 @@ def test_missing_cifar_says_where_and_how_out(tmp_path, name, folder):
 def test_val_split_and_subset_leave_test_untouched(tmp_path):
     write_cifar10(tmp_path, 10, 3)
     full = load_dataset(DataConfig("cifar10", root=str(tmp_path), val_fraction=0.0))
-    ds = load_dataset(DataConfig("cifar10", root=str(tmp_path), val_fraction=0.2,
-                                 train_subset=30, split_seed=4))
+    ds = load_dataset(
+        DataConfig("cifar10", root=str(tmp_path), val_fraction=0.2, train_subset=30, split_seed=4)
+    )
     assert torch.bincount(ds.val.labels).tolist() == [2] * 10
     assert torch.bincount(ds.train.labels).tolist() == [3] * 10
     assert torch.equal(ds.test.images, full.test.images)
@@ -94,6 +103,7 @@ def test_train_subset_below_class_count_is_rejected(tmp_path):
 
 
 # ----------------------------------------------------------------------------- image folders
+
 
 def test_image_folder_loads_exact_pixels_and_reuses_cache(tmp_path):
     root = write_image_folder(tmp_path / "imgs", ["b_cat", "a_dog"], (3, 2), size=32)
@@ -158,13 +168,23 @@ def test_missing_image_folder(tmp_path):
 
 # ----------------------------------------------------------------------------- synthetic
 
+
 def test_synthetic_is_seeded_and_learnable():
-    cfg = DataConfig("synthetic", synthetic_classes=4, synthetic_train=400, synthetic_test=200,
-                     image_size=12, val_fraction=0.0, synthetic_seed=5)
+    cfg = DataConfig(
+        "synthetic",
+        synthetic_classes=4,
+        synthetic_train=400,
+        synthetic_test=200,
+        image_size=12,
+        val_fraction=0.0,
+        synthetic_seed=5,
+    )
     a, b = load_dataset(cfg), load_dataset(cfg)
     other = load_dataset(DataConfig.from_dict({**cfg.to_dict(), "synthetic_seed": 6}))
     assert a.train.images.shape == (400, 3, 12, 12) and a.num_classes == 4
-    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.labels, b.test.labels)
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(
+        a.test.labels, b.test.labels
+    )
     assert not torch.equal(a.train.images, other.train.images)
     assert torch.bincount(a.train.labels).tolist() == [100] * 4
     # nearest class mean, fitted on train, classifies test well: the class signal is real
@@ -176,6 +196,7 @@ def test_synthetic_is_seeded_and_learnable():
 
 
 # ----------------------------------------------------------------------------- splits, config
+
 
 def test_stratified_split_is_seeded_and_exact():
     sizes = torch.tensor([20, 30, 40, 10, 20, 30, 40, 10, 20, 30])
@@ -201,8 +222,14 @@ def test_data_config_json_round_trip_and_validation():
     assert DataConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="bogus"):
         DataConfig.from_dict({**cfg.to_dict(), "bogus": 1})
-    for bad in ({"val_fraction": 0.91}, {"val_fraction": -0.01}, {"train_subset": 0},
-                {"image_size": 7}, {"synthetic_classes": 1}, {"split_seed": 1.5}):
+    for bad in (
+        {"val_fraction": 0.91},
+        {"val_fraction": -0.01},
+        {"train_subset": 0},
+        {"image_size": 7},
+        {"synthetic_classes": 1},
+        {"split_seed": 1.5},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             DataConfig(**bad)
     DataConfig(val_fraction=0.0, train_subset=1, image_size=8, synthetic_classes=2)
@@ -218,6 +245,7 @@ def test_unknown_dataset_lists_accepted_names(name):
 
 # ----------------------------------------------------------------------------- batches
 
+
 def test_plain_batches_normalise_and_cover_the_split():
     s = _split(50)
     out = list(batches(s, 16, mean=MEAN, std=STD))
@@ -225,8 +253,18 @@ def test_plain_batches_normalise_and_cover_the_split():
     assert torch.allclose(torch.cat([x for x, _ in out]), _norm(s.images), atol=1e-5)
     assert len(list(batches(s, 16, mean=MEAN, std=STD, drop_last=True))) == 3
     g = torch.Generator().manual_seed(0)
-    shuffled = list(batches(s, 16, mean=MEAN, std=STD, generator=g, shuffle=True,
-                            channels_last=True, dtype=torch.bfloat16))
+    shuffled = list(
+        batches(
+            s,
+            16,
+            mean=MEAN,
+            std=STD,
+            generator=g,
+            shuffle=True,
+            channels_last=True,
+            dtype=torch.bfloat16,
+        )
+    )
     x, y = shuffled[0]
     assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
     assert y.dtype == torch.int64
@@ -236,13 +274,17 @@ def test_plain_batches_normalise_and_cover_the_split():
 def test_crop_is_a_window_of_the_zero_padded_image():
     s = _split(32)
     g = torch.Generator().manual_seed(1)
-    (x, _), = batches(s, 32, mean=MEAN, std=STD, generator=g, augment=Augment(4, False, 0))
+    ((x, _),) = batches(s, 32, mean=MEAN, std=STD, generator=g, augment=Augment(4, False, 0))
     assert x.shape == (32, 3, 32, 32) and x.dtype == torch.float32
     padded = _norm(torch.nn.functional.pad(s.images, (4, 4, 4, 4)))
     shifts = set()
     for i in range(32):
-        match = [(dy, dx) for dy in range(9) for dx in range(9)
-                 if torch.allclose(x[i], padded[i, :, dy:dy + 32, dx:dx + 32], atol=1e-5)]
+        match = [
+            (dy, dx)
+            for dy in range(9)
+            for dx in range(9)
+            if torch.allclose(x[i], padded[i, :, dy : dy + 32, dx : dx + 32], atol=1e-5)
+        ]
         assert len(match) == 1
         shifts.add(match[0])
     assert len(shifts) > 10  # shifts really vary
@@ -253,7 +295,7 @@ def test_crop_is_a_window_of_the_zero_padded_image():
 def test_flip_alone_flips_about_half():
     s = _split(64)
     g = torch.Generator().manual_seed(2)
-    (x, _), = batches(s, 64, mean=MEAN, std=STD, generator=g, augment=Augment(0, True, 0))
+    ((x, _),) = batches(s, 64, mean=MEAN, std=STD, generator=g, augment=Augment(0, True, 0))
     ref = _norm(s.images)
     same = [torch.allclose(x[i], ref[i], atol=1e-5) for i in range(64)]
     flipped = [torch.allclose(x[i], ref[i].flip(-1), atol=1e-5) for i in range(64)]
@@ -264,8 +306,9 @@ def test_flip_alone_flips_about_half():
 def test_cutout_zeroes_one_clipped_square():
     s = Split(torch.full((200, 3, 20, 20), 255, dtype=torch.uint8), torch.zeros(200).long())
     g = torch.Generator().manual_seed(3)
-    (x, _), = batches(s, 200, mean=(0, 0, 0), std=(1, 1, 1), generator=g,
-                      augment=Augment(0, False, 8))
+    ((x, _),) = batches(
+        s, 200, mean=(0, 0, 0), std=(1, 1, 1), generator=g, augment=Augment(0, False, 8)
+    )
     assert set(x.unique().tolist()) == {0.0, 1.0}
     full = 0
     for img in x:
@@ -285,8 +328,11 @@ def test_batches_replay_from_generator_state():
     aug = Augment(4, True, 16)
 
     def epoch(g):
-        return list(batches(s, 16, mean=MEAN, std=STD, generator=g, augment=aug, shuffle=True,
-                            drop_last=True))
+        return list(
+            batches(
+                s, 16, mean=MEAN, std=STD, generator=g, augment=aug, shuffle=True, drop_last=True
+            )
+        )
 
     first = epoch(torch.Generator().manual_seed(7))
     g = torch.Generator().manual_seed(7)
@@ -295,14 +341,16 @@ def test_batches_replay_from_generator_state():
     second = epoch(g)
     assert not torch.equal(second[0][0], first[0][0])
     g.set_state(state)
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-               for a, b in zip(second, epoch(g)))
+    assert all(
+        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(second, epoch(g))
+    )
 
 
 def test_randomness_needs_a_cpu_generator():
     with pytest.raises(ValueError, match="generator"):
         next(batches(_split(4), 2, mean=MEAN, std=STD, shuffle=True))
-    ds = load_dataset(DataConfig("synthetic", synthetic_train=20, synthetic_test=5,
-                                 val_fraction=0.5))
+    ds = load_dataset(
+        DataConfig("synthetic", synthetic_train=20, synthetic_test=5, val_fraction=0.5)
+    )
     moved = ds.to("meta")
     assert moved.train.images.is_meta and moved.val.labels.is_meta and not ds.test.images.is_meta

@@ -47,7 +47,10 @@ RULE = StopRule(max_epochs=30, min_epochs=1)  # rungs 1, 3, 9, 27; eta 3; min_tr
         (dict(max_epochs=30, min_epochs=1), (1, 3, 9, 27)),
         (dict(max_epochs=27, min_epochs=1), (1, 3, 9)),  # strictly below the budget
         (dict(max_epochs=28, min_epochs=1), (1, 3, 9, 27)),
-        (dict(max_epochs=12), (3, 9)),  # the default first rung follows the budget: a quarter of it
+        (
+            dict(max_epochs=12),
+            (3, 9),
+        ),  # the default first rung follows the budget: a quarter of it
         (dict(max_epochs=30), (7, 21)),
         (dict(max_epochs=3), (2,)),
         (dict(max_epochs=8), (2, 6)),
@@ -71,13 +74,17 @@ def test_defaults_and_min_trials_follow_eta():
 
 
 def test_rule_round_trips_through_json():
-    rule = StopRule(max_epochs=200, min_epochs=2, eta=4, min_trials=5, patience=10, min_delta=0.001)
+    rule = StopRule(
+        max_epochs=200, min_epochs=2, eta=4, min_trials=5, patience=10, min_delta=0.001
+    )
     assert StopRule(**json.loads(json.dumps(dataclasses.asdict(rule)))) == rule
 
 
 def test_rule_stores_plain_json_numbers():
     np = pytest.importorskip("numpy")
-    rule = StopRule(max_epochs=np.int64(30), min_epochs=1, eta=np.int32(3), min_delta=0, patience=np.int64(2))
+    rule = StopRule(
+        max_epochs=np.int64(30), min_epochs=1, eta=np.int32(3), min_delta=0, patience=np.int64(2)
+    )
     assert json.loads(json.dumps(dataclasses.asdict(rule))) == dataclasses.asdict(rule)
     assert type(rule.max_epochs) is int and type(rule.min_trials) is int
     assert type(rule.min_delta) is float
@@ -176,16 +183,27 @@ def test_trials_short_of_the_rung_are_ignored():
 def test_both_ends_of_the_first_front_continue_when_n_over_eta_is_one():
     # 4 trials at rung 3, eta 3: floor(4 / 3) = 1, but the front (0.9, 9000) - (0.6, 1000) has two
     # ends; keeping one would always stop the cheapest model and lose the small end of the frontier
-    accurate, cheap, middle, dominated = _trial(0.9, 9000), _trial(0.6, 1000), _trial(0.8, 5000), _trial(0.5, 6000)
+    accurate, cheap, middle, dominated = (
+        _trial(0.9, 9000),
+        _trial(0.6, 1000),
+        _trial(0.8, 5000),
+        _trial(0.5, 6000),
+    )
     assert rank_at_rung([(0.6, 1000), (0.9, 9000), (0.8, 5000), (0.5, 6000)])[:2] == [1, 0]
     assert decide(*cheap, [accurate, middle, dominated], RULE) == Decision(False, "")
     assert decide(*accurate, [cheap, middle, dominated], RULE) == Decision(False, "")
     # the middle of the front and the dominated trial still go: the rule keeps ends, not fronts
-    assert decide(*middle, [accurate, cheap, dominated], RULE) == Decision(True, "rung 3: rank 3 of 4, keeps top 2")
-    assert decide(*dominated, [accurate, cheap, middle], RULE) == Decision(True, "rung 3: rank 4 of 4, keeps top 2")
+    assert decide(*middle, [accurate, cheap, dominated], RULE) == Decision(
+        True, "rung 3: rank 3 of 4, keeps top 2"
+    )
+    assert decide(*dominated, [accurate, cheap, middle], RULE) == Decision(
+        True, "rung 3: rank 4 of 4, keeps top 2"
+    )
     # a first front of one point has one end: keep 1
     chain = [_trial(0.9, 1000), _trial(0.8, 2000), _trial(0.7, 3000)]
-    assert decide(*chain[1], [chain[0], chain[2]], RULE) == Decision(True, "rung 3: rank 2 of 3, keeps top 1")
+    assert decide(*chain[1], [chain[0], chain[2]], RULE) == Decision(
+        True, "rung 3: rank 2 of 3, keeps top 1"
+    )
 
 
 def test_others_are_judged_at_the_rung_not_at_their_last_epoch():
@@ -283,7 +301,9 @@ def test_plateau(curve, patience, min_delta, reason):
 def test_plateau_is_judged_on_rung_epochs_too():
     rule = StopRule(max_epochs=30, min_epochs=1, patience=2)
     best = ([0.90, 0.90, 0.90], 100)  # first at rung 3, but flat
-    assert decide(*best, EIGHT_OTHERS, rule) == Decision(True, "plateau: no gain > 0.0 in 2 epochs")
+    assert decide(*best, EIGHT_OTHERS, rule) == Decision(
+        True, "plateau: no gain > 0.0 in 2 epochs"
+    )
 
 
 def test_no_plateau_rule_without_patience():
@@ -311,8 +331,10 @@ def test_order_of_others_never_changes_the_decision(index):
 
 def test_order_of_others_in_a_larger_study():
     rng = random.Random(0)
-    trials = [_trial(round(rng.uniform(0.3, 0.9), 2), rng.choice([500, 1000, 2000, 4000]))
-              for _ in range(40)]
+    trials = [
+        _trial(round(rng.uniform(0.3, 0.9), 2), rng.choice([500, 1000, 2000, 4000]))
+        for _ in range(40)
+    ]
     for index in range(0, 40, 5):
         others = trials[:index] + trials[index + 1 :]
         expected = decide(*trials[index], others, RULE)
@@ -354,17 +376,20 @@ def test_rank_at_rung_rejects_bad_points(points):
 # --- noise margin and twin ends ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rule_fields,stop", [
-    # margin 0: (0.94, 9000) is dominated by the accurate end (0.95, 9000) and ranks outside the top 3
-    (dict(), True),
-    # 1,000 validation images: one SE of the difference at 0.94 is sqrt(2 * .94 * .06 / 1000) = 0.0106;
-    # raised to 0.9506 the candidate would be the front's accurate end, so it is within the noise
-    (dict(val_images=1000), False),
-    # 10,000 images: 0.0034, raised to 0.9434 it is still dominated by 0.95: it trails beyond the noise
-    (dict(val_images=10_000), True),
-    (dict(margin=0.02), False),  # a margin the user sets wins over the validation noise
-    (dict(margin=0.0, val_images=1000), True),
-])
+@pytest.mark.parametrize(
+    "rule_fields,stop",
+    [
+        # margin 0: (0.94, 9000) is dominated by the accurate end (0.95, 9000) and ranks outside the top 3
+        (dict(), True),
+        # 1,000 validation images: one SE of the difference at 0.94 is sqrt(2 * .94 * .06 / 1000) = 0.0106;
+        # raised to 0.9506 the candidate would be the front's accurate end, so it is within the noise
+        (dict(val_images=1000), False),
+        # 10,000 images: 0.0034, raised to 0.9434 it is still dominated by 0.95: it trails beyond the noise
+        (dict(val_images=10_000), True),
+        (dict(margin=0.02), False),  # a margin the user sets wins over the validation noise
+        (dict(margin=0.0, val_images=1000), True),
+    ],
+)
 def test_a_trial_is_stopped_only_when_it_trails_by_more_than_the_noise(rule_fields, stop):
     rule = StopRule(max_epochs=30, min_epochs=1, **rule_fields)
     decision = decide(_trial(0.94, 9000)[0], 9000, EIGHT_OTHERS, rule)
@@ -374,9 +399,16 @@ def test_a_trial_is_stopped_only_when_it_trails_by_more_than_the_noise(rule_fiel
 
 
 def test_noise_margin_fields_are_checked():
-    assert StopRule(max_epochs=10, val_images=5000).noise_margin(0.6) == pytest.approx(math.sqrt(2 * .24 / 5000))
+    assert StopRule(max_epochs=10, val_images=5000).noise_margin(0.6) == pytest.approx(
+        math.sqrt(2 * 0.24 / 5000)
+    )
     assert StopRule(max_epochs=10).noise_margin(0.6) == 0.0
-    for field, value in (("margin", -0.1), ("margin", math.nan), ("val_images", 0), ("val_images", 2.5)):
+    for field, value in (
+        ("margin", -0.1),
+        ("margin", math.nan),
+        ("val_images", 0),
+        ("val_images", 2.5),
+    ):
         with pytest.raises(ValueError, match=field):
             StopRule(**{"max_epochs": 10, field: value})
 
@@ -391,7 +423,14 @@ def test_the_small_end_is_kept_when_the_accurate_end_has_a_twin():
 
 def test_twins_of_an_end_are_all_kept():
     rule = StopRule(max_epochs=30, min_epochs=1)
-    others = [([0.40], 500), ([0.95], 9000), ([0.6], 3000), ([0.5], 4000), ([0.55], 5000), ([0.45], 6000)]
+    others = [
+        ([0.40], 500),
+        ([0.95], 9000),
+        ([0.6], 3000),
+        ([0.5], 4000),
+        ([0.55], 5000),
+        ([0.45], 6000),
+    ]
     assert not decide([0.40], 500, others, rule).stop  # identical to the small end
     assert not decide([0.95], 9000, others, rule).stop  # identical to the accurate end
     assert decide([0.44], 7000, others, rule).stop  # a dominated middle trial is still stopped

@@ -25,8 +25,20 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _cfg(name="f", **kw):
-    return StudyConfig(**(dict(name=name, preset="smoke", n_trials=5, data=TINY, recipe={"epochs": 2},
-                               device="cpu", early_stopping={"enabled": False}) | kw))
+    return StudyConfig(
+        **(
+            dict(
+                name=name,
+                preset="smoke",
+                n_trials=5,
+                data=TINY,
+                recipe={"epochs": 2},
+                device="cpu",
+                early_stopping={"enabled": False},
+            )
+            | kw
+        )
+    )
 
 
 def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path, monkeypatch):
@@ -36,7 +48,9 @@ def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path
     def faulty_train(model_config, cfg, data, **kw):
         calls["n"] += 1
         if calls["n"] == 1:  # diverges: a learning rate that blows the loss up
-            return real_train(model_config, type(cfg).from_dict(cfg.to_dict() | {"lr": 1e12}), data, **kw)
+            return real_train(
+                model_config, type(cfg).from_dict(cfg.to_dict() | {"lr": 1e12}), data, **kw
+            )
         if calls["n"] == 2:
             raise RuntimeError("injected failure inside the training loop")
         if calls["n"] == 3:
@@ -48,12 +62,24 @@ def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     reasons = [t.user_attrs["reason"] for t in failed]
     assert any(r.startswith("diverged: non-finite training loss") for r in reasons), reasons
-    assert any(r == "RuntimeError: injected failure inside the training loop" for r in reasons), reasons
+    assert any(r == "RuntimeError: injected failure inside the training loop" for r in reasons), (
+        reasons
+    )
     assert any(r.startswith("out of memory: CUDA out of memory") for r in reasons), reasons
-    assert state_counts(study)["COMPLETE"] + state_counts(study)["PRUNED"] == 2  # the study went on
+    assert (
+        state_counts(study)["COMPLETE"] + state_counts(study)["PRUNED"] == 2
+    )  # the study went on
     for t in failed:
-        assert json.loads((tmp_path / "f" / "trials" / f"{t.number:04d}" / "trial.json").read_text())["status"] == "failed"
-    assert "Traceback" in (tmp_path / "f" / "trials" / f"{failed[1].number:04d}" / "error.txt").read_text()
+        assert (
+            json.loads((tmp_path / "f" / "trials" / f"{t.number:04d}" / "trial.json").read_text())[
+                "status"
+            ]
+            == "failed"
+        )
+    assert (
+        "Traceback"
+        in (tmp_path / "f" / "trials" / f"{failed[1].number:04d}" / "error.txt").read_text()
+    )
 
 
 def test_same_seed_on_cpu_gives_the_same_trials_and_metrics(tmp_path):
@@ -65,25 +91,71 @@ def test_same_seed_on_cpu_gives_the_same_trials_and_metrics(tmp_path):
 
 
 def test_four_workers_creating_one_new_storage_at_once(tmp_path):
-    args = [sys.executable, str(REPO / "search.py"), "study", "race", "--results-dir", str(tmp_path),
-            "--n-trials", "6", "--epochs", "1", "--device", "cpu", "--quiet", "--dataset", "synthetic",
-            "--image-size", "12"]
+    args = [
+        sys.executable,
+        str(REPO / "search.py"),
+        "study",
+        "race",
+        "--results-dir",
+        str(tmp_path),
+        "--n-trials",
+        "6",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--dataset",
+        "synthetic",
+        "--image-size",
+        "12",
+    ]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     _, study = open_existing(tmp_path / "race")
     counts = state_counts(study)
     assert counts["RUNNING"] == 0 and counts["FAIL"] == 0
-    assert 6 <= counts["COMPLETE"] + counts["PRUNED"] <= 9  # each worker may start one trial in a race
+    assert (
+        6 <= counts["COMPLETE"] + counts["PRUNED"] <= 9
+    )  # each worker may start one trial in a race
     assert len({t.number for t in study.trials}) == len(study.trials)
 
 
-def test_disk_full_while_checkpointing_gives_one_line_and_no_corrupt_file(tmp_path, monkeypatch, capsys):
+def test_disk_full_while_checkpointing_gives_one_line_and_no_corrupt_file(
+    tmp_path, monkeypatch, capsys
+):
     out = tmp_path / "run"
-    args = ["train", "--dataset", "synthetic", "--synthetic-train", "100", "--image-size", "12", "--depth", "10",
-            "--arch", "wrn", "--width", "1", "--epochs", "3", "--batch-size", "50", "--device", "cpu", "--out", str(out), "--quiet"]
+    args = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--synthetic-train",
+        "100",
+        "--image-size",
+        "12",
+        "--depth",
+        "10",
+        "--arch",
+        "wrn",
+        "--width",
+        "1",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "50",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     real_fsync, calls = os.fsync, {"n": 0}
 
     def disk_fills_after_epoch_one(fd):
@@ -123,17 +195,32 @@ def test_truncated_and_foreign_checkpoints_are_refused_by_the_cli(tmp_path, caps
         load_checkpoint(bad)
 
 
-@pytest.mark.parametrize("edit,fragment", [
-    (lambda p: p.write_text("{ not json"), "is damaged and cannot be read as JSON"),
-    (lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"format_version": 99})), "format version 99"),
-    (lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"colour": "red"})), "unknown study config keys"),
-    (lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"preset": "huge"})), "unknown preset 'huge'"),
-    (lambda p: p.unlink(), "no study.json"),
-])
+@pytest.mark.parametrize(
+    "edit,fragment",
+    [
+        (lambda p: p.write_text("{ not json"), "is damaged and cannot be read as JSON"),
+        (
+            lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"format_version": 99})),
+            "format version 99",
+        ),
+        (
+            lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"colour": "red"})),
+            "unknown study config keys",
+        ),
+        (
+            lambda p: p.write_text(json.dumps(json.loads(p.read_text()) | {"preset": "huge"})),
+            "unknown preset 'huge'",
+        ),
+        (lambda p: p.unlink(), "no study.json"),
+    ],
+)
 def test_hand_edited_study_folder_gives_one_line(tmp_path, capsys, edit, fragment):
     folder = make_study(tmp_path / "s", [("WRN-10-1", 0.5, "COMPLETE", {})])
     edit(folder / "study.json")
-    for command in (["retrain", str(folder), "--epochs", "1"], ["study", "s", "--results-dir", str(tmp_path)]):
+    for command in (
+        ["retrain", str(folder), "--epochs", "1"],
+        ["study", "s", "--results-dir", str(tmp_path)],
+    ):
         assert search.main(command) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and fragment in err[0], err
@@ -149,27 +236,57 @@ def test_empty_study_and_unknown_trial_give_one_line(tmp_path, capsys):
 
 
 BAD_FLAGS = [
-    ["model", "SWRN-17-1-1"], ["model", "WRN-16-4", "--classes", "0"],
-    ["train", "--epochs", "-1"], ["train", "--batch-size", "x"], ["train", "--lr", "0"], ["train", "--lr", "nan"],
-    ["train", "--momentum", "1.5"], ["train", "--weight-decay", "-1"], ["train", "--milestones", "a,b"],
-    ["train", "--schedule", "linear"], ["train", "--cutout", "-4"], ["train", "--precision", "fp8"],
-    ["train", "--device", "tpu", "--dataset", "synthetic"], ["train", "--device", "cuda:0", "--dataset", "synthetic"],
-    ["train", "--arch", "resnet"], ["train", "--plan", "16-4:3/2/2", "--dataset", "synthetic"],
-    ["train", "--dataset", "svhn"], ["train", "--dataset", "folder:/nonexistent/x"],
-    ["train", "--data", "/nonexistent"], ["train", "--val-fraction", "0.95"], ["train", "--train-subset", "0"],
-    ["train", "--seed", "-3"], ["train", "--image-size", "4"],
-    ["study", "bad name!"], ["study", "x", "--preset", "huge"], ["study", "x", "--sampler", "cmaes"],
-    ["study", "x", "--n-trials", "0"], ["study", "x", "--workers", "0"], ["study", "x", "--max-params", "1.5"],
-    ["study", "x", "--eta", "1"], ["study", "x", "--min-epochs", "0"], ["study", "x", "--patience", "0"],
-    ["study", "x", "--val-fraction", "0"], ["study", "x", "--space", "/nonexistent.toml"],
+    ["model", "SWRN-17-1-1"],
+    ["model", "WRN-16-4", "--classes", "0"],
+    ["train", "--epochs", "-1"],
+    ["train", "--batch-size", "x"],
+    ["train", "--lr", "0"],
+    ["train", "--lr", "nan"],
+    ["train", "--momentum", "1.5"],
+    ["train", "--weight-decay", "-1"],
+    ["train", "--milestones", "a,b"],
+    ["train", "--schedule", "linear"],
+    ["train", "--cutout", "-4"],
+    ["train", "--precision", "fp8"],
+    ["train", "--device", "tpu", "--dataset", "synthetic"],
+    ["train", "--device", "cuda:0", "--dataset", "synthetic"],
+    ["train", "--arch", "resnet"],
+    ["train", "--plan", "16-4:3/2/2", "--dataset", "synthetic"],
+    ["train", "--dataset", "svhn"],
+    ["train", "--dataset", "folder:/nonexistent/x"],
+    ["train", "--data", "/nonexistent"],
+    ["train", "--val-fraction", "0.95"],
+    ["train", "--train-subset", "0"],
+    ["train", "--seed", "-3"],
+    ["train", "--image-size", "4"],
+    ["study", "bad name!"],
+    ["study", "x", "--preset", "huge"],
+    ["study", "x", "--sampler", "cmaes"],
+    ["study", "x", "--n-trials", "0"],
+    ["study", "x", "--workers", "0"],
+    ["study", "x", "--max-params", "1.5"],
+    ["study", "x", "--eta", "1"],
+    ["study", "x", "--min-epochs", "0"],
+    ["study", "x", "--patience", "0"],
+    ["study", "x", "--val-fraction", "0"],
+    ["study", "x", "--space", "/nonexistent.toml"],
     ["study", "x", "--dataset", "cifar10", "--data", "/nonexistent"],
-    ["study", "x", "--backend", "spark"], ["study", "x", "--cpus-per-trial", "0"], ["study", "x", "--gpus-per-trial", "-1"],
-    ["study", "x", "--backend", "ray", "--gpus-per-trial", "1.5"], ["study", "x", "--max-concurrent", "0"],
-    ["study", "x", "--max-failures", "-1"], ["study", "x", "--resume"], ["study", "x", "--gpus-per-trial", "1"],
+    ["study", "x", "--backend", "spark"],
+    ["study", "x", "--cpus-per-trial", "0"],
+    ["study", "x", "--gpus-per-trial", "-1"],
+    ["study", "x", "--backend", "ray", "--gpus-per-trial", "1.5"],
+    ["study", "x", "--max-concurrent", "0"],
+    ["study", "x", "--max-failures", "-1"],
+    ["study", "x", "--resume"],
+    ["study", "x", "--gpus-per-trial", "1"],
     ["study", "x", "--backend", "ray", "--workers", "2"],
-    ["retrain", "/nonexistent"], ["retrain", "/tmp", "--seeds", "0"], ["retrain", "/tmp", "--pick", "worst"],
-    ["evaluate", "/nonexistent.pt"], ["evaluate", "x.pt", "--split", "train"],
-    ["fold", "/nonexistent.pt"], ["fold", "x.pt", "--threshold", "1.5"],
+    ["retrain", "/nonexistent"],
+    ["retrain", "/tmp", "--seeds", "0"],
+    ["retrain", "/tmp", "--pick", "worst"],
+    ["evaluate", "/nonexistent.pt"],
+    ["evaluate", "x.pt", "--split", "train"],
+    ["fold", "/nonexistent.pt"],
+    ["fold", "x.pt", "--threshold", "1.5"],
     ["frobnicate"],
 ]
 

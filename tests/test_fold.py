@@ -9,7 +9,7 @@ from softshare.models import shared_groups
 
 
 def _set(model, vectors_per_bank):
-    for (bank, layers), vectors in zip(shared_groups(model), vectors_per_bank):
+    for (_bank, layers), vectors in zip(shared_groups(model), vectors_per_bank):
         with torch.no_grad():
             for layer, v in zip(layers, vectors):
                 layer.coefficients.copy_(torch.tensor(v, dtype=torch.float32))
@@ -17,7 +17,7 @@ def _set(model, vectors_per_bank):
 
 def test_layer_similarity_by_hand():
     m = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-3.0, 3.0]])
-    expected = torch.tensor([[1, 0, 2 ** -0.5], [0, 1, 2 ** -0.5], [2 ** -0.5, 2 ** -0.5, 1]])
+    expected = torch.tensor([[1, 0, 2**-0.5], [0, 1, 2**-0.5], [2**-0.5, 2**-0.5, 1]])
     assert torch.allclose(layer_similarity(m), expected, atol=1e-6)
 
 
@@ -35,13 +35,20 @@ def test_folding_parallel_layers_keeps_outputs_and_saves_templates():
     model = softshare.build_model("22-1:4x3/4x3/4x2").eval()
     # Bank 1: layers 0, 1, 3 parallel (scales 1, -2, 0.5), layer 2 its own; bank 2: all parallel;
     # bank 3: two independent directions (2 templates, 2 clusters -> nothing to fold).
-    _set(model, [
-        [[0.6, 0.8, 0.0], [-1.2, -1.6, 0.0], [0.0, 0.0, 1.0], [0.3, 0.4, 0.0]],
-        [[1.0, -1.0, 0.5], [2.0, -2.0, 1.0], [-1.0, 1.0, -0.5], [0.5, -0.5, 0.25]],
-        [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]],
-    ])
+    _set(
+        model,
+        [
+            [[0.6, 0.8, 0.0], [-1.2, -1.6, 0.0], [0.0, 0.0, 1.0], [0.3, 0.4, 0.0]],
+            [[1.0, -1.0, 0.5], [2.0, -2.0, 1.0], [-1.0, 1.0, -0.5], [0.5, -0.5, 0.25]],
+            [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]],
+        ],
+    )
     folded, report = fold_model(model, threshold=0.98)
-    assert [(r["templates_before"], r["templates_after"]) for r in report] == [(3, 2), (3, 1), (2, 2)]
+    assert [(r["templates_before"], r["templates_after"]) for r in report] == [
+        (3, 2),
+        (3, 1),
+        (2, 2),
+    ]
     assert report[0]["clusters"] == [[0, 1, 3], [2]]
     assert folded.config.plan == "22-1:4x2/4x1/4x2"
     assert count_parameters(folded) == parse_plan("22-1:4x2/4x1/4x2").num_parameters()

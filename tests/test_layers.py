@@ -79,7 +79,9 @@ def test_parameter_groups_exclude_coefficients_from_decay():
         parameter_groups(model, -1.0)
 
 
-@pytest.mark.parametrize("kwargs", [dict(num_templates=0), dict(in_channels=0), dict(kernel_size=-1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(num_templates=0), dict(in_channels=0), dict(kernel_size=-1)]
+)
 def test_bank_rejects_bad_sizes(kwargs):
     args = dict(num_templates=2, in_channels=3, out_channels=3, kernel_size=3) | kwargs
     with pytest.raises(ValueError, match=next(iter(kwargs))):

@@ -5,13 +5,24 @@ import pytest
 import torch
 from torch import nn
 
-from softshare import ModelConfig, SConv2d, SharingPlan, build_model, count_parameters, parse_plan, shared_groups
+from softshare import (
+    ModelConfig,
+    SConv2d,
+    SharingPlan,
+    build_model,
+    count_parameters,
+    parse_plan,
+    shared_groups,
+)
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("WRN-28-10", 36_479_194),
-    *[(f"SWRN-28-10-{s}", 7_448_794 + 4_838_418 * s) for s in (1, 2, 4, 6)],
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("WRN-28-10", 36_479_194),
+        *[(f"SWRN-28-10-{s}", 7_448_794 + 4_838_418 * s) for s in (1, 2, 4, 6)],
+    ],
+)
 def test_paper_parameter_counts_analytic(name, expected):
     assert parse_plan(name).num_parameters(num_classes=10) == expected
 
@@ -22,7 +33,9 @@ def test_paper_parameter_counts_built(name):
     assert count_parameters(model) == parse_plan(name).num_parameters(10)
 
 
-@pytest.mark.parametrize("text", ["WRN-16-4", "SWRN-16-4-3", "22-2:2x3,2/4/1x1,3x5", "10-1:-/-/-", "16-1:2/1,1x2/2x4"])
+@pytest.mark.parametrize(
+    "text", ["WRN-16-4", "SWRN-16-4-3", "22-2:2x3,2/4/1x1,3x5", "10-1:-/-/-", "16-1:2/1,1x2/2x4"]
+)
 @pytest.mark.parametrize("classes", [10, 100])
 def test_analytic_count_matches_built_model(text, classes):
     model = build_model(text, num_classes=classes)
@@ -40,14 +53,20 @@ def _hook_multiply_adds(model, size):
         elif isinstance(module, nn.Linear):
             total += module.in_features * module.out_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, SConv2d, nn.Linear))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, SConv2d, nn.Linear))
+    ]
     model(torch.zeros(1, 3, size, size))
     for h in handles:
         h.remove()
     return total
 
 
-@pytest.mark.parametrize("text,size", [("SWRN-16-2-2", 32), ("WRN-10-1", 24), ("22-1:2x3,2/4/4x1", 17)])
+@pytest.mark.parametrize(
+    "text,size", [("SWRN-16-2-2", 32), ("WRN-10-1", 24), ("22-1:2x3,2/4/4x1", 17)]
+)
 def test_multiply_adds_match_hooks_and_ignore_sharing(text, size):
     plan = parse_plan(text)
     assert plan.multiply_adds(size) == _hook_multiply_adds(build_model(text).eval(), size)
@@ -66,18 +85,21 @@ def test_named_plans_and_text_round_trip():
     assert SharingPlan.from_dict(json.loads(json.dumps(mixed.to_dict()))) == mixed
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("WRN-27-10", "depth must be 6N+4"),
-    ("WRN-4-10", "depth must be 6N+4"),
-    ("SWRN-16-4-0", "templates >= 1"),
-    ("16-4:2x0/2/2", "templates >= 1"),
-    ("16-4:1x2/2/2", "stage 1 groups cover 1 layers"),
-    ("16-4:2x2,1/2/2", "stage 1 groups cover 3 layers"),
-    ("16-4:2/2", "needs 3"),
-    ("16-0:2/2/2", "width must be"),
-    ("16-4:2y3/2/2", "cannot read group"),
-    ("hello", "accepted"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("WRN-27-10", "depth must be 6N+4"),
+        ("WRN-4-10", "depth must be 6N+4"),
+        ("SWRN-16-4-0", "templates >= 1"),
+        ("16-4:2x0/2/2", "templates >= 1"),
+        ("16-4:1x2/2/2", "stage 1 groups cover 1 layers"),
+        ("16-4:2x2,1/2/2", "stage 1 groups cover 3 layers"),
+        ("16-4:2/2", "needs 3"),
+        ("16-0:2/2/2", "width must be"),
+        ("16-4:2y3/2/2", "cannot read group"),
+        ("hello", "accepted"),
+    ],
+)
 def test_bad_plans_raise_value_error_naming_the_problem(text, fragment):
     with pytest.raises(ValueError, match=re.escape(fragment)):
         parse_plan(text)
@@ -113,7 +135,11 @@ def test_state_dict_into_fresh_model_reproduces_outputs():
 def test_groups_follow_plan_and_coefficients_are_orthonormal():
     model = build_model("22-1:2x3,2/4x4/4x2")
     groups = shared_groups(model)
-    assert [(bank.num_templates, len(layers)) for bank, layers in groups] == [(3, 2), (4, 4), (2, 4)]
+    assert [(bank.num_templates, len(layers)) for bank, layers in groups] == [
+        (3, 2),
+        (4, 4),
+        (2, 4),
+    ]
     bank, layers = groups[1]
     m = torch.stack([layer.coefficients.detach() for layer in layers])
     assert torch.allclose(m @ m.T, torch.eye(4), atol=1e-5)

@@ -126,6 +126,7 @@ def test_crowding_distance_rejects_bad_front(front):
 
 # --- hypervolume_2d ----------------------------------------------------------------------------
 
+
 # reference (0.0, 8.0); in (accuracy: max, params: min)
 #   (0.9, 6): 0.9 * (8 - 6) = 1.8
 #   (0.8, 5): 0.8 * (8 - 5) = 2.4

@@ -19,7 +19,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 pytestmark = pytest.mark.skipif(
     server_bin_dir() is None,
-    reason="PostgreSQL server binaries are not installed (CI installs Debian's postgresql package in .ci/run)")
+    reason="PostgreSQL server binaries are not installed (CI installs Debian's postgresql package in .ci/run)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,33 @@ def pg_url():
 
 def _worker(results_dir, url):
     """One `search.py study` process; its own results folder, as on a machine of its own."""
-    args = [sys.executable, str(REPO / "search.py"), "study", "pg", "--storage", url, "--preset", "smoke",
-            "--results-dir", str(results_dir), "--n-trials", str(N_TRIALS), "--epochs", "2", "--train-subset", "200",
-            "--image-size", "12", "--device", "cpu", "--quiet"]
+    args = [
+        sys.executable,
+        str(REPO / "search.py"),
+        "study",
+        "pg",
+        "--storage",
+        url,
+        "--preset",
+        "smoke",
+        "--results-dir",
+        str(results_dir),
+        "--n-trials",
+        str(N_TRIALS),
+        "--epochs",
+        "2",
+        "--train-subset",
+        "200",
+        "--image-size",
+        "12",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     env = os.environ | {"OMP_NUM_THREADS": "1"}  # two processes share 2 cores
-    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_two_worker_processes_share_one_study_and_record_every_trial_once(pg_url, tmp_path):
@@ -58,10 +81,19 @@ def test_two_worker_processes_share_one_study_and_record_every_trial_once(pg_url
     trained = [t for t in study.trials if t.user_attrs["status"] in ("complete", "pruned")]
     assert trained
     for t in trained:  # its folder is on the machine that ran it, and only there
-        holders = [m for m in machines if (m / "pg" / "trials" / f"{t.number:04d}" / "trial.json").is_file()]
+        holders = [
+            m
+            for m in machines
+            if (m / "pg" / "trials" / f"{t.number:04d}" / "trial.json").is_file()
+        ]
         assert len(holders) == 1, (t.number, holders)
-        record = json.loads((holders[0] / "pg" / "trials" / f"{t.number:04d}" / "trial.json").read_text())
-        assert record["trial"] == t.number and record["attrs"]["worker"]["pid"] == t.user_attrs["worker"]["pid"]
+        record = json.loads(
+            (holders[0] / "pg" / "trials" / f"{t.number:04d}" / "trial.json").read_text()
+        )
+        assert (
+            record["trial"] == t.number
+            and record["attrs"]["worker"]["pid"] == t.user_attrs["worker"]["pid"]
+        )
         assert record["status"] == t.user_attrs["status"]
     for t in study.trials:
         if t.state == TrialState.COMPLETE:

@@ -13,12 +13,11 @@ import sys
 import threading
 import time
 
-from ray import cloudpickle
 import optuna
 import pytest
 import ray
 from optuna.trial import TrialState
-from ray import tune
+from ray import cloudpickle, tune
 from ray.tune.schedulers import TrialScheduler
 
 from nas.config import StudyConfig
@@ -39,8 +38,19 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 def _cfg(name, **kw):
     # A quarter of the trials are the study's baselines (one here, WRN-16-1), queued first.
-    return StudyConfig(**(dict(name=name, preset="smoke", n_trials=4, data=TINY, recipe={"epochs": 3},
-                               device="cpu") | kw))
+    return StudyConfig(
+        **(
+            dict(
+                name=name,
+                preset="smoke",
+                n_trials=4,
+                data=TINY,
+                recipe={"epochs": 3},
+                device="cpu",
+            )
+            | kw
+        )
+    )
 
 
 def _load(folder: pathlib.Path, name: str) -> optuna.Study:
@@ -77,7 +87,10 @@ def test_scheduler_decisions_are_the_shared_rule():
     rng = random.Random(0)
     history = {100: ([0.3, 0.5, 0.6, 0.6], 50_000), 101: ([0.1], 9_000)}  # trials before this run
     scheduler = EarlyStopScheduler(rule, history)
-    trials = {n: (_Trial(f"t{n}"), _rising_curve(rng, 9), rng.choice([8_000, 40_000, 90_000])) for n in range(12)}
+    trials = {
+        n: (_Trial(f"t{n}"), _rising_curve(rng, 9), rng.choice([8_000, 40_000, 90_000]))
+        for n in range(12)
+    }
     seen = {n: (list(c), p) for n, (c, p) in history.items()}
     stopped, checked = set(), 0
     for epoch in range(1, 10):
@@ -90,10 +103,16 @@ def test_scheduler_decisions_are_the_shared_rule():
             seen[n] = (curve, params)
             action = scheduler.on_trial_result(None, trial, _result(n, curve, params))
             if expected is not None and expected.stop:
-                assert action == TrialScheduler.STOP and scheduler.stop_reason(trial.trial_id) == expected.reason
+                assert (
+                    action == TrialScheduler.STOP
+                    and scheduler.stop_reason(trial.trial_id) == expected.reason
+                )
                 stopped.add(n)
             else:
-                assert action == TrialScheduler.CONTINUE and scheduler.stop_reason(trial.trial_id) is None
+                assert (
+                    action == TrialScheduler.CONTINUE
+                    and scheduler.stop_reason(trial.trial_id) is None
+                )
             checked += 1
     assert checked > 20 and 0 < len(stopped) < len(trials)  # both outcomes were exercised
 
@@ -101,34 +120,52 @@ def test_scheduler_decisions_are_the_shared_rule():
 def test_scheduler_ignores_final_reports_and_learns_restored_trials():
     rule = StopRule(max_epochs=4, min_epochs=1, eta=2)
     scheduler = EarlyStopScheduler(rule)
-    scheduler.on_trial_add(None, _Trial("a", _result(0, [0.9], 1000)))  # restored: brings its curve
-    scheduler.on_trial_add(None, _Trial("new"))                        # fresh: nothing yet
+    scheduler.on_trial_add(
+        None, _Trial("a", _result(0, [0.9], 1000))
+    )  # restored: brings its curve
+    scheduler.on_trial_add(None, _Trial("new"))  # fresh: nothing yet
     assert scheduler.curves == {0: ([0.9], 1000)}
-    assert scheduler.on_trial_result(None, _Trial("b"), _result(1, [0.2], 5000)) == TrialScheduler.STOP
+    assert (
+        scheduler.on_trial_result(None, _Trial("b"), _result(1, [0.2], 5000))
+        == TrialScheduler.STOP
+    )
     assert scheduler.stop_reason("b") == "rung 1: rank 2 of 2, keeps top 1"
     final = _result(2, [0.1, 0.1, 0.1, 0.1], 9000, final=True)
     assert scheduler.on_trial_result(None, _Trial("c"), final) == TrialScheduler.CONTINUE
     assert 2 not in scheduler.curves
     # a trial at its last epoch finishes anyway, whatever its rank (train() ignores such a stop too)
-    assert scheduler.on_trial_result(None, _Trial("d"), _result(3, [0.0] * 4, 9000)) == TrialScheduler.CONTINUE
+    assert (
+        scheduler.on_trial_result(None, _Trial("d"), _result(3, [0.0] * 4, 9000))
+        == TrialScheduler.CONTINUE
+    )
 
 
-@pytest.mark.parametrize("kw,fragment", [
-    ({"cpus_per_trial": 0}, "cpus_per_trial must be a number > 0"),
-    ({"gpus_per_trial": -0.5}, "gpus_per_trial must be a fraction"),
-    ({"gpus_per_trial": 1.5}, "gpus_per_trial must be a fraction"),
-    ({"max_concurrent": 0}, "max_concurrent must be an integer >= 1"),
-    ({"max_failures": -1}, "max_failures must be an integer >= 0"),
-    ({"verbose": 3}, "verbose must be 0, 1 or 2"),
-])
+@pytest.mark.parametrize(
+    "kw,fragment",
+    [
+        ({"cpus_per_trial": 0}, "cpus_per_trial must be a number > 0"),
+        ({"gpus_per_trial": -0.5}, "gpus_per_trial must be a fraction"),
+        ({"gpus_per_trial": 1.5}, "gpus_per_trial must be a fraction"),
+        ({"max_concurrent": 0}, "max_concurrent must be an integer >= 1"),
+        ({"max_failures": -1}, "max_failures must be an integer >= 0"),
+        ({"verbose": 3}, "verbose must be 0, 1 or 2"),
+    ],
+)
 def test_bad_ray_options_name_the_argument(kw, fragment):
     with pytest.raises(ValueError, match=fragment):
         RayOptions(**kw)
 
 
 def test_valid_ray_option_edges():
-    for kw in ({"cpus_per_trial": 0.25}, {"gpus_per_trial": 0.5}, {"gpus_per_trial": 1}, {"gpus_per_trial": 2},
-               {"max_concurrent": 1}, {"max_failures": 0}, {"verbose": 0}):
+    for kw in (
+        {"cpus_per_trial": 0.25},
+        {"gpus_per_trial": 0.5},
+        {"gpus_per_trial": 1},
+        {"gpus_per_trial": 2},
+        {"max_concurrent": 1},
+        {"max_failures": 0},
+        {"verbose": 0},
+    ):
         RayOptions(**kw)
 
 
@@ -146,7 +183,11 @@ def sequential_study(ray_runtime, tmp_path_factory):
 def test_smoke_study_runs_end_to_end_on_ray(sequential_study):
     folder, study = sequential_study
     counts = state_counts(study)
-    assert counts["COMPLETE"] + counts["PRUNED"] == 5 and counts["RUNNING"] == 0 and counts["FAIL"] == 0
+    assert (
+        counts["COMPLETE"] + counts["PRUNED"] == 5
+        and counts["RUNNING"] == 0
+        and counts["FAIL"] == 0
+    )
     assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))
     runs = study.user_attrs["ray_runs"]
     assert runs and all(pathlib.Path(run["path"]).is_dir() for run in runs)
@@ -158,9 +199,19 @@ def test_smoke_study_runs_end_to_end_on_ray(sequential_study):
             continue
         trial_folder = folder / "trials" / f"{t.number:04d}"
         record = json.loads((trial_folder / "trial.json").read_text())
-        assert record["status"] == t.user_attrs["status"] and record["attrs"]["plan"] == t.user_attrs["plan"]
-        assert len(t.user_attrs["curve"]) == t.user_attrs["epochs_run"] == record["result"]["epochs_run"]
-        assert not (trial_folder / "checkpoint.pt").exists() and not (trial_folder / "ray-checkpoint").exists()
+        assert (
+            record["status"] == t.user_attrs["status"]
+            and record["attrs"]["plan"] == t.user_attrs["plan"]
+        )
+        assert (
+            len(t.user_attrs["curve"])
+            == t.user_attrs["epochs_run"]
+            == record["result"]["epochs_run"]
+        )
+        assert (
+            not (trial_folder / "checkpoint.pt").exists()
+            and not (trial_folder / "ray-checkpoint").exists()
+        )
         assert (trial_folder / "coefficients.json").is_file()
         if t.state == TrialState.COMPLETE:
             assert t.values == [max(t.user_attrs["curve"]), t.user_attrs["params"]]
@@ -170,9 +221,13 @@ def test_smoke_study_runs_end_to_end_on_ray(sequential_study):
 def test_ray_scheduler_stops_exactly_the_trials_the_shared_rule_stops(sequential_study):
     _, study = sequential_study
     val_sizes = {t.user_attrs["val_images"] for t in study.trials}
-    assert len(val_sizes) == 1 and None not in val_sizes  # the noise margin's input reached every trial
+    assert (
+        len(val_sizes) == 1 and None not in val_sizes
+    )  # the noise margin's input reached every trial
     rule = stop_rule_for(_cfg("seq"), val_sizes.pop())  # as the scheduler builds it
-    done: list[tuple[list[float], int]] = []  # trials are sequential: others = earlier trials' curves
+    done: list[
+        tuple[list[float], int]
+    ] = []  # trials are sequential: others = earlier trials' curves
     rung_checks = 0
     for t in sorted(study.trials, key=lambda t: t.number):
         if t.user_attrs["status"] == "duplicate":
@@ -188,7 +243,10 @@ def test_ray_scheduler_stops_exactly_the_trials_the_shared_rule_stops(sequential
         if expected_stop is None:
             assert t.state == TrialState.COMPLETE and len(curve) == rule.max_epochs, t.number
         else:
-            assert t.state == TrialState.PRUNED and (len(curve), t.user_attrs["reason"]) == expected_stop, t.number
+            assert (
+                t.state == TrialState.PRUNED
+                and (len(curve), t.user_attrs["reason"]) == expected_stop
+            ), t.number
         done.append((curve, params))
     assert rung_checks > 0, "no trial met enough others at a rung: the test checked nothing"
 
@@ -202,7 +260,9 @@ def test_rerun_of_a_finished_ray_study_runs_nothing(ray_runtime, sequential_stud
 
 
 def test_more_gpus_per_trial_than_the_cluster_has_is_refused(ray_runtime, tmp_path):
-    with pytest.raises(ValueError, match=r"asks for 0.5 GPU \(--gpus-per-trial\) but the Ray cluster has 0"):
+    with pytest.raises(
+        ValueError, match=r"asks for 0.5 GPU \(--gpus-per-trial\) but the Ray cluster has 0"
+    ):
         run_ray(_cfg("gpu"), tmp_path / "gpu", RayOptions(gpus_per_trial=0.5, **QUIET))
 
 
@@ -233,14 +293,24 @@ def _die_after_first_epoch_once(config, data, study, folder):
 def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(ray_runtime, tmp_path):
     folder = tmp_path / "dies"
     cfg = _cfg("dies", n_trials=2, early_stopping={"enabled": False})
-    study = run_ray(cfg, folder, RayOptions(max_concurrent=2, max_failures=1, **QUIET),
-                    trainable=_die_after_first_epoch_once)
+    study = run_ray(
+        cfg,
+        folder,
+        RayOptions(max_concurrent=2, max_failures=1, **QUIET),
+        trainable=_die_after_first_epoch_once,
+    )
     assert (folder / "worker-died").exists()
-    assert state_counts(study)["COMPLETE"] == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert state_counts(study)["COMPLETE"] == 2 and all(
+        t.state == TrialState.COMPLETE for t in study.trials
+    )
     retried = [t for t in study.trials if t.user_attrs.get("resumed_from_epoch")]
     assert len(retried) == 1 and retried[0].user_attrs["resumed_from_epoch"] == 1
-    record = json.loads((folder / "trials" / f"{retried[0].number:04d}" / "trial.json").read_text())
-    assert len(retried[0].user_attrs["curve"]) == len(record["result"]["curve"]) == 3  # every epoch, once
+    record = json.loads(
+        (folder / "trials" / f"{retried[0].number:04d}" / "trial.json").read_text()
+    )
+    assert (
+        len(retried[0].user_attrs["curve"]) == len(record["result"]["curve"]) == 3
+    )  # every epoch, once
 
 
 _DRIVER = """
@@ -264,19 +334,32 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 def test_a_killed_ray_run_is_restored_and_finishes_its_trials(ray_runtime, tmp_path):
     folder = tmp_path / "killed"
     # Epochs of about half a second, six of them: room to kill the driver mid-trial.
-    cfg = _cfg("killed", n_trials=4, recipe={"epochs": 6}, early_stopping={"enabled": False},
-               data=TINY | {"synthetic_train": 1000})
-    driver = subprocess.Popen([sys.executable, "-c", _DRIVER, ray_runtime, json.dumps(cfg.to_dict()), str(folder)],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cfg = _cfg(
+        "killed",
+        n_trials=4,
+        recipe={"epochs": 6},
+        early_stopping={"enabled": False},
+        data=TINY | {"synthetic_train": 1000},
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, ray_runtime, json.dumps(cfg.to_dict()), str(folder)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def progressed() -> bool:
             if driver.poll() is not None:
                 raise AssertionError(f"the driver ended early: {driver.stderr.read()[-2000:]}")
             if not (folder / "journal.log").exists():
                 return False
             trials = _load(folder, "killed").trials
-            return (any(t.state.is_finished() for t in trials)
-                    and any(t.state == TrialState.RUNNING and len(t.user_attrs.get("curve", [])) == 2 for t in trials))
+            return any(t.state.is_finished() for t in trials) and any(
+                t.state == TrialState.RUNNING and len(t.user_attrs.get("curve", [])) == 2
+                for t in trials
+            )
 
         _wait_for(progressed, 600, "a finished trial and a running one two epochs in")
         # Kill mid-epoch. Ray saves its run state when a trial checkpoints (every epoch here), so
@@ -289,7 +372,9 @@ def test_a_killed_ray_run_is_restored_and_finishes_its_trials(ray_runtime, tmp_p
     # The driver may have died holding the journal's lock; Optuna frees such a lock after 30 s, the
     # test does not wait for that (the holder is dead, so removing it is what Optuna will do).
     (folder / "journal.log.lock").unlink(missing_ok=True)
-    interrupted = {t.number for t in _load(folder, "killed").trials if t.state == TrialState.RUNNING}
+    interrupted = {
+        t.number for t in _load(folder, "killed").trials if t.state == TrialState.RUNNING
+    }
     assert interrupted
 
     study = run_ray(cfg, folder, RayOptions(resume=True, max_concurrent=2, **QUIET))
@@ -297,16 +382,23 @@ def test_a_killed_ray_run_is_restored_and_finishes_its_trials(ray_runtime, tmp_p
     assert counts["COMPLETE"] == 4 and counts["RUNNING"] == 0, counts
     assert len({t.number for t in study.trials}) == len(study.trials)
     runs = study.user_attrs["ray_runs"]
-    continued = [t for t in study.trials if t.number in interrupted and t.state == TrialState.COMPLETE]
-    assert continued and {t.user_attrs["ray_run"] for t in continued} == {runs[0]["name"]}, \
+    continued = [
+        t for t in study.trials if t.number in interrupted and t.state == TrialState.COMPLETE
+    ]
+    assert continued and {t.user_attrs["ray_run"] for t in continued} == {runs[0]["name"]}, (
         "no trial running at the kill was continued by the restored run"
+    )
     # A kill can lose a trial: one whose previous checkpoint Ray had just replaced (a known Ray Tune
     # window with CheckpointConfig(num_to_keep)), or one asked after Ray's last saved state that Ray
     # does not resume. Lost trials are failed with a reason, never left RUNNING, and a new Ray run
     # fills their slots.
     lost = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert all(re.search(r"died|the Ray trial errored|lost by an interrupted Ray run", t.user_attrs["reason"])
-               for t in lost), [t.user_attrs["reason"] for t in lost]
+    assert all(
+        re.search(
+            r"died|the Ray trial errored|lost by an interrupted Ray run", t.user_attrs["reason"]
+        )
+        for t in lost
+    ), [t.user_attrs["reason"] for t in lost]
     for t in study.trials:
         if t.state == TrialState.COMPLETE and t.user_attrs["status"] == "complete":
             assert len(t.user_attrs["curve"]) == 6
@@ -316,8 +408,13 @@ def test_a_killed_ray_run_is_restored_and_finishes_its_trials(ray_runtime, tmp_p
 
 def test_ctrl_c_stops_the_run_and_resume_continues_it_from_its_checkpoints(ray_runtime, tmp_path):
     folder = tmp_path / "ctrlc"
-    cfg = _cfg("ctrlc", n_trials=2, recipe={"epochs": 4}, early_stopping={"enabled": False},
-               data=TINY | {"synthetic_train": 1000})  # epochs of about half a second
+    cfg = _cfg(
+        "ctrlc",
+        n_trials=2,
+        recipe={"epochs": 4},
+        early_stopping={"enabled": False},
+        data=TINY | {"synthetic_train": 1000},
+    )  # epochs of about half a second
 
     def interrupt_after_two_epochs() -> None:
         # Ray registers an epoch's checkpoint before it lets the trial run the next epoch: after
@@ -325,24 +422,38 @@ def test_ctrl_c_stops_the_run_and_resume_continues_it_from_its_checkpoints(ray_r
         def two_epochs() -> bool:
             return (folder / "journal.log").exists() and any(
                 t.state == TrialState.RUNNING and len(t.user_attrs.get("curve", [])) >= 2
-                for t in _load(folder, "ctrlc").trials)
+                for t in _load(folder, "ctrlc").trials
+            )
+
         _wait_for(two_epochs, 600, "two reported epochs")
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's Ctrl+C handler (SIGINT would also reach pytest)
+        os.kill(
+            os.getpid(), signal.SIGUSR1
+        )  # Tune's Ctrl+C handler (SIGINT would also reach pytest)
 
     watcher = threading.Thread(target=interrupt_after_two_epochs, daemon=True)
     watcher.start()
     with pytest.raises(RayRunInterrupted) as info:
         run_ray(cfg, folder, RayOptions(max_concurrent=1, **QUIET))
     watcher.join()
-    assert isinstance(info.value, KeyboardInterrupt) and info.value.path == _load(folder, "ctrlc").user_attrs[
-        "ray_runs"][-1]["path"]
+    assert (
+        isinstance(info.value, KeyboardInterrupt)
+        and info.value.path == _load(folder, "ctrlc").user_attrs["ray_runs"][-1]["path"]
+    )
     stopped = [t.number for t in _load(folder, "ctrlc").trials if t.state == TrialState.RUNNING]
     assert len(stopped) == 1  # Ray stopped it mid-way; the study still holds it as running
 
     study = run_ray(cfg, folder, RayOptions(resume=True, max_concurrent=1, **QUIET))
-    assert state_counts(study)["COMPLETE"] == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
-    assert study.trials[stopped[0]].user_attrs["resumed_from_epoch"] >= 1  # from its checkpoint, not from scratch
-    assert all(len(t.user_attrs["curve"]) == 4 for t in study.trials if t.user_attrs["status"] == "complete")
+    assert state_counts(study)["COMPLETE"] == 2 and all(
+        t.state == TrialState.COMPLETE for t in study.trials
+    )
+    assert (
+        study.trials[stopped[0]].user_attrs["resumed_from_epoch"] >= 1
+    )  # from its checkpoint, not from scratch
+    assert all(
+        len(t.user_attrs["curve"]) == 4
+        for t in study.trials
+        if t.user_attrs["status"] == "complete"
+    )
 
 
 def _never_starts(config, data, study, folder):
@@ -350,17 +461,50 @@ def _never_starts(config, data, study, folder):
 
 
 def test_a_run_whose_every_trial_fails_stops_with_the_reason(ray_runtime, tmp_path):
-    with pytest.raises(RuntimeError, match=r"every trial of Ray run fails-\S+ failed \(last: the Ray trial errored"):
-        run_ray(_cfg("fails", n_trials=2), tmp_path / "fails", RayOptions(max_failures=0, **QUIET),
-                trainable=_never_starts)
+    with pytest.raises(
+        RuntimeError,
+        match=r"every trial of Ray run fails-\S+ failed \(last: the Ray trial errored",
+    ):
+        run_ray(
+            _cfg("fails", n_trials=2),
+            tmp_path / "fails",
+            RayOptions(max_failures=0, **QUIET),
+            trainable=_never_starts,
+        )
     study = _load(tmp_path / "fails", "fails")
-    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2  # recorded, not left running, not retried
+    assert [t.state for t in study.trials] == [
+        TrialState.FAIL
+    ] * 2  # recorded, not left running, not retried
 
 
 def test_the_command_line_runs_a_ray_study_and_writes_its_report(tmp_path):
-    args = [sys.executable, str(REPO / "search.py"), "study", "cli", "--backend", "ray", "--preset", "smoke",
-            "--n-trials", "2", "--epochs", "2", "--train-subset", "200", "--image-size", "12", "--device", "cpu",
-            "--results-dir", str(tmp_path), "--max-concurrent", "2", "--cpus-per-trial", "1", "--quiet"]
+    args = [
+        sys.executable,
+        str(REPO / "search.py"),
+        "study",
+        "cli",
+        "--backend",
+        "ray",
+        "--preset",
+        "smoke",
+        "--n-trials",
+        "2",
+        "--epochs",
+        "2",
+        "--train-subset",
+        "200",
+        "--image-size",
+        "12",
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(tmp_path),
+        "--max-concurrent",
+        "2",
+        "--cpus-per-trial",
+        "1",
+        "--quiet",
+    ]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Ray backend (local runtime, 1 CPU and 0 GPU per trial)" in done.stdout
@@ -369,6 +513,8 @@ def test_the_command_line_runs_a_ray_study_and_writes_its_report(tmp_path):
     trained = [t for t in study.trials if t.user_attrs["status"] != "duplicate"]
     assert len(trained) == 2 and all(t.user_attrs["backend"] == "ray" for t in study.trials)
     # --resume with nothing interrupted: the last run is restored, finds nothing to do, exit 0
-    again = subprocess.run(args + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        args + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(_load(tmp_path / "cli", "cli").trials) == len(study.trials)

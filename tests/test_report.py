@@ -45,9 +45,21 @@ HAND_SIMILARITY = [[1, 0, R, 1], [0, 1, R, 0], [R, R, 1, R], [1, 0, R, 1]]
 
 def _attrs(plan: str, params: int, status: str, curve=(), seconds=None, **extra) -> dict:
     p = parse_plan(plan)
-    return {"plan": p.text, "plan_name": p.name, "shared": p.is_shared, "depth": p.depth, "width": p.width,
-            "templates": p.templates_per_group(), "params": params, "macs": p.multiply_adds(), "curve": list(curve),
-            "status": status, "train_seconds": seconds, "device": "cpu (test)", "seed": 0} | extra
+    return {
+        "plan": p.text,
+        "plan_name": p.name,
+        "shared": p.is_shared,
+        "depth": p.depth,
+        "width": p.width,
+        "templates": p.templates_per_group(),
+        "params": params,
+        "macs": p.multiply_adds(),
+        "curve": list(curve),
+        "status": status,
+        "train_seconds": seconds,
+        "device": "cpu (test)",
+        "seed": 0,
+    } | extra
 
 
 def _trial(state, attrs, values=None):
@@ -55,7 +67,9 @@ def _trial(state, attrs, values=None):
 
 
 def _made_study(folder, name: str, trials: list, n_trials: int | None = None) -> None:
-    save_study_config(StudyConfig(name=name, preset="smoke", n_trials=n_trials or len(trials)), folder)
+    save_study_config(
+        StudyConfig(name=name, preset="smoke", n_trials=n_trials or len(trials)), folder
+    )
     open_study(name, open_storage(folder)).add_trials(trials)
 
 
@@ -81,11 +95,15 @@ def hand_folder(tmp_path_factory):
         _trial(C, _attrs("WRN-10-1", 10_000, "complete", [0.4, 0.6], 10.0), [0.6, 10_000]),
         _trial(C, _attrs(SWRN, 100_000, "complete", [0.5, 0.8], 20.0), [0.8, 100_000]),
         _trial(C, _attrs(SWRN, 1_000_000, "complete", [0.6, 0.7], 30.0), [0.7, 1_000_000]),
-        _trial(C, _attrs("SWRN-16-1-2", 1_000_000, "complete", [0.7, 0.9], 40.0), [0.9, 1_000_000]),
+        _trial(
+            C, _attrs("SWRN-16-1-2", 1_000_000, "complete", [0.7, 0.9], 40.0), [0.9, 1_000_000]
+        ),
         _trial(P, _attrs(SWRN, 100_000, "pruned", [0.3, 0.5], 5.0, reason="below the rung"), None),
         _trial(F, _attrs(SWRN, 100_000, "failed", reason="RuntimeError: boom"), None),
         _trial(P, _attrs("WRN-16-1", 10_000_000, "over-budget", reason="too big"), None),
-        _trial(C, _attrs(SWRN, 100_000, "duplicate", [0.5, 0.8], 20.0, duplicate_of=1), [0.8, 100_000]),
+        _trial(
+            C, _attrs(SWRN, 100_000, "duplicate", [0.5, 0.8], 20.0, duplicate_of=1), [0.8, 100_000]
+        ),
         _trial(RUN, _attrs(SWRN, 10_000, "running", [0.2]), None),
         _trial(RUN, {}, None),
     ]
@@ -95,7 +113,9 @@ def hand_folder(tmp_path_factory):
         for layer, vector in zip(shared_groups(model)[0][1], HAND_COEFFICIENTS):
             layer.coefficients.copy_(torch.tensor(vector))
     (folder / "trials" / "0001").mkdir(parents=True)
-    (folder / "trials" / "0001" / "coefficients.json").write_text(dumps(coefficient_matrices(model)))
+    (folder / "trials" / "0001" / "coefficients.json").write_text(
+        dumps(coefficient_matrices(model))
+    )
     write_report(folder)
     return folder
 
@@ -103,8 +123,14 @@ def hand_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def smoke_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("smoke") / "tiny"
-    cfg = StudyConfig(name="tiny", preset="smoke", n_trials=3, recipe={"epochs": 2}, device="cpu",
-                      data={"synthetic_train": 64, "synthetic_test": 16, "image_size": 8})
+    cfg = StudyConfig(
+        name="tiny",
+        preset="smoke",
+        n_trials=3,
+        recipe={"epochs": 2},
+        device="cpu",
+        data={"synthetic_train": 64, "synthetic_test": 16, "image_size": 8},
+    )
     run_study(cfg, folder)
     write_report(folder)
     return folder
@@ -123,7 +149,9 @@ def test_front_knee_and_hypervolume_match_the_hand_computed_ones(hand_folder):
     # training seconds add up; the duplicate re-used trial 1's result and spent nothing
     assert [s["seconds"] for s in data["hypervolume"]][-1] == pytest.approx(105.0)
     rows = {r["trial"]: r for r in data["rows"]}
-    assert rows[4]["accuracy"] == 0.5 and rows[5]["accuracy"] is None and rows[7]["accuracy"] == 0.8
+    assert (
+        rows[4]["accuracy"] == 0.5 and rows[5]["accuracy"] is None and rows[7]["accuracy"] == 0.8
+    )
     assert data["running"]
 
 
@@ -139,9 +167,33 @@ def test_report_files_and_csv_columns(hand_folder):
     out = hand_folder / REPORT_DIR
     assert all((out / name).is_file() for name in FILES)
     trials, front = pd.read_csv(out / "trials.csv"), pd.read_csv(out / "pareto.csv")
-    expected = {"trial", "state", "status", "plan", "plan_name", "shared", "depth", "width", "templates", "params",
-                "macs", "val_acc", "best_val_acc_seen", "accuracy", "epochs", "curve", "train_seconds", "reason",
-                "device", "started", "finished", "duplicate_of", "on_front", "knee", "retrain"}
+    expected = {
+        "trial",
+        "state",
+        "status",
+        "plan",
+        "plan_name",
+        "shared",
+        "depth",
+        "width",
+        "templates",
+        "params",
+        "macs",
+        "val_acc",
+        "best_val_acc_seen",
+        "accuracy",
+        "epochs",
+        "curve",
+        "train_seconds",
+        "reason",
+        "device",
+        "started",
+        "finished",
+        "duplicate_of",
+        "on_front",
+        "knee",
+        "retrain",
+    }
     assert expected <= set(trials.columns) and list(trials.columns) == list(front.columns)
     assert list(trials["trial"]) == list(range(10)) and list(front["trial"]) == [0, 1, 3]
     assert json.loads(trials.loc[4, "curve"]) == [0.3, 0.5]
@@ -152,15 +204,21 @@ def test_report_files_and_csv_columns(hand_folder):
     assert png.format == "PNG" and len(png.convert("RGB").getcolors(1 << 20)) > 10
     page = (out / "index.html").read_text()
     assert page.count("Plotly.newPlot") >= 4 and "<script src=" not in page  # self-contained
-    assert "has not finished" in page and "100,000,000" in page and "farthest from the straight line" in page
+    assert (
+        "has not finished" in page
+        and "100,000,000" in page
+        and "farthest from the straight line" in page
+    )
 
 
 def test_terminal_summary_has_the_front_and_the_page(hand_folder):
     text = terminal_summary(report_data(hand_folder), hand_folder / REPORT_DIR / "index.html")
-    assert "<- knee" in text and "SWRN-22-1-3" in text and f"--pick trial:1" in text
+    assert "<- knee" in text and "SWRN-22-1-3" in text and "--pick trial:1" in text
     # the page's path, then (last) the one-sentence answer to "does sharing pay?" (nas.verdict)
     assert text.splitlines()[-2] == f"report: {hand_folder / REPORT_DIR / 'index.html'}"
-    assert text.splitlines()[-1].startswith("Sharing cannot be judged here: there are no baselines")
+    assert text.splitlines()[-1].startswith(
+        "Sharing cannot be judged here: there are no baselines"
+    )
 
 
 def test_a_folder_that_is_not_a_study_is_refused_and_nothing_is_written(tmp_path):
@@ -173,8 +231,14 @@ def test_a_folder_that_is_not_a_study_is_refused_and_nothing_is_written(tmp_path
 
 
 def test_a_study_without_a_completed_trial_is_refused_and_the_old_report_kept(tmp_path):
-    _made_study(tmp_path, "empty", [_trial(TrialState.FAIL, _attrs(SWRN, 100, "failed", reason="boom")),
-                                    _trial(TrialState.RUNNING, _attrs(SWRN, 100, "running"))])
+    _made_study(
+        tmp_path,
+        "empty",
+        [
+            _trial(TrialState.FAIL, _attrs(SWRN, 100, "failed", reason="boom")),
+            _trial(TrialState.RUNNING, _attrs(SWRN, 100, "running")),
+        ],
+    )
     (tmp_path / REPORT_DIR).mkdir()
     (tmp_path / REPORT_DIR / "index.html").write_text("old")
     with pytest.raises(ValueError, match="no completed trial yet .1 fail, 1 running.") as caught:
@@ -216,17 +280,27 @@ return {data: (gd._fullData || []).filter(t => t.meta === 'trial').reduce((n, t)
 def browser(tmp_path_factory):
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        pytest.skip(f"no headless Chromium: {', '.join(missing)} missing "
-                    "(Debian: apt-get install chromium chromium-driver)")
+        pytest.skip(
+            f"no headless Chromium: {', '.join(missing)} missing "
+            "(Debian: apt-get install chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -244,7 +318,8 @@ def _open(driver, page) -> tuple[dict, list[str], float]:
     WebDriverWait(driver, 60).until(lambda d: d.execute_script(COUNT_POINTS)["ready"])
     seconds = time.perf_counter() - start
     errors = driver.execute_script("return window.__errors") + [
-        entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+    ]
     return driver.execute_script(COUNT_POINTS), errors, seconds
 
 
@@ -260,8 +335,10 @@ def test_page_of_hand_made_study_renders_every_trial(browser, hand_folder, tmp_p
     assert counts["data"] == 9  # every trial with a parameter count; trial 9 has none yet
     assert counts["drawn"] == 9 + 1  # and the knee's star
     assert counts["plots"] == 4  # scatter, hypervolume, curves, one similarity figure (trial 1)
-    z = browser.execute_script("return Array.from(document.getElementById('similarity-1')._fullData[0].z, "
-                               "row => Array.from(row))")
+    z = browser.execute_script(
+        "return Array.from(document.getElementById('similarity-1')._fullData[0].z, "
+        "row => Array.from(row))"
+    )
     np.testing.assert_allclose(z, HAND_SIMILARITY, atol=1e-6)
     _assert_not_blank(browser.get_screenshot_as_png(), tmp_path / "hand.png")
 
@@ -277,9 +354,16 @@ def test_page_of_trained_study_has_no_script_errors(browser, smoke_folder, tmp_p
 def _thousand_trials(folder) -> None:
     """1,000 trials as objective.py records them (no training): 70% complete, 25% stopped, 5% failed."""
     rng = random.Random(0)
-    plans = ["WRN-16-4", "SWRN-16-4-2", "SWRN-28-10-6", "28-10:2x3,4/6x2/6", "22-8:4x2/2x3,2/4", "WRN-28-10"]
+    plans = [
+        "WRN-16-4",
+        "SWRN-16-4-2",
+        "SWRN-28-10-6",
+        "28-10:2x3,4/6x2/6",
+        "22-8:4x2/2x3,2/4",
+        "WRN-28-10",
+    ]
     trials = []
-    for i in range(1000):
+    for _i in range(1000):
         params = int(10 ** rng.uniform(5, 7.6))
         acc = min(0.97, 0.6 + 0.05 * math.log10(params) + rng.gauss(0, 0.04))
         curve = [acc * (1 - 0.5 ** (e + 1)) for e in range(30)]
@@ -288,15 +372,30 @@ def _thousand_trials(folder) -> None:
             attrs = _attrs(rng.choice(plans), params, "complete", curve, 600.0)
             trials.append(_trial(TrialState.COMPLETE, attrs, [max(curve), params]))
         elif kind < 0.95:
-            attrs = _attrs(rng.choice(plans), params, "pruned", curve[:rng.choice([3, 9, 27])], 200.0,
-                           reason="below the rung")
+            attrs = _attrs(
+                rng.choice(plans),
+                params,
+                "pruned",
+                curve[: rng.choice([3, 9, 27])],
+                200.0,
+                reason="below the rung",
+            )
             trials.append(_trial(TrialState.PRUNED, attrs, None))
         else:
-            trials.append(_trial(TrialState.FAIL, _attrs(rng.choice(plans), params, "failed", reason="OOM"), None))
+            trials.append(
+                _trial(
+                    TrialState.FAIL,
+                    _attrs(rng.choice(plans), params, "failed", reason="OOM"),
+                    None,
+                )
+            )
     _made_study(folder, "thousand", trials)
     banks = coefficient_matrices(build_model("SWRN-16-1-2"))
-    for number in [t.number for t in optuna.load_study(study_name="thousand", storage=open_storage(folder)).trials
-                   if t.state == TrialState.COMPLETE]:
+    for number in [
+        t.number
+        for t in optuna.load_study(study_name="thousand", storage=open_storage(folder)).trials
+        if t.state == TrialState.COMPLETE
+    ]:
         (folder / "trials" / f"{number:04d}").mkdir(parents=True)
         (folder / "trials" / f"{number:04d}" / "coefficients.json").write_text(dumps(banks))
 
@@ -308,7 +407,9 @@ def test_page_of_a_thousand_trials_stays_usable(browser, tmp_path):
     built = time.perf_counter() - start
     counts, errors, seconds = _open(browser, page)
     size = page.stat().st_size
-    print(f"\n1,000 trials: page {size / 1e6:.2f} MB, written in {built:.1f} s, drawn in {seconds:.1f} s")
+    print(
+        f"\n1,000 trials: page {size / 1e6:.2f} MB, written in {built:.1f} s, drawn in {seconds:.1f} s"
+    )
     assert errors == [] and counts["data"] == 1000 and counts["drawn"] == 1000 + 1
     assert size < 8e6 and seconds < 30
     _assert_not_blank(browser.get_screenshot_as_png(), tmp_path / "thousand.png")
@@ -317,9 +418,11 @@ def test_page_of_a_thousand_trials_stays_usable(browser, tmp_path):
 def test_a_study_without_baselines_says_so_and_draws_no_comparison(hand_folder):
     data = report_data(hand_folder)
     assert data["verdict"]["counts"]["baselines"] == 0
-    assert not any(r["tied_with_next"] for r in data["rows"])  # no validation-set size: every difference counts
+    assert not any(
+        r["tied_with_next"] for r in data["rows"]
+    )  # no validation-set size: every difference counts
     page = (hand_folder / REPORT_DIR / "index.html").read_text()
-    section = page[page.index('<section id="sharing-section">'):]
-    section = section[:section.index("</section>")]
+    section = page[page.index('<section id="sharing-section">') :]
+    section = section[: section.index("</section>")]
     assert "there are no baselines in this study (--baselines none)" in section
     assert 'id="sharing"' not in section and "<table" not in section

@@ -3,7 +3,6 @@ import json
 import statistics
 
 import pandas as pd
-
 import pytest
 import torch
 
@@ -20,7 +19,7 @@ from tests.studies import make_study
 HAND = [
     ("WRN-10-1", 0.50, "COMPLETE", {}),
     ("SWRN-16-1-1", 0.60, "COMPLETE", {}),
-    ("WRN-16-1", 0.58, "COMPLETE", {}),        # dominated by SWRN-16-1-1 (fewer params, more accurate)
+    ("WRN-16-1", 0.58, "COMPLETE", {}),  # dominated by SWRN-16-1-1 (fewer params, more accurate)
     ("SWRN-16-2-1", 0.70, "COMPLETE", {}),
     ("WRN-16-2", 0.71, "COMPLETE", {}),
     ("SWRN-16-2-2", 0.20, "PRUNED", {"reason": "rung 1"}),
@@ -45,7 +44,9 @@ def test_pick_rules_on_a_hand_made_study(hand_rows):
 
 
 def test_impossible_picks_list_the_nearest_options(hand_rows):
-    with pytest.raises(ValueError, match=r"no frontier member has <= 1,000 parameters; the smallest are: trial 0"):
+    with pytest.raises(
+        ValueError, match=r"no frontier member has <= 1,000 parameters; the smallest are: trial 0"
+    ):
         pick(hand_rows, "max-params:1k")
     with pytest.raises(ValueError, match="no trial 42; frontier members: trial 0"):
         pick(hand_rows, "trial:42")
@@ -55,7 +56,9 @@ def test_impossible_picks_list_the_nearest_options(hand_rows):
         pick(hand_rows, "worst")
 
 
-@pytest.mark.parametrize("text,count", [("5M", 5_000_000), ("250k", 250_000), ("1.5e6", 1_500_000), ("12", 12)])
+@pytest.mark.parametrize(
+    "text,count", [("5M", 5_000_000), ("250k", 250_000), ("1.5e6", 1_500_000), ("12", 12)]
+)
 def test_parse_count(text, count):
     assert parse_count(text) == count
 
@@ -65,7 +68,9 @@ def test_parse_count_rejects_garbage():
         parse_count("lots")
 
 
-RECIPE = TrainConfig(epochs=2, batch_size=32, schedule="cosine", lr=0.05, device="cpu", precision="fp32")
+RECIPE = TrainConfig(
+    epochs=2, batch_size=32, schedule="cosine", lr=0.05, device="cpu", precision="fp32"
+)
 
 
 def test_retrain_end_to_end_with_seeds_then_rerun_is_a_no_op(tmp_path):
@@ -74,18 +79,27 @@ def test_retrain_end_to_end_with_seeds_then_rerun_is_a_no_op(tmp_path):
     assert summary["plan_name"] == "SWRN-16-1-1" and len(summary["seeds"]) == 2
     accs = [r["test_acc"] for r in summary["seeds"]]
     assert summary["test_acc_std"] == pytest.approx(statistics.stdev(accs))
-    assert summary["seeds"][0]["seed_dir"].endswith("seed-0") and summary["seeds"][1]["seed_dir"].endswith("seed-1")
+    assert summary["seeds"][0]["seed_dir"].endswith("seed-0") and summary["seeds"][1][
+        "seed_dir"
+    ].endswith("seed-1")
     out = folder / "retrain" / "0001"
     on_disk = json.loads((out / "summary.json").read_text())
-    assert on_disk["test_acc_mean"] == pytest.approx(sum(r["test_acc"] for r in summary["seeds"]) / 2)
+    assert on_disk["test_acc_mean"] == pytest.approx(
+        sum(r["test_acc"] for r in summary["seeds"]) / 2
+    )
     for seed in (0, 1):
-        assert (out / f"seed-{seed}" / "checkpoint.pt").is_file() and (out / f"seed-{seed}" / "model_best.pt").is_file()
+        assert (out / f"seed-{seed}" / "checkpoint.pt").is_file() and (
+            out / f"seed-{seed}" / "model_best.pt"
+        ).is_file()
     model = load(out / "seed-0" / "checkpoint.pt")
     x = torch.randn(2, 3, 12, 12)
     assert torch.equal(model(x), load(out / "seed-0" / "checkpoint.pt")(x))
     stamp = (out / "seed-0" / "test.json").stat().st_mtime_ns
     again = retrain(folder, "trial:1", RECIPE, seeds=2)
-    assert again["seeds"] == summary["seeds"] and (out / "seed-0" / "test.json").stat().st_mtime_ns == stamp
+    assert (
+        again["seeds"] == summary["seeds"]
+        and (out / "seed-0" / "test.json").stat().st_mtime_ns == stamp
+    )
 
     # The report shows the retrained test accuracy beside the search's validation accuracy.
     data = report_data(folder)
@@ -93,12 +107,19 @@ def test_retrain_end_to_end_with_seeds_then_rerun_is_a_no_op(tmp_path):
     assert row["retrain_test_acc"] == pytest.approx(summary["test_acc_mean"])
     assert row["retrain_seeds"] == 2 and row["retrain_epochs"] == 2
     assert all(r["retrain_test_acc"] is None for r in data["rows"] if r["trial"] != 1)
-    text = f"{summary['test_acc_mean']:.2%} ± {100 * summary['test_acc_std']:.2f} (2 seeds, 2 epochs)"
-    assert f"retrained: trial 1 (SWRN-16-1-1, 126,688 params): test acc {text}" in terminal_summary(data)
+    text = (
+        f"{summary['test_acc_mean']:.2%} ± {100 * summary['test_acc_std']:.2f} (2 seeds, 2 epochs)"
+    )
+    assert (
+        f"retrained: trial 1 (SWRN-16-1-1, 126,688 params): test acc {text}"
+        in terminal_summary(data)
+    )
     page = write_report(folder).read_text()
     assert html.escape(text) in page
     front = pd.read_csv(folder / "report" / "pareto.csv")
-    assert front.set_index("trial").loc[1, "retrain_test_acc"] == pytest.approx(summary["test_acc_mean"])
+    assert front.set_index("trial").loc[1, "retrain_test_acc"] == pytest.approx(
+        summary["test_acc_mean"]
+    )
 
 
 def test_interrupted_retrain_resumes_by_rerunning(tmp_path, monkeypatch):
@@ -109,6 +130,7 @@ def test_interrupted_retrain_resumes_by_rerunning(tmp_path, monkeypatch):
         def callback(m):
             if m.epoch == 2:
                 raise KeyboardInterrupt
+
         return real_train(*args, **kwargs, callback=callback)
 
     recipe = TrainConfig(**(RECIPE.to_dict() | {"epochs": 3}))
@@ -125,6 +147,8 @@ def test_interrupted_retrain_resumes_by_rerunning(tmp_path, monkeypatch):
 
 def test_full_train_uses_no_validation_split(tmp_path):
     folder = make_study(tmp_path / "s", HAND)
-    summary = retrain(folder, "trial:0", TrainConfig(**(RECIPE.to_dict() | {"epochs": 1})), full_train=True)
+    summary = retrain(
+        folder, "trial:0", TrainConfig(**(RECIPE.to_dict() | {"epochs": 1})), full_train=True
+    )
     assert summary["full_train"] and summary["data_config"]["val_fraction"] == 0.0
     assert summary["seeds"][0]["best_val_acc"] is None

@@ -48,12 +48,19 @@ def test_every_trial_is_a_new_architecture_and_none_is_told_complete_twice(tmp_p
     cfg = _cfg(sampler=sampler)
     study = open_study("s", open_storage(tmp_path), make_sampler(cfg, (10, 3)))
     rng = random.Random(0)
-    plans = [_stand_in_train(study, study.ask(), cfg, rng, TrialState.PRUNED if i % 3 == 0 else TrialState.COMPLETE)
-             for i in range(20)]
+    plans = [
+        _stand_in_train(
+            study, study.ask(), cfg, rng, TrialState.PRUNED if i % 3 == 0 else TrialState.COMPLETE
+        )
+        for i in range(20)
+    ]
     assert len(set(plans)) == 20
     assert all(parse_plan(p).is_shared for p in plans), "plain WRNs are baselines, never proposed"
     # the storage itself: no two finished trials hold the same plan, whatever their state
-    stored = [t.user_attrs["plan"] for t in study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    stored = [
+        t.user_attrs["plan"]
+        for t in study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    ]
     assert len(stored) == len(set(stored)) == 20
     proposals = [t.user_attrs[PROPOSAL_ATTR] for t in study.get_trials()]
     assert {p["source"] for p in proposals} <= {"sampler", "random"}
@@ -81,13 +88,20 @@ def test_running_trials_queued_baselines_and_diverged_plans_are_not_proposed(tmp
     running = study.ask()  # another worker's trial, still training
     running.set_user_attr("plan", plans[0])
     study.enqueue_trial({}, user_attrs={"baseline": True, "plan": plans[1]})
-    diverged = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"plan": plans[2],
-                                         "reason": "diverged: loss is nan"})
-    crashed = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"plan": plans[3], "reason": "killed"})
+    diverged = optuna.trial.create_trial(
+        state=TrialState.FAIL, user_attrs={"plan": plans[2], "reason": "diverged: loss is nan"}
+    )
+    crashed = optuna.trial.create_trial(
+        state=TrialState.FAIL, user_attrs={"plan": plans[3], "reason": "killed"}
+    )
     study.add_trials([diverged, crashed])
     sampler = study.sampler
     taken = sampler._taken(study)
-    assert taken == {plans[0]: "running or queued", plans[1]: "running or queued", plans[2]: "diverged"}
+    assert taken == {
+        plans[0]: "running or queued",
+        plans[1]: "running or queued",
+        plans[2]: "diverged",
+    }
     seen = {plans[0], plans[1], plans[2]}
     rng = random.Random(2)
     for _ in range(23):  # 26 - 3: the crashed plan (not a property of the plan) may come again
@@ -112,9 +126,13 @@ def test_over_budget_proposals_take_no_slot_and_teach_the_sampler_the_budget(tmp
     for t in over:
         assert t.state == TrialState.PRUNED and t.constraints["max_params"] > 0
         assert t.user_attrs["params"] > budget
-    assert len({t.user_attrs["plan"] for t in over}) == len(over), "each over-budget plan is recorded once"
+    assert len({t.user_attrs["plan"] for t in over}) == len(over), (
+        "each over-budget plan is recorded once"
+    )
     assert state_counts(study)["OVER_BUDGET"] == len(over)
-    assert slots_left(study, cfg.n_trials) == 0  # 10 trained, whatever the number recorded over budget
+    assert (
+        slots_left(study, cfg.n_trials) == 0
+    )  # 10 trained, whatever the number recorded over budget
     assert len(fits) == 11  # counted by nas.space.all_plans: enough for the 10 slots
 
 
@@ -127,9 +145,15 @@ def test_a_real_study_stops_with_one_line_when_its_space_is_exhausted(tmp_path, 
     # 7 architectures (per stage 2 or 2x1, minus the plain net) and 2 baselines (WRN-16-1 and
     # SWRN-16-1-1, which is one of the 7): 8 distinct models, 12 slots asked for.
     space = SearchSpace(depths=(16,), widths=(1,), max_templates=1, allow_cuts=False)
-    cfg = StudyConfig(name="tiny", preset="smoke", n_trials=12, space=space.to_dict(),
-                      data={"synthetic_train": 120, "synthetic_test": 20, "image_size": 8, "val_fraction": 0.25},
-                      recipe={"epochs": 1, "batch_size": 32}, device="cpu")
+    cfg = StudyConfig(
+        name="tiny",
+        preset="smoke",
+        n_trials=12,
+        space=space.to_dict(),
+        data={"synthetic_train": 120, "synthetic_test": 20, "image_size": 8, "val_fraction": 0.25},
+        recipe={"epochs": 1, "batch_size": 32},
+        device="cpu",
+    )
     with caplog.at_level(logging.WARNING, logger="nas.study"):
         study = run_study(cfg, tmp_path / "tiny")
     plans = [t.user_attrs["plan"] for t in study.get_trials() if t.state.is_finished()]
@@ -153,13 +177,21 @@ def test_baselines_are_queued_once_marked_and_never_searched(tmp_path):
     assert names == ["SWRN-22-1-1", "SWRN-28-1-2", "SWRN-22-1-3", "WRN-22-1", "WRN-28-1"]
     assert all(t.user_attrs["baseline"] is True for t in waiting)
     assert study.user_attrs["baselines"] == names
-    none = StudyConfig(name="n", preset="cpu", n_trials=20, baselines="none", data={"dataset": "synthetic"})
+    none = StudyConfig(
+        name="n", preset="cpu", n_trials=20, baselines="none", data={"dataset": "synthetic"}
+    )
     prepare_study(none, tmp_path / "n", (10, 3))
     assert not open_study("n", open_storage(tmp_path / "n")).get_trials()
     for bad in ("some", "paper:0", "paper:21", "paper:x"):
-        with pytest.raises(ValueError, match=f"unknown baselines '{bad}'; accepted: paper, paper:N"):
+        with pytest.raises(
+            ValueError, match=f"unknown baselines '{bad}'; accepted: paper, paper:N"
+        ):
             StudyConfig(name="x", n_trials=20, baselines=bad)
-    two = StudyConfig(name="t", preset="cpu", n_trials=20, baselines="paper:2", data={"dataset": "synthetic"})
+    two = StudyConfig(
+        name="t", preset="cpu", n_trials=20, baselines="paper:2", data={"dataset": "synthetic"}
+    )
     prepare_study(two, tmp_path / "t", (10, 3))
-    assert [t.user_attrs["plan_name"] for t in open_study("t", open_storage(tmp_path / "t")).get_trials()] == [
-        "SWRN-22-1-1", "WRN-22-1"]
+    assert [
+        t.user_attrs["plan_name"]
+        for t in open_study("t", open_storage(tmp_path / "t")).get_trials()
+    ] == ["SWRN-22-1-1", "WRN-22-1"]

@@ -1,10 +1,8 @@
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import optuna
 import pytest
@@ -19,7 +17,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _cfg(name="s", **kw):
-    base = dict(name=name, preset="smoke", n_trials=5, data=TINY_DATA, recipe={"epochs": 2}, device="cpu")
+    base = dict(
+        name=name, preset="smoke", n_trials=5, data=TINY_DATA, recipe={"epochs": 2}, device="cpu"
+    )
     return StudyConfig(**(base | kw))
 
 
@@ -43,7 +43,9 @@ def test_smoke_study_runs_end_to_end(smoke_study):
         assert len(t.user_attrs["curve"]) == t.user_attrs["epochs_run"]
         assert not (folder / "trials" / f"{t.number:04d}" / "checkpoint.pt").exists()
         if t.user_attrs["shared"]:
-            coeffs = json.loads((folder / "trials" / f"{t.number:04d}" / "coefficients.json").read_text())
+            coeffs = json.loads(
+                (folder / "trials" / f"{t.number:04d}" / "coefficients.json").read_text()
+            )
             assert coeffs and all(len(c["similarity"]) == len(c["layers"]) for c in coeffs)
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
@@ -66,10 +68,14 @@ def test_resume_with_other_settings_is_refused(smoke_study):
 
 def test_over_budget_configs_are_rejected_untrained(tmp_path):
     budget = 140_000  # between SWRN-16-1-1 (126,688) and WRN-16-1 (175,066)
-    study = run_study(_cfg(max_params=budget, n_trials=4, space={"depths": [16], "widths": [1]}), tmp_path / "b")
+    study = run_study(
+        _cfg(max_params=budget, n_trials=4, space={"depths": [16], "widths": [1]}), tmp_path / "b"
+    )
     trained = [t for t in study.trials if t.user_attrs.get("status") in ("complete", "pruned")]
     assert len(trained) == 4 and all(t.user_attrs["params"] <= budget for t in trained)
-    assert "WRN-16-1" not in {t.user_attrs["plan_name"] for t in study.trials}  # the plain baseline does not fit
+    assert "WRN-16-1" not in {
+        t.user_attrs["plan_name"] for t in study.trials
+    }  # the plain baseline does not fit
     over = [t for t in study.trials if t.user_attrs.get("status") == "over-budget"]
     for t in over:  # recorded for the sampler, never trained, no slot taken
         assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["params"] > budget
@@ -79,10 +85,17 @@ def test_over_budget_configs_are_rejected_untrained(tmp_path):
 def test_baselines_run_first_with_the_same_recipe_and_are_marked(smoke_study):
     folder, study = smoke_study
     baselines = [t for t in study.trials if t.user_attrs.get("baseline")]
-    assert [t.number for t in baselines] == [0]  # 6 trials: a quarter is one baseline, trained first
+    assert [t.number for t in baselines] == [
+        0
+    ]  # 6 trials: a quarter is one baseline, trained first
     assert baselines[0].user_attrs["plan_name"] == "WRN-16-1"
-    assert all(not t.user_attrs.get("baseline") and t.user_attrs["shared"] for t in study.trials[1:])
-    records = [json.loads((folder / "trials" / f"{t.number:04d}" / "trial.json").read_text()) for t in study.trials]
+    assert all(
+        not t.user_attrs.get("baseline") and t.user_attrs["shared"] for t in study.trials[1:]
+    )
+    records = [
+        json.loads((folder / "trials" / f"{t.number:04d}" / "trial.json").read_text())
+        for t in study.trials
+    ]
     assert len({json.dumps(r["train_config"], sort_keys=True) for r in records}) == 1
 
 
@@ -90,20 +103,44 @@ def test_two_workers_share_one_storage(tmp_path):
     study = run_study(_cfg(n_trials=6, workers=2), tmp_path / "w")
     counts = state_counts(study)
     assert counts["RUNNING"] == 0 and counts["FAIL"] == 0
-    assert 6 <= counts["COMPLETE"] + counts["PRUNED"] <= 7  # a race may add one trial, never lose one
+    assert (
+        6 <= counts["COMPLETE"] + counts["PRUNED"] <= 7
+    )  # a race may add one trial, never lose one
     pids = {t.user_attrs["worker"]["pid"] for t in study.trials if "worker" in t.user_attrs}
     assert len(pids) == 2
     assert len({t.number for t in study.trials}) == len(study.trials)
 
 
 def _cli(args, **kw):
-    return subprocess.Popen([sys.executable, str(REPO / "search.py"), *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "search.py"), *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_killed_study_resumes_without_losing_finished_trials(tmp_path):
-    args = ["study", "k", "--results-dir", str(tmp_path), "--n-trials", "4", "--epochs", "10", "--device", "cpu",
-            "--quiet", "--dataset", "synthetic", "--image-size", "12", "--no-early-stopping"]
+    args = [
+        "study",
+        "k",
+        "--results-dir",
+        str(tmp_path),
+        "--n-trials",
+        "4",
+        "--epochs",
+        "10",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--dataset",
+        "synthetic",
+        "--image-size",
+        "12",
+        "--no-early-stopping",
+    ]
     proc = _cli(args)
     deadline = time.time() + 240
     finished = []
@@ -119,8 +156,13 @@ def test_killed_study_resumes_without_losing_finished_trials(tmp_path):
     proc.wait()
     assert len(finished) >= 2, "the study did not get far enough to be killed mid-trial"
     kept = {t.number: (t.state, t.values) for t in finished}
-    done = subprocess.run([sys.executable, str(REPO / "search.py"), *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "search.py"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     _, study = open_existing(tmp_path / "k")
     for number, (state, values) in kept.items():
@@ -131,15 +173,31 @@ def test_killed_study_resumes_without_losing_finished_trials(tmp_path):
     assert counts["COMPLETE"] + counts["PRUNED"] == 4 and counts["RUNNING"] == 0
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["--preset", "gpu"], "argument --preset: invalid choice: 'gpu'"),
-    (["--dataset", "mnist"], "unknown dataset 'mnist'"),
-    (["--n-trials", "0"], "--n-trials: expected an integer >= 1"),
-    (["--eta", "1"], "--eta: expected an integer >= 2"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--preset", "gpu"], "argument --preset: invalid choice: 'gpu'"),
+        (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["--n-trials", "0"], "--n-trials: expected an integer >= 1"),
+        (["--eta", "1"], "--eta: expected an integer >= 2"),
+    ],
+)
 def test_bad_study_flags_give_one_line(tmp_path, args, fragment):
-    done = subprocess.run([sys.executable, str(REPO / "search.py"), "study", "x", "--results-dir", str(tmp_path), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "search.py"),
+            "study",
+            "x",
+            "--results-dir",
+            str(tmp_path),
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], done.stderr
@@ -148,7 +206,25 @@ def test_bad_study_flags_give_one_line(tmp_path, args, fragment):
 def test_bad_space_file_gives_one_line(tmp_path):
     bad = tmp_path / "space.json"
     bad.write_text('{"depths": [12]}')
-    done = subprocess.run([sys.executable, str(REPO / "search.py"), "study", "x", "--results-dir", str(tmp_path),
-                           "--space", str(bad)], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "depths must be" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "search.py"),
+            "study",
+            "x",
+            "--results-dir",
+            str(tmp_path),
+            "--space",
+            str(bad),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        done.returncode == 2
+        and "depths must be" in done.stderr
+        and len(done.stderr.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "x").exists()

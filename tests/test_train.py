@@ -10,7 +10,7 @@ from softshare import ModelConfig
 from softshare.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from softshare.data import DataConfig, load_dataset
 from softshare.evaluate import evaluate_checkpoint, load
-from softshare.train import CHECKPOINT, BEST, TrainConfig, train
+from softshare.train import BEST, CHECKPOINT, TrainConfig, train
 from tests.conftest_data import write_cifar10
 
 PLAN = "SWRN-16-1-2"
@@ -24,8 +24,19 @@ def synthetic():
 
 
 def _cfg(**kw):
-    return TrainConfig(**({"epochs": 3, "batch_size": 32, "schedule": "cosine", "device": "cpu",
-                           "precision": "fp32", "lr": 0.05} | kw))
+    return TrainConfig(
+        **(
+            {
+                "epochs": 3,
+                "batch_size": 32,
+                "schedule": "cosine",
+                "device": "cpu",
+                "precision": "fp32",
+                "lr": 0.05,
+            }
+            | kw
+        )
+    )
 
 
 def test_short_training_loss_falls(synthetic):
@@ -50,11 +61,22 @@ def test_resume_continues_exactly(synthetic, tmp_path):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(ModelConfig(PLAN), _cfg(), data, data_config=dcfg, out_dir=tmp_path / "b", callback=crash_after_two)
+        train(
+            ModelConfig(PLAN),
+            _cfg(),
+            data,
+            data_config=dcfg,
+            out_dir=tmp_path / "b",
+            callback=crash_after_two,
+        )
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["epoch"] == 2
-    resumed = train(ModelConfig(PLAN), _cfg(), data, data_config=dcfg, out_dir=tmp_path / "b", resume=True)
+    resumed = train(
+        ModelConfig(PLAN), _cfg(), data, data_config=dcfg, out_dir=tmp_path / "b", resume=True
+    )
     keys = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-    assert [[row[k] for k in keys] for row in resumed.curve] == [[row[k] for k in keys] for row in whole.curve]
+    assert [[row[k] for k in keys] for row in resumed.curve] == [
+        [row[k] for k in keys] for row in whole.curve
+    ]
     a = load_checkpoint(tmp_path / "a" / CHECKPOINT)["model_state"]
     b = load_checkpoint(tmp_path / "b" / CHECKPOINT)["model_state"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -64,16 +86,40 @@ def test_resume_refuses_another_model_or_recipe(synthetic, tmp_path):
     dcfg, data = synthetic
     train(ModelConfig(PLAN), _cfg(epochs=1), data, data_config=dcfg, out_dir=tmp_path)
     with pytest.raises(ValueError, match="holds model"):
-        train(ModelConfig("WRN-16-1"), _cfg(epochs=1), data, data_config=dcfg, out_dir=tmp_path, resume=True)
+        train(
+            ModelConfig("WRN-16-1"),
+            _cfg(epochs=1),
+            data,
+            data_config=dcfg,
+            out_dir=tmp_path,
+            resume=True,
+        )
     with pytest.raises(ValueError, match="different recipe \\(lr\\)"):
-        train(ModelConfig(PLAN), _cfg(epochs=1, lr=0.2), data, data_config=dcfg, out_dir=tmp_path, resume=True)
+        train(
+            ModelConfig(PLAN),
+            _cfg(epochs=1, lr=0.2),
+            data,
+            data_config=dcfg,
+            out_dir=tmp_path,
+            resume=True,
+        )
 
 
 def test_callback_stops_with_reason(synthetic, tmp_path):
     dcfg, data = synthetic
-    result = train(ModelConfig(PLAN), _cfg(epochs=5), data, data_config=dcfg, out_dir=tmp_path,
-                   callback=lambda m: "rung 1: rank 3 of 3" if m.epoch == 1 else None)
-    assert (result.status, result.epochs_run, result.stop_reason) == ("stopped", 1, "rung 1: rank 3 of 3")
+    result = train(
+        ModelConfig(PLAN),
+        _cfg(epochs=5),
+        data,
+        data_config=dcfg,
+        out_dir=tmp_path,
+        callback=lambda m: "rung 1: rank 3 of 3" if m.epoch == 1 else None,
+    )
+    assert (result.status, result.epochs_run, result.stop_reason) == (
+        "stopped",
+        1,
+        "rung 1: rank 3 of 3",
+    )
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["status"] == "stopped" and len(saved["curve"]) == 1
 
@@ -123,9 +169,15 @@ def test_corrupt_and_foreign_checkpoints_are_refused(synthetic, tmp_path):
 
 def test_train_config_validation_edges():
     TrainConfig(epochs=1, momentum=0.0, weight_decay=0.0, cutout=0)
-    for bad, match in [(dict(epochs=0), "epochs"), (dict(momentum=1.0), "momentum"), (dict(lr=0), "lr"),
-                       (dict(schedule="linear"), "schedule"), (dict(milestones=(120, 60)), "milestones"),
-                       (dict(precision="fp16"), "precision"), (dict(batch_size=0), "batch_size")]:
+    for bad, match in [
+        (dict(epochs=0), "epochs"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(lr=0), "lr"),
+        (dict(schedule="linear"), "schedule"),
+        (dict(milestones=(120, 60)), "milestones"),
+        (dict(precision="fp16"), "precision"),
+        (dict(batch_size=0), "batch_size"),
+    ]:
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
     cfg = _cfg()
@@ -135,16 +187,40 @@ def test_train_config_validation_edges():
 
 
 def _cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, str(REPO / "search.py"), *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "search.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_cli_train_then_evaluate_on_cifar10_pickles(tmp_path):
     root = tmp_path / "data"
     write_cifar10(root, n_train_per_class=10, n_test_per_class=3)
     out = tmp_path / "run"
-    done = _cli("train", "--data", str(root), "--arch", "wrn", "--depth", "10", "--width", "1", "--epochs", "2", "--batch-size", "16",
-                "--device", "cpu", "--cutout", "--out", str(out), "--quiet")
+    done = _cli(
+        "train",
+        "--data",
+        str(root),
+        "--arch",
+        "wrn",
+        "--depth",
+        "10",
+        "--width",
+        "1",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--cutout",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     assert "completed: 2 epochs" in done.stdout
     ev = _cli("evaluate", str(out / BEST), "--json")
@@ -157,16 +233,21 @@ def test_cli_missing_dataset_is_one_line(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
-    assert str(tmp_path / "nowhere") in lines[0] and "--download" in lines[0] and "--data" in lines[0]
+    assert (
+        str(tmp_path / "nowhere") in lines[0] and "--download" in lines[0] and "--data" in lines[0]
+    )
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["--epochs", "zero"], "--epochs: expected an integer >= 1"),
-    (["--depth", "17", "--dataset", "synthetic"], "depth must be 6N+4"),
-    (["--precision", "fp16"], "invalid choice"),
-    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-    (["--val-fraction", "2"], "--val-fraction: expected a number >= 0.0 and <= 0.9"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--epochs", "zero"], "--epochs: expected an integer >= 1"),
+        (["--depth", "17", "--dataset", "synthetic"], "depth must be 6N+4"),
+        (["--precision", "fp16"], "invalid choice"),
+        (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--val-fraction", "2"], "--val-fraction: expected a number >= 0.0 and <= 0.9"),
+    ],
+)
 def test_cli_bad_flags_one_line(args, fragment):
     done = _cli("train", *args)
     assert done.returncode == 2
