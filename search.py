@@ -393,12 +393,13 @@ def _study_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from nas.config import StudyConfig, load_study_config
+    from nas.schema import STUDY_FILE
     from nas.space import PRESETS, load_space
     from nas.study import study_dir
 
     given = vars(args)
     folder = study_dir(args.results_dir, args.name)
-    saved = load_study_config(folder) if (folder / "study.json").exists() else None
+    saved = load_study_config(folder) if (folder / STUDY_FILE).exists() else None
     if saved is not None and given.get("preset", saved.preset) == saved.preset:
         cfg = saved
     else:
@@ -425,9 +426,10 @@ def _study_config(args: argparse.Namespace):
 def cmd_study(args: argparse.Namespace) -> int:
     import optuna
 
+    from nas.optuna_backend import run_study
     from nas.progress import StudyReporter
-    from nas.storage import state_counts
-    from nas.study import run_study
+    from nas.schema import counts_text
+    from nas.study import study_counts
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg, folder = _study_config(args)
@@ -446,9 +448,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         if ray_options is None:
             study = run_study(cfg, folder, None if args.quiet else StudyReporter(cfg))
         else:
-            from nas.ray_backend import run_ray
-
-            study = run_ray(cfg, folder, ray_options)
+            study = _ray_backend().run_ray(cfg, folder, ray_options)
     except RuntimeError as exc:  # a systematic failure: every trial kept, the reason in one line
         print(f"search.py study: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
@@ -460,11 +460,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         )
         print(f"interrupted; finished trials are kept in {folder}: {again}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    counts = state_counts(study)
-    print(
-        f"study {cfg.name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed "
-        f"of {cfg.n_trials}; {counts['OVER_BUDGET']} proposals over --max-params were recorded untrained"
-    )
+    # The same count, in the same words, as the report's "trials" line.
+    print(f"study {cfg.name}: {counts_text(study_counts(study))} (of {cfg.n_trials} planned)")
     _write_report(folder, summary=True)
     return 0
 
@@ -657,6 +654,20 @@ _RAY_FLAGS = {
 }
 
 
+RAY_MISSING = "--backend ray needs Ray: pip install -e '.[ray]'"
+
+
+def _ray_backend():
+    """nas.ray_backend; a ValueError of one line (what to install) when Ray is not installed."""
+    try:
+        import nas.ray_backend
+    except ModuleNotFoundError as exc:  # Ray itself only: any other missing module is a real error
+        if exc.name != "ray" and not (exc.name or "").startswith("ray."):
+            raise
+        raise ValueError(RAY_MISSING) from None
+    return nas.ray_backend
+
+
 def _ray_options(args: argparse.Namespace):
     """RayOptions from the flags; ValueError when Ray flags come without --backend ray or clash."""
     given = {
@@ -676,9 +687,7 @@ def _ray_options(args: argparse.Namespace):
             "--workers is for --backend optuna; with --backend ray use --max-concurrent (and "
             "--cpus-per-trial / --gpus-per-trial)"
         )
-    from nas.ray_backend import RayOptions
-
-    return RayOptions(
+    return _ray_backend().RayOptions(
         verbose=0 if args.quiet else 1,
         **{_RAY_FLAGS[flag]: value for flag, value in given.items()},
     )

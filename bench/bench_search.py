@@ -1,6 +1,6 @@
 """Search efficiency: Pareto hypervolume reached against compute spent, with and without early stopping.
 
-Two studies through the project's public API (nas.config.StudyConfig + nas.study.run_study),
+Two studies through the project's public API (nas.config.StudyConfig + nas.optuna_backend.run_study),
 identical except that one has the Pareto-aware early-stopping rule on and the other has it off
 (``early_stopping={"enabled": False}``): same space, data, recipe, sampler and seed. The study
 with ES is given more trials (``--es-trials``, default 2x): the compute it saves is spent on
@@ -59,10 +59,10 @@ import torch
 
 from nas.baselines import baseline_budget
 from nas.config import StudyConfig
+from nas.optuna_backend import run_study
 from nas.results import hypervolume, trial_rows
-from nas.sampler import OVER_BUDGET, PROPOSAL_ATTR
+from nas.schema import OVER_BUDGET, PROPOSAL_ATTR
 from nas.space import SearchSpace
-from nas.study import run_study
 from nas.verdict import verdict
 from softshare import SharingPlan, parse_plan
 from softshare.runtime import resolve_device

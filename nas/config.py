@@ -18,7 +18,9 @@ from softshare.train import TrainConfig
 
 from .baselines import baseline_count
 from .early_stop import StopRule
+from .schema import STUDY_FILE
 from .space import PRESETS, SearchSpace
+from .validate import require_int
 
 __all__ = [
     "StudyConfig",
@@ -30,7 +32,6 @@ __all__ = [
 ]
 
 SAMPLERS = ("tpe", "nsga2", "random")
-STUDY_FILE = "study.json"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -101,17 +102,10 @@ class StudyConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}; accepted: {', '.join(SAMPLERS)}.")
         for name, low in (("n_trials", 1), ("workers", 1), ("seed", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, but got {name}={value!r}.")
-        baseline_count(self.baselines, self.n_trials) if isinstance(
-            self.n_trials, int
-        ) else None  # validates
-        if self.max_params is not None and (
-            not isinstance(self.max_params, int) or self.max_params < 1
-        ):
-            raise ValueError(
-                f"max_params must be an integer >= 1, but got max_params={self.max_params!r}."
-            )
+            require_int(name, value, low)
+        baseline_count(self.baselines, self.n_trials)  # validates the baselines field
+        if self.max_params is not None:
+            require_int("max_params", self.max_params, 1)
         if self.format_version != FORMAT_VERSION:
             raise ValueError(
                 f"study format version {self.format_version!r} is not the {FORMAT_VERSION} this code reads."
@@ -172,7 +166,9 @@ class StudyConfig:
         }
 
 
-def save_study_config(config: StudyConfig, folder: pathlib.Path) -> None:
+def save_study_config(config: StudyConfig, folder: pathlib.Path) -> StudyConfig:
+    """Write ``folder/study.json`` (stamped with its creation time if it has none); returns
+    the config as written."""
     from softshare.checkpoint import atomic_write_text, dumps
 
     if not config.created:
@@ -181,6 +177,7 @@ def save_study_config(config: StudyConfig, folder: pathlib.Path) -> None:
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         )
     atomic_write_text(folder / STUDY_FILE, dumps(config.to_dict()))
+    return config
 
 
 def load_study_config(folder: pathlib.Path) -> StudyConfig:

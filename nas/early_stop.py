@@ -30,12 +30,12 @@ curves and act on the :class:`Decision`:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nas.noise import difference_se
 from nas.pareto import crowding_distance, non_dominated_sort
+from nas.validate import is_int, is_number, require_int
 
 __all__ = [
     "RUNG_DIRECTIONS",
@@ -55,22 +55,6 @@ Curve = Sequence[float]
 # --- argument checks --------------------------------------------------------------------------
 
 
-def _is_int(value: object) -> bool:
-    """True for ints (numpy integers included), False for bools and everything else."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_finite_real(value: object) -> bool:
-    """True for finite ints and floats (numpy scalars included), False for bools and the rest."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require_int(name: str, value: object, minimum: int) -> None:
-    """ValueError unless ``value`` is an integer >= ``minimum``."""
-    if not _is_int(value) or value < minimum:  # type: ignore[operator]
-        raise ValueError(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")
-
-
 def _check_curve(name: str, curve: object) -> None:
     """ValueError unless ``curve`` is a sequence of finite numbers."""
     if isinstance(curve, str) or not isinstance(curve, Sequence):
@@ -78,7 +62,7 @@ def _check_curve(name: str, curve: object) -> None:
             f"{name} must be a sequence of finite accuracies, but got {name}={curve!r}."
         )
     for epoch, value in enumerate(curve, start=1):
-        if not _is_finite_real(value):
+        if not is_number(value):
             raise ValueError(
                 f"{name} must hold finite accuracies, but epoch {epoch} has {value!r}."
             )
@@ -92,7 +76,7 @@ def _check_others(others: object) -> None:
         if isinstance(other, str) or not isinstance(other, Sequence) or len(other) != 2:
             raise ValueError(f"others[{i}] must be a (curve, params) pair, but got {other!r}.")
         _check_curve(f"others[{i}][0]", other[0])
-        _require_int(f"others[{i}][1]", other[1], 0)
+        require_int(f"others[{i}][1]", other[1], 0)
 
 
 # --- configuration and result -----------------------------------------------------------------
@@ -146,29 +130,29 @@ class StopRule:
     val_images: int | None = None
 
     def __post_init__(self) -> None:
-        _require_int("max_epochs", self.max_epochs, 1)
-        if self.min_epochs is None and _is_int(self.max_epochs):  # frozen: set once, here
+        require_int("max_epochs", self.max_epochs, 1)
+        if self.min_epochs is None and is_int(self.max_epochs):  # frozen: set once, here
             object.__setattr__(self, "min_epochs", default_first_rung(int(self.max_epochs)))
-        _require_int("min_epochs", self.min_epochs, 1)
-        _require_int("eta", self.eta, 2)
+        require_int("min_epochs", self.min_epochs, 1)
+        require_int("eta", self.eta, 2)
         if self.min_trials is None:
             object.__setattr__(self, "min_trials", self.eta)  # frozen: set once, here
-        _require_int("min_trials", self.min_trials, 1)
+        require_int("min_trials", self.min_trials, 1)
         if self.patience is not None:
-            _require_int("patience", self.patience, 1)
-        if not _is_finite_real(self.min_delta) or self.min_delta < 0:
+            require_int("patience", self.patience, 1)
+        if not is_number(self.min_delta) or self.min_delta < 0:
             min_delta = self.min_delta
             raise ValueError(f"min_delta must be a finite number >= 0, but got {min_delta=}.")
         if not isinstance(self.enabled, bool):
             enabled = self.enabled
             raise ValueError(f"enabled must be True or False, but got {enabled=}.")
-        if self.margin is not None and (not _is_finite_real(self.margin) or self.margin < 0):
+        if self.margin is not None and (not is_number(self.margin) or self.margin < 0):
             margin = self.margin
             raise ValueError(
                 f"margin must be a finite number >= 0 (accuracy units) or None, but got {margin=}."
             )
         if self.val_images is not None:
-            _require_int("val_images", self.val_images, 1)
+            require_int("val_images", self.val_images, 1)
         self._store_plain_numbers()
 
     def _store_plain_numbers(self) -> None:
@@ -239,8 +223,8 @@ def rank_at_rung(points: Sequence[tuple[float, int]]) -> list[int]:
             isinstance(point, str)
             or not isinstance(point, Sequence)
             or len(point) != 2
-            or not _is_finite_real(point[0])
-            or not _is_int(point[1])
+            or not is_number(point[0])
+            or not is_int(point[1])
             or point[1] < 0
         ):
             raise ValueError(
@@ -349,7 +333,7 @@ def decide(
     rule is applied first; its reason is the one reported.
     """
     _check_curve("curve", curve)
-    _require_int("params", params, 0)
+    require_int("params", params, 0)
     _check_others(others)
     if not isinstance(rule, StopRule):
         raise ValueError(f"rule must be a StopRule, but got {rule=}.")

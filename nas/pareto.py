@@ -19,9 +19,10 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Literal
+
+from .validate import is_int, is_number
 
 __all__ = [
     "DIRECTIONS",
@@ -63,22 +64,13 @@ def _checked_directions(directions: Sequence[str], count: int | None = None) -> 
     return tuple(directions)
 
 
-def _is_finite_real(value: object) -> bool:
-    """True for finite ints and floats (numpy scalars included), False for bools and the rest."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))  # type: ignore[arg-type]
-    )
-
-
 def _checked_vector(value: Sequence[float], name: str, size: int) -> _Vector:
     """``value`` as a tuple of floats, or ValueError unless it has ``size`` finite numbers."""
     if (
         isinstance(value, str)
         or not isinstance(value, Sequence)
         or len(value) != size
-        or not all(_is_finite_real(v) for v in value)
+        or not all(is_number(v) for v in value)
     ):
         raise ValueError(
             f"{name} must be a sequence of {size} finite numbers (one per direction), "
@@ -99,7 +91,7 @@ def _checked_front(front: Sequence[int], count: int) -> list[int]:
     valid = (
         isinstance(front, Sequence)
         and not isinstance(front, str)
-        and all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in front)
+        and all(is_int(i) for i in front)
         and all(0 <= i < count for i in front)
         and len(set(front)) == len(front)
     )

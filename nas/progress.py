@@ -16,7 +16,8 @@ from softshare.progress import format_duration
 
 from .config import StudyConfig
 from .results import format_table, front_rows, knee_row, trial_rows
-from .storage import state_counts
+from .schema import COMPLETE, FAILED, PRUNED, RUNNING, counts_text
+from .study import study_counts
 
 __all__ = ["StudyReporter"]
 
@@ -55,21 +56,20 @@ class StudyReporter:
 
     def trial_end(self, number: int, status: str, study: optuna.Study) -> None:
         took = time.perf_counter() - self.started.pop(number, time.perf_counter())
-        if status in ("complete", "pruned", "failed"):
+        if status in (COMPLETE, PRUNED, FAILED):
             self.durations.append(took)
         trial = study.get_trials(deepcopy=False)[number]
         detail = (
             f"val {trial.values[0]:.2%}" if trial.values else trial.user_attrs.get("reason", "")
         )
-        counts = state_counts(study)
-        finished = counts["COMPLETE"] + counts["PRUNED"]
-        left = max(self.cfg.n_trials - finished - counts["RUNNING"], 0)
+        counts = study_counts(study)
+        finished = counts[COMPLETE] + counts[PRUNED]
+        left = max(self.cfg.n_trials - finished - counts[RUNNING], 0)
         mean = sum(self.durations) / len(self.durations) if self.durations else 0.0
         eta = format_duration(mean * left / self.cfg.workers) if mean else "?"
         self._write(
             f"{self.prefix}[trial {number}] {status}: {detail} ({format_duration(took)}) | "
-            f"{finished}/{self.cfg.n_trials} done ({counts['PRUNED']} pruned, {counts['FAIL']} failed, "
-            f"{counts['RUNNING']} running) | ETA {eta}"
+            f"{finished}/{self.cfg.n_trials} done ({counts_text(counts)}) | ETA {eta}"
         )
         rows = trial_rows(study)
         front = front_rows(rows)

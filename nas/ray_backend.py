@@ -6,7 +6,7 @@ the older ``ray.train.report`` fails inside Tune now):
 * search (:mod:`nas.ray_search`): :class:`StudySearch` is Ray's ``OptunaSearch`` on the study's own Optuna storage (journal
   file or server URL), asked through the same define-by-run :func:`nas.space.define_space` with
   both objectives. It writes every trial's user attributes, ``trials/NNNN`` folder and final state
-  the way :mod:`nas.objective` does, so ``report`` and ``retrain`` read a Ray study unchanged.
+  the way :mod:`nas.trial` says, so ``report`` and ``retrain`` read a Ray study unchanged.
 * early stopping (:mod:`nas.ray_search`): :class:`EarlyStopScheduler`, a FIFO scheduler whose STOP/CONTINUE is
   :func:`nas.early_stop.decide` (Ray's own schedulers rank trials by one metric).
 * training (here): :func:`train_trial`, one trial per Ray actor. The dataset reaches the cluster once
@@ -27,7 +27,7 @@ import os
 import pathlib
 import shutil
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import optuna
 import torch
@@ -35,36 +35,22 @@ from optuna.trial import TrialState
 from ray import tune
 
 from softshare import ModelConfig, parse_plan
-from softshare.checkpoint import atomic_write_text
+from softshare.checkpoint import atomic_write_text, environment
 from softshare.data import Dataset, load_dataset
-from softshare.train import CHECKPOINT, METRICS, train
+from softshare.runtime import resolve_device, resolve_precision
+from softshare.train import CHECKPOINT, METRICS, EpochMetrics, train
 
 from .config import StudyConfig
-from .objective import (
-    data_shape,
-    failure_reason,
-    save_coefficients,
-    stop_rule_for,
-    trial_dir,
-    val_images,
-)
-from .ray_search import (
-    PLAN,
-    SKIP,
-    SNAPSHOT,
-    STUDY_TRIAL,
-    EarlyStopScheduler,
-    StudySearch,
-    study_history,
-)
+from .ray_search import PLAN, SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch
+from .schema import ERROR_FILE, RAY_DIR, trial_dir
 from .storage import fail_running_trial, fail_stale_trials, open_storage, open_study
-from .study import make_sampler, prepare_study, slots_left
+from .study import make_sampler, prepare_study, rung_history, slots_left, stop_rule_for
+from .trial import data_shape, drop_weights, failure_reason, val_images, write_coefficients
+from .validate import is_int, is_number
 
 __all__ = ["RayOptions", "RayRunInterrupted", "run_ray", "train_trial"]
 
 log = logging.getLogger(__name__)
-
-RAY_DIR = "ray"  # default parent of Ray runs inside the study folder
 
 
 class RayRunInterrupted(KeyboardInterrupt):
@@ -103,36 +89,28 @@ class RayOptions:
     verbose: int = 1
 
     def __post_init__(self) -> None:
-        if not _is_number(self.cpus_per_trial) or self.cpus_per_trial <= 0:
+        if not is_number(self.cpus_per_trial) or self.cpus_per_trial <= 0:
             raise ValueError(
                 f"cpus_per_trial must be a number > 0, but got cpus_per_trial={self.cpus_per_trial!r}."
             )
         gpus = self.gpus_per_trial
-        if not _is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        if not is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
             raise ValueError(
                 f"gpus_per_trial must be a fraction in [0, 1] or a whole number of GPUs, "
                 f"but got gpus_per_trial={gpus!r}."
             )
         if self.max_concurrent is not None and (
-            not _is_int(self.max_concurrent) or self.max_concurrent < 1
+            not is_int(self.max_concurrent) or self.max_concurrent < 1
         ):
             raise ValueError(
                 f"max_concurrent must be an integer >= 1 or None, but got max_concurrent={self.max_concurrent!r}."
             )
-        if not _is_int(self.max_failures) or self.max_failures < 0:
+        if not is_int(self.max_failures) or self.max_failures < 0:
             raise ValueError(
                 f"max_failures must be an integer >= 0, but got max_failures={self.max_failures!r}."
             )
-        if not _is_int(self.verbose) or not 0 <= self.verbose <= 2:
+        if not is_int(self.verbose) or not 0 <= self.verbose <= 2:
             raise ValueError(f"verbose must be 0, 1 or 2, but got verbose={self.verbose!r}.")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 # --- one trial, on a Ray worker ----------------------------------------------------------------
@@ -146,6 +124,7 @@ def _run_report(run: dict, number: int, params: int, **extra) -> dict:
         "params": params,
         "curve": curve,
         "epoch": run["epochs_run"],
+        "epochs_run": run["epochs_run"],
         "best_val_acc": run["best_val_acc"],
         "final_val_acc": run["final_val_acc"],
         "train_seconds": run["train_seconds"],
@@ -159,40 +138,63 @@ def _run_report(run: dict, number: int, params: int, **extra) -> dict:
 
 def _link_or_copy(source: pathlib.Path, target: pathlib.Path) -> None:
     try:
-        os.link(
-            source, target
-        )  # train() replaces its files atomically, so a link is a stable snapshot
+        # train() replaces its files atomically, so a link is a stable snapshot
+        os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
 
 
-def _restore_from_ray(out: pathlib.Path) -> int:
-    """Put Ray's last checkpoint of this trial (if any) in ``out``; returns its epoch (0: none)."""
+def _restore_from_ray(out: pathlib.Path) -> dict | None:
+    """Put Ray's last checkpoint of this trial (if any) in ``out``; returns the run it holds (a
+    RunResult dict), or None when the trial starts fresh."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return 0
+        return None
     with checkpoint.as_directory() as folder:
         for name in (CHECKPOINT, METRICS):
             shutil.copy2(pathlib.Path(folder) / name, out / name)
-    return int(json.loads((out / METRICS).read_text())["epochs_run"])
+    return json.loads((out / METRICS).read_text())
 
 
-def _epoch_reporter(out: pathlib.Path, number: int, params: int, resumed_from: int):
-    def on_epoch(_metrics) -> None:
+class _EpochReporter:
+    """The trainable's callback: reports each epoch's metrics, as train() hands them over, to
+    Ray with a checkpoint of the epoch (what a restarted worker resumes from)."""
+
+    def __init__(self, out: pathlib.Path, number: int, params: int, run: dict) -> None:
+        self.out, self.number, self.params = out, number, params
+        self.rows = list(run["curve"])  # the epochs before a resume
+        self.device, self.precision = run["device"], run["precision"]
+        self.resumed_from = len(self.rows)
+        self.seconds = float(run.get("train_seconds") or 0.0)
+
+    def __call__(self, metrics: EpochMetrics) -> None:
+        self.rows.append(asdict(metrics))
+        self.seconds += metrics.seconds
+        val = [row["val_acc"] for row in self.rows]
+        finite = [v for v in val if v is not None]
+        run = {
+            "curve": self.rows,
+            "epochs_run": len(self.rows),
+            "best_val_acc": max(finite) if finite else None,
+            "final_val_acc": val[-1],
+            "train_seconds": self.seconds,
+            "images_per_s": sum(r["images_per_s"] for r in self.rows) / len(self.rows),
+            "device": self.device,
+            "precision": self.precision,
+            "status": "running",
+            "stop_reason": "",
+        }
         # train() has just written this epoch's checkpoint.pt and metrics.json.
-        snapshot = out / SNAPSHOT
+        snapshot = self.out / SNAPSHOT
         shutil.rmtree(snapshot, ignore_errors=True)
         snapshot.mkdir()
         for name in (CHECKPOINT, METRICS):
-            _link_or_copy(out / name, snapshot / name)
-        run = json.loads((out / METRICS).read_text())
+            _link_or_copy(self.out / name, snapshot / name)
         tune.report(
-            _run_report(run, number, params, resumed_from_epoch=resumed_from),
+            _run_report(run, self.number, self.params, resumed_from_epoch=self.resumed_from),
             checkpoint=tune.Checkpoint.from_directory(str(snapshot)),
         )
         return None  # stopping is the scheduler's call: Ray ends this worker
-
-    return on_epoch
 
 
 def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
@@ -223,36 +225,34 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     torch.set_num_threads(max(1, int(cpus)))
     out = trial_dir(pathlib.Path(folder), number)
     out.mkdir(parents=True, exist_ok=True)
-    resumed_from = _restore_from_ray(out)
+    restored = _restore_from_ray(out)
+    train_config = cfg.train_config()
+    device = resolve_device(train_config.device)  # as train() resolves them, for epoch reports
+    fresh = {"device": environment(device)["device"], "curve": []}
+    fresh["precision"] = resolve_precision(train_config.precision, device)
+    reporter = _EpochReporter(out, number, params, restored or fresh)
     model_config = ModelConfig(plan.text, num_classes=classes, in_channels=channels)
     try:
         result = train(
             model_config,
-            cfg.train_config(),
+            train_config,
             data,
             data_config=cfg.data_config(),
             out_dir=out,
-            resume=resumed_from > 0,
-            callback=_epoch_reporter(out, number, params, resumed_from),
+            resume=restored is not None,
+            callback=reporter,
         )
-    except (
-        Exception
-    ) as exc:  # recorded as failed, as on the Optuna backend; a dead worker is retried instead
-        atomic_write_text(out / "error.txt", traceback.format_exc())
-        tune.report(
-            _run_report(
-                blank | {"status": "failed", "stop_reason": failure_reason(exc)},
-                number,
-                params,
-                final=True,
-            )
-        )
+    except Exception as exc:  # failed, as on the Optuna backend; a dead worker is retried instead
+        atomic_write_text(out / ERROR_FILE, traceback.format_exc())
+        failed = blank | {"status": "failed", "stop_reason": failure_reason(exc)}
+        tune.report(_run_report(failed, number, params, final=True))
         return
     shutil.rmtree(out / SNAPSHOT, ignore_errors=True)
-    save_coefficients(out, keep_checkpoints=False)
-    tune.report(
-        _run_report(result.to_dict(), number, params, final=True, resumed_from_epoch=resumed_from)
-    )
+    write_coefficients(out, result.coefficients)
+    drop_weights(out)
+    final = {k: v for k, v in result.to_dict().items() if k != "coefficients"}
+    resumed = reporter.resumed_from
+    tune.report(_run_report(final, number, params, final=True, resumed_from_epoch=resumed))
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -305,7 +305,8 @@ def _new_tuner(
         n for n in (stamp, *(f"{stamp}-{k}" for k in range(2, len(taken) + 2))) if n not in taken
     )
     storage_path = options.storage_path or str(folder / RAY_DIR)
-    scheduler = EarlyStopScheduler(stop_rule_for(cfg, val_images(data)), study_history(study))
+    history = rung_history(study.get_trials(deepcopy=False))
+    scheduler = EarlyStopScheduler(stop_rule_for(cfg, val_images(data)), history)
     searcher = StudySearch(
         cfg,
         folder,

@@ -3,7 +3,7 @@
 * :class:`StudySearch` is Ray's ``OptunaSearch`` on the study's own Optuna storage (journal file or
   server URL), asked through the same define-by-run :func:`nas.space.define_space` with both
   objectives. It records every trial's user attributes, ``trials/NNNN`` folder and final state the
-  way :mod:`nas.objective` does, so ``report`` and ``retrain`` read a Ray study unchanged.
+  way :mod:`nas.trial` says, so ``report`` and ``retrain`` read a Ray study unchanged.
 * :class:`EarlyStopScheduler` is a FIFO scheduler whose STOP/CONTINUE is
   :func:`nas.early_stop.decide` (Ray's own schedulers rank trials by one metric).
 
@@ -25,28 +25,32 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from softshare import ModelConfig, parse_plan
 from softshare.train import METRICS
 
 from .config import StudyConfig
 from .early_stop import Decision, StopRule, decide
-from .objective import (
-    finish_skipped,
-    finish_trial,
-    save_coefficients,
-    skip_reason,
-    trial_attrs,
-    trial_dir,
-)
 from .sampler import SpaceExhausted
-from .space import BASELINE_ATTR, define_space, plan_from_params
+from .schema import BASELINE_ATTR, COEFFICIENTS_FILE, FAILED, RESULT_ATTRS, trial_dir
+from .space import define_space
 from .storage import fail_stale_trials, worker_identity
 from .study import make_sampler, slots_left
+from .trial import (
+    coefficients_from_checkpoint,
+    drop_weights,
+    finish_skipped,
+    finish_trial,
+    finite_prefix,
+    outcome,
+    plan_of,
+    skip_reason,
+    trial_attrs,
+    trial_record,
+    write_coefficients,
+)
 
 __all__ = [
     "EarlyStopScheduler",
     "StudySearch",
-    "study_history",
     "METRICS_REPORTED",
     "PLAN",
     "SKIP",
@@ -87,13 +91,13 @@ class EarlyStopScheduler(FIFOScheduler):
         self.stopped: dict[str, str] = {}  # Ray trial id -> reason
 
     def on_trial_add(self, tune_controller, trial) -> None:
-        if _judgeable(trial.last_result or {}):
-            self._remember(trial.last_result)
+        self._remember(trial.last_result or {})
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if not _judgeable(result):
+        remembered = self._remember(result)
+        if remembered is None or not _judgeable(result):
             return TrialScheduler.CONTINUE
-        number, curve, params = self._remember(result)
+        number, curve, params = remembered
         if (
             len(curve) >= self.rule.max_epochs
         ):  # a trial at its last epoch finishes anyway, as in train()
@@ -112,14 +116,15 @@ class EarlyStopScheduler(FIFOScheduler):
     def stop_reason(self, trial_id: str) -> str | None:
         return self.stopped.get(trial_id)
 
-    def _remember(self, result: dict) -> tuple[int, list[float], int]:
-        number, curve, params = (
-            int(result[STUDY_TRIAL]),
-            list(result["curve"]),
-            int(result["params"]),
-        )
-        self.curves[number] = (curve, params)
-        return number, curve, params
+    def _remember(self, result: dict) -> tuple[int, list[float], int] | None:
+        """Keep a result's curve as :func:`nas.study.rung_history` keeps a study trial's: up to
+        its first non-finite epoch (a diverged trial's earlier epochs count)."""
+        if STUDY_TRIAL not in result or not result.get("curve") or not result.get("params"):
+            return None
+        number, params = int(result[STUDY_TRIAL]), int(result["params"])
+        if prefix := finite_prefix(result["curve"]):
+            self.curves[number] = (prefix, params)
+        return number, list(result["curve"]), params
 
 
 def _judgeable(result: dict) -> bool:
@@ -133,60 +138,36 @@ def _judgeable(result: dict) -> bool:
     )
 
 
-def study_history(study: optuna.Study) -> dict[int, tuple[list[float], int]]:
-    """(curve, params) of every trial of ``study`` that has both, by trial number."""
-    return {
-        t.number: (list(t.user_attrs["curve"]), int(t.user_attrs["params"]))
-        for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get("curve")
-        and t.user_attrs.get("params")
-        and all(v is not None for v in t.user_attrs["curve"])
-    }
-
-
 # --- the search: Ray's OptunaSearch on the study's storage -------------------------------------
 
 
 def _outcome(
     result: dict | None, error: bool, stop_reason: str | None
 ) -> tuple[TrialState, str, str]:
-    """(state, status, reason) of a trained Ray trial, as nas.objective names them."""
+    """(state, status, reason) of a Ray trial: :func:`nas.trial.outcome` for one that trained to
+    its end or was stopped by the rule, else why Ray ended it."""
     if error:
         return (
             TrialState.FAIL,
-            "failed",
+            FAILED,
             "the Ray trial errored (its worker died more often than max_failures "
             "allows, or Ray could not start it); see error.txt in its Ray trial folder",
         )
     if stop_reason:
-        return TrialState.PRUNED, "pruned", stop_reason
+        return outcome("stopped", stop_reason)
     if not result:
-        return TrialState.FAIL, "failed", "removed by Ray before it ran"
-    if result.get("final") and result.get("status") == "completed":
-        return TrialState.COMPLETE, "complete", ""
-    if result.get("final") and result.get("status") == "diverged":
-        return TrialState.FAIL, "failed", f"diverged: {result.get('reason', '')}"
+        return TrialState.FAIL, FAILED, "removed by Ray before it ran"
     if result.get("final"):
-        return TrialState.FAIL, "failed", result.get("reason") or "failed"
+        return outcome(result.get("status", FAILED), result.get("reason") or "")
     return (
         TrialState.FAIL,
-        "failed",
+        FAILED,
         "stopped by Ray before its budget (not by the early-stopping rule)",
     )
 
 
-_RESULT_ATTRS = {
-    "final_val_acc": "final_val_acc",
-    "epochs_run": "epoch",
-    "train_seconds": "train_seconds",
-    "images_per_s": "images_per_s",
-    "device": "device",
-    "precision": "precision",
-}
-
-
 class StudySearch(OptunaSearch):
-    """OptunaSearch on the study's storage that records trials as nas.objective does.
+    """OptunaSearch on the study's storage that records trials as :mod:`nas.trial` says.
 
     Every Ray trial is one Optuna trial of the study (``config[STUDY_TRIAL]`` is its number):
     asked with the study's sampler through :func:`define_space`, described (plan, params, ...)
@@ -261,8 +242,8 @@ class StudySearch(OptunaSearch):
         return config | {STUDY_TRIAL: trial.number, PLAN: attrs["plan"], SKIP: skip is not None}
 
     def _describe(self, trial: optuna.Trial | optuna.trial.FrozenTrial, params: dict) -> dict:
+        plan = plan_of(trial.user_attrs, params)
         baseline = bool(trial.user_attrs.get(BASELINE_ATTR))
-        plan = parse_plan(trial.user_attrs["plan"]) if baseline else plan_from_params(params)
         return trial_attrs(plan, self._data_shape, self._cfg.seed, self._val_size, baseline)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -296,11 +277,12 @@ class StudySearch(OptunaSearch):
         state, status, reason = _outcome(result, error, self._scheduler.stop_reason(trial_id))
         self._record_result(trial, result or {})
         folder = trial_dir(pathlib.Path(self._folder), trial.number)
-        if (
-            folder.is_dir()
-        ):  # a pruned trial's worker was ended mid-run: its last checkpoint is here
+        if folder.is_dir():
             shutil.rmtree(folder / SNAPSHOT, ignore_errors=True)
-            save_coefficients(folder, keep_checkpoints=False)
+            if not (folder / COEFFICIENTS_FILE).is_file():
+                # a pruned trial's worker was ended mid-run: its last checkpoint is here
+                write_coefficients(folder, coefficients_from_checkpoint(folder))
+            drop_weights(folder)
         values = (
             [result["best_val_acc"], result["params"]] if state == TrialState.COMPLETE else None
         )
@@ -319,26 +301,21 @@ class StudySearch(OptunaSearch):
         if not result.get("curve"):
             return
         trial.set_user_attr("curve", list(result["curve"]))
-        for attr, key in _RESULT_ATTRS.items():
+        for key in RESULT_ATTRS:
             if key in result:
-                trial.set_user_attr(attr, result[key])
+                trial.set_user_attr(key, result[key])
         if result.get("resumed_from_epoch"):
             trial.set_user_attr("resumed_from_epoch", result["resumed_from_epoch"])
 
     def _record(self, trial_id: str, folder: pathlib.Path) -> dict:
-        attrs = self._attrs[trial_id]
-        classes, channels, _ = self._data_shape
-        record = {
-            "attrs": attrs,
-            "model_config": ModelConfig(
-                attrs["plan"], num_classes=classes, in_channels=channels
-            ).to_dict(),
-            "train_config": self._cfg.train_config().to_dict(),
-            "data_config": self._cfg.data_config().to_dict(),
-            "backend": "ray",
-            "ray_run": self._run_name,
-            "ray_trial": trial_id,
-        }
+        record = trial_record(
+            self._attrs[trial_id],
+            self._cfg,
+            self._data_shape,
+            backend="ray",
+            ray_run=self._run_name,
+            ray_trial=trial_id,
+        )
         if (folder / METRICS).is_file():
             record["result"] = json.loads((folder / METRICS).read_text())
         return record

@@ -18,16 +18,14 @@ import pathlib
 import platform
 import shlex
 import string
-import tempfile
 from collections import Counter
 
 import optuna
 import pandas as pd
 import plotly
 import plotly.graph_objects as go
-import torch
 
-from softshare.analysis import layer_similarity
+from softshare.checkpoint import atomic_write_bytes
 
 from .figures import (
     curves_figure,
@@ -41,6 +39,7 @@ from .figures import (
 )
 from .noise import CLAIM_Z
 from .results import HV_REFERENCE_ACC, format_table, front_rows, hypervolume, knee_row, trial_rows
+from .schema import COEFFICIENTS_FILE, REPORT_DIR, RETRAIN_DIR, counts_text, trial_dir
 from .study import open_existing
 from .verdict import HV_REFERENCE_FACTOR, accuracy_text, fewer_text, ties, verdict
 
@@ -54,7 +53,6 @@ __all__ = [
     "KNEE_RULE",
 ]
 
-REPORT_DIR = "report"
 TEMPLATE = pathlib.Path(__file__).with_name("report_template.html")
 KNEE_RULE = (
     "The knee (best trade-off) is the front's point farthest from the straight line through the front's "
@@ -87,11 +85,11 @@ def report_data(study_folder: str | os.PathLike) -> dict:
     cfg, study = open_existing(folder)
     rows = trial_rows(study)
     front = front_rows(rows)
-    counts = Counter(r["state"] for r in rows)
+    counts = status_counts_of_rows(rows)
     if not front:
         raise ValueError(
             f"study {cfg.name!r} in {folder} has no completed trial yet "
-            f"({_counts_text(counts)}); the report needs at least one."
+            f"({counts_text(counts)}); the report needs at least one."
         )
     knee = knee_row(
         front
@@ -142,7 +140,7 @@ NOT_RETRAINED = {
 def _retrain_results(folder: pathlib.Path) -> dict[int, dict]:
     """Test accuracy of each trial retrained with ``search.py retrain`` (its ``summary.json``), by trial."""
     out = {}
-    for path in sorted((folder / "retrain").glob("[0-9][0-9][0-9][0-9]/summary.json")):
+    for path in sorted((folder / RETRAIN_DIR).glob("[0-9][0-9][0-9][0-9]/summary.json")):
         try:
             summary = json.loads(path.read_text())
             out[int(summary["trial"])] = {
@@ -170,8 +168,9 @@ def retrained_text(r: dict) -> str:
     return f"{r['retrain_test_acc']:.2%}{spread} ({seeds}, {r['retrain_epochs']} epochs)"
 
 
-def _counts_text(counts: Counter) -> str:
-    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials"
+def status_counts_of_rows(rows: list[dict]) -> Counter:
+    """Trials per status, from the report's rows: the same count as the terminal's."""
+    return Counter(r["status"] for r in rows)
 
 
 def _hypervolume_series(rows: list[dict], reference_params: float) -> list[dict]:
@@ -195,18 +194,11 @@ def _hypervolume_series(rows: list[dict], reference_params: float) -> list[dict]
 
 
 def _similarity(folder: pathlib.Path, trial: int) -> list[dict] | None:
-    """|cos| between the layers of each bank, recomputed from the recorded coefficient vectors."""
-    path = folder / "trials" / f"{trial:04d}" / "coefficients.json"
+    """|cos| between the layers of each bank, as the trial recorded it (coefficients.json)."""
+    path = trial_dir(folder, trial) / COEFFICIENTS_FILE
     try:
         return [
-            {
-                "bank": b["bank"],
-                "layers": b["layers"],
-                "templates": b["templates"],
-                "similarity": layer_similarity(
-                    torch.tensor(b["coefficients"], dtype=torch.float64)
-                ).tolist(),
-            }
+            {k: b[k] for k in ("bank", "layers", "templates", "similarity")}
             for b in json.loads(path.read_text())
         ]
     except (
@@ -361,7 +353,7 @@ def _settings_html(data: dict) -> str:
     items = [
         ("study", f"{data['name']} · {data['folder']}"),
         ("preset · sampler · seed", f"{res['preset']} · {res['sampler']} · {res['seed']}"),
-        ("trials", f"{_counts_text(Counter(data['counts']))} (of {res['n_trials']} planned)"),
+        ("trials", f"{counts_text(Counter(data['counts']))} (of {res['n_trials']} planned)"),
         ("parameter budget", f"{res['max_params']:,}" if res["max_params"] else "none"),
         (
             "workers · storage",
@@ -395,7 +387,7 @@ def _value_html(value) -> str:
 def _cards_html(data: dict) -> str:
     knee, counts, hv = data["knee"], Counter(data["counts"]), data["hypervolume"][-1]["value"]
     cards = [
-        ("trials", f"{len(data['rows'])}", _counts_text(counts)),
+        ("trials", f"{len(data['rows'])}", counts_text(counts)),
         (
             "Pareto front",
             f"{len(data['front'])} models",
@@ -465,21 +457,6 @@ def _csv(rows: list[dict]) -> str:
     return pd.DataFrame([{k: encode(v) for k, v in r.items()} for r in rows]).to_csv(index=False)
 
 
-def _atomic_write_bytes(path: pathlib.Path, payload: bytes) -> None:
-    # Temp file beside the target, then rename: a reader (or a second worker refreshing the
-    # report) sees the old file or the new one, never half of one.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        # mkstemp makes 0600; a report is for sharing: take the folder's mode (made under the umask)
-        os.chmod(tmp, path.parent.stat().st_mode & 0o666)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> pathlib.Path:
     """Write ``study_folder/report/`` and return the path of its ``index.html``.
 
@@ -497,9 +474,7 @@ def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> p
     out = pathlib.Path(study_folder) / REPORT_DIR
     out.mkdir(exist_ok=True)
     for name, payload in files.items():
-        _atomic_write_bytes(
-            out / name, payload if isinstance(payload, bytes) else payload.encode()
-        )
+        atomic_write_bytes(out / name, payload if isinstance(payload, bytes) else payload.encode())
     return out / "index.html"
 
 

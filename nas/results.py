@@ -12,6 +12,7 @@ import optuna
 
 from .noise import binomial_se
 from .pareto import hypervolume_2d, knee_point, pareto_front
+from .schema import COMPLETE, DIRECTIONS, DUPLICATE, TrialRow, status_of
 
 __all__ = [
     "trial_rows",
@@ -23,25 +24,24 @@ __all__ = [
     "HV_REFERENCE_ACC",
 ]
 
-OBJECTIVES = ("maximize", "minimize")
 HV_REFERENCE_ACC = (
     0.0  # hypervolume reference: 0 accuracy, and 10x the largest params in the study
 )
 
 
-def trial_rows(study: optuna.Study) -> list[dict]:
+def trial_rows(study: optuna.Study) -> list[TrialRow]:
     """One dict per trial, in trial order; ``val_acc`` is the objective (best validation accuracy),
     ``val_se`` its binomial standard error on ``val_images`` validation images (0.0 when the
     count is unknown), ``baseline`` True for the study's reference plans (plain WRN, SWRN-d-k-s)."""
-    rows = []
+    rows: list[TrialRow] = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         curve = list(a.get("curve") or [])
         best_seen = max((v for v in curve if v is not None), default=None)
-        row = {
+        row: TrialRow = {
             "trial": t.number,
             "state": t.state.name.lower(),
-            "status": a.get("status", t.state.name.lower()),
+            "status": status_of(t),
             "plan": a.get("plan", ""),
             "plan_name": a.get("plan_name", ""),
             "shared": a.get("shared"),
@@ -83,17 +83,17 @@ def completed_rows(rows: list[dict]) -> list[dict]:
     return [
         r
         for r in rows
-        if r["state"] == "complete"
+        if r["state"] == COMPLETE
         and r["val_acc"] is not None
         and r["params"]
-        and r["status"] != "duplicate"
+        and r["status"] != DUPLICATE
     ]
 
 
 def front_rows(rows: list[dict]) -> list[dict]:
     """Completed trials on the Pareto front of (val accuracy max, params min), fewest params first."""
     done = completed_rows(rows)
-    front = pareto_front([(r["val_acc"], r["params"]) for r in done], OBJECTIVES)
+    front = pareto_front([(r["val_acc"], r["params"]) for r in done], DIRECTIONS)
     return [done[i] for i in front]
 
 
@@ -103,13 +103,13 @@ def knee_row(rows: list[dict]) -> dict | None:
     if not front:
         return None
     points = [(r["val_acc"], math.log10(r["params"])) for r in front]
-    return front[knee_point(points, OBJECTIVES)]
+    return front[knee_point(points, DIRECTIONS)]
 
 
 def hypervolume(rows: list[dict], max_params: float) -> float:
     """Area dominated in (accuracy, log10 params) up to (HV_REFERENCE_ACC, log10(max_params))."""
     points = [(r["val_acc"], math.log10(r["params"])) for r in completed_rows(rows)]
-    return hypervolume_2d(points, (HV_REFERENCE_ACC, math.log10(max_params)), OBJECTIVES)
+    return hypervolume_2d(points, (HV_REFERENCE_ACC, math.log10(max_params)), DIRECTIONS)
 
 
 def format_table(rows: list[dict], knee: dict | None = None, limit: int | None = None) -> str:

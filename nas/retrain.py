@@ -20,6 +20,7 @@ from softshare.evaluate import load
 from softshare.train import TrainConfig, evaluate, train
 
 from .results import front_rows, knee_row, trial_rows
+from .schema import retrain_dir
 from .study import open_existing
 
 __all__ = ["pick", "parse_count", "retrain", "retrain_dir", "PICK_FORMS"]
@@ -82,10 +83,6 @@ def _pick_trial(rows: list[dict], front: list[dict], text: str) -> dict:
     if row["status"] == "duplicate":
         return next(r for r in rows if r["trial"] == row["duplicate_of"])
     return row
-
-
-def retrain_dir(folder: pathlib.Path, trial: int) -> pathlib.Path:
-    return pathlib.Path(folder) / "retrain" / f"{trial:04d}"
 
 
 def _data_config(study_data: DataConfig, full_train: bool, train_subset: int | None) -> DataConfig:

@@ -43,8 +43,8 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from softshare import SharingPlan
 
+from .schema import BASELINE_ATTR, OVER_BUDGET, PROPOSAL_ATTR, TRAINED
 from .space import (
-    BASELINE_ATTR,
     SearchSpace,
     all_plans,
     define_space,
@@ -52,12 +52,11 @@ from .space import (
     plan_from_params,
     random_plan,
 )
+from .trial import trial_attrs
 
 __all__ = ["ArchitectureSampler", "SpaceExhausted", "PROPOSAL_ATTR", "OVER_BUDGET"]
 
 log = logging.getLogger(__name__)
-PROPOSAL_ATTR = "proposal"
-OVER_BUDGET = "over-budget"
 RANDOM_DRAWS = (
     2000  # unseen-architecture draws before a space too large to list is called exhausted
 )
@@ -92,7 +91,7 @@ class ArchitectureSampler(BaseSampler):
     Args:
         inner: the sampler that proposes first (TPE, NSGA-II, random).
         space: the search space the study's trials ask through :func:`define_space`.
-        shape: (classes, input channels) the parameter counts are taken for.
+        shape: (classes, input channels[, image side]) of the data, for parameter counts.
         max_params: the parameter budget, or None.
         seed: seeds the random fallback.
         attempts: draws from ``inner`` before the random fallback, >= 1.
@@ -102,7 +101,7 @@ class ArchitectureSampler(BaseSampler):
         self,
         inner: BaseSampler,
         space: SearchSpace,
-        shape: tuple[int, int],
+        shape: tuple[int, ...],
         max_params: int | None,
         seed: int | None = None,
         attempts: int = 10,
@@ -216,7 +215,7 @@ class ArchitectureSampler(BaseSampler):
         return None
 
     def _affordable(self, plan: SharingPlan) -> bool:
-        return self.max_params is None or plan.num_parameters(*self.shape) <= self.max_params
+        return self.max_params is None or plan.num_parameters(*self.shape[:2]) <= self.max_params
 
     def _taken(self, study: optuna.Study) -> dict[str, str]:
         """Plan text -> why it may not be proposed again, from every trial of the study."""
@@ -227,7 +226,7 @@ class ArchitectureSampler(BaseSampler):
                 continue
             if t.state in (TrialState.RUNNING, TrialState.WAITING):
                 taken[plan] = "running or queued"
-            elif status in ("complete", "pruned"):
+            elif status in TRAINED:
                 taken[plan] = "trained"
             elif status == OVER_BUDGET:
                 taken[plan] = OVER_BUDGET
@@ -263,14 +262,10 @@ class ArchitectureSampler(BaseSampler):
     def _record_over_budget(
         self, study: optuna.Study, plan: SharingPlan, stand_in: _StandIn
     ) -> None:
-        params = plan.num_parameters(*self.shape)
-        attrs = {
-            "plan": plan.text,
-            "plan_name": plan.name,
-            "shared": plan.is_shared,
-            "depth": plan.depth,
-            "width": plan.width,
-            "params": params,
+        classes, channels, side = (*self.shape, 32)[:3]
+        attrs = trial_attrs(plan, (classes, channels, side), seed=None)
+        params = attrs["params"]
+        attrs |= {
             "status": OVER_BUDGET,
             "reason": f"{params:,} parameters > max_params {self.max_params:,}; not trained",
         }

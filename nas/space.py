@@ -34,10 +34,12 @@ from softshare import SharingPlan
 from softshare.configs import strict_from_dict
 from softshare.plan import merge_unshared
 
+from .schema import BASELINE_ATTR
+from .validate import is_int
+
 __all__ = [
     "SearchSpace",
     "PRESETS",
-    "BASELINE_ATTR",
     "define_space",
     "plan_from_params",
     "params_from_plan",
@@ -48,9 +50,6 @@ __all__ = [
     "random_plan",
 ]
 
-BASELINE_ATTR = (
-    "baseline"  # user attribute of a baseline trial: its plan is fixed, nothing is asked
-)
 ENUMERATE_LIMIT = (
     50_000  # spaces up to this many architectures are listed outright (exact exhaustion)
 )
@@ -81,20 +80,20 @@ class SearchSpace:
     def __post_init__(self) -> None:
         object.__setattr__(self, "depths", tuple(self.depths))
         object.__setattr__(self, "widths", tuple(self.widths))
-        if not self.depths or any(not _is_int(d) or d < 16 or (d - 4) % 6 for d in self.depths):
+        if not self.depths or any(not is_int(d) or d < 16 or (d - 4) % 6 for d in self.depths):
             raise ValueError(
                 f"depths must be a non-empty list of 6N+4 values >= 16 (16, 22, 28, ...; depth 10 has "
                 f"nothing to share), but got depths={list(self.depths)}."
             )
-        if not self.widths or any(not _is_int(w) or w < 1 for w in self.widths):
+        if not self.widths or any(not is_int(w) or w < 1 for w in self.widths):
             raise ValueError(
                 f"widths must be a non-empty list of integers >= 1, but got widths={list(self.widths)}."
             )
-        if not _is_int(self.min_templates) or self.min_templates < 1:
+        if not is_int(self.min_templates) or self.min_templates < 1:
             raise ValueError(
                 f"min_templates must be an integer >= 1, but got min_templates={self.min_templates!r}."
             )
-        if not _is_int(self.max_templates) or self.max_templates < self.min_templates:
+        if not is_int(self.max_templates) or self.max_templates < self.min_templates:
             raise ValueError(
                 f"max_templates must be an integer >= min_templates ({self.min_templates}), "
                 f"but got max_templates={self.max_templates!r}."
@@ -127,10 +126,6 @@ class SearchSpace:
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSpace":
         return strict_from_dict(cls, data, "search space")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # Presets. smoke: seconds per trial on CPU (tests, demos). cpu: what a 2-core CPU can search on a

@@ -16,12 +16,13 @@ import os
 import pathlib
 import socket
 import time
-from collections import Counter
 
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+
+from .schema import DIRECTIONS, JOURNAL_FILE
 
 __all__ = [
     "open_storage",
@@ -29,17 +30,13 @@ __all__ = [
     "worker_identity",
     "fail_running_trial",
     "fail_stale_trials",
-    "state_counts",
-    "JOURNAL_FILE",
     "HEARTBEAT_S",
     "STALE_AFTER_S",
 ]
 
 log = logging.getLogger(__name__)
-JOURNAL_FILE = "journal.log"
 HEARTBEAT_S = 30.0  # a running trial refreshes its heartbeat at least this often (and every epoch)
 STALE_AFTER_S = 600.0  # a trial of another host with no heartbeat for this long is failed
-DIRECTIONS = ("maximize", "minimize")  # validation accuracy, parameters
 
 
 def open_storage(folder: pathlib.Path, url: str | None = None) -> optuna.storages.BaseStorage:
@@ -166,16 +163,3 @@ def fail_running_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, rea
         return True
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-
-
-_UNTRAINED = {"duplicate": "DUPLICATE", "over-budget": "OVER_BUDGET"}
-
-
-def state_counts(study: optuna.Study) -> Counter:
-    """Trials per state name: COMPLETE (trained to the end), PRUNED (stopped by the rule), FAIL,
-    RUNNING, WAITING, and, for trials never trained that take no slot, DUPLICATE (another trial
-    trains the same architecture) and OVER_BUDGET (over --max-params)."""
-    return Counter(
-        _UNTRAINED.get(t.user_attrs.get("status"), t.state.name)
-        for t in study.get_trials(deepcopy=False)
-    )

@@ -1,49 +1,63 @@
-"""Run a study: create or resume it, then fill its trial slots with one or more local workers.
+"""The study, whatever backend runs it: its objectives and folder, preparing and opening it,
+its sampler, its stopping policy, its slots.
 
-Re-running the same command resumes: trials left RUNNING by a dead worker are marked failed
-and their slots run again; finished and pruned trials count toward ``n_trials`` and are never
-re-run. Several workers (``workers=N`` here, or separate processes on other machines sharing a
-server storage) pull trials from the same study.
+A study is a folder (layout in :mod:`nas.schema`) with a resolved config (``study.json``) and an
+Optuna storage. :func:`prepare_study` creates it, with its baselines queued once, or checks that
+a resumed one is the same study; :func:`open_existing` opens one for the report and retrain.
+The backends fill its slots: :mod:`nas.optuna_backend` (local workers, ``--backend optuna``)
+and :mod:`nas.ray_backend` (``--backend ray``); both take the sampler (:func:`make_sampler`),
+the stopping rule (:func:`stop_rule_for`) and the curves it judges against
+(:func:`rung_history`) from here.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import pathlib
-import time
 import warnings
+from collections import Counter
 from dataclasses import replace
 
 import optuna
 import torch
 
-from softshare.data import load_dataset
-
 from .baselines import baseline_count, baseline_plans
-from .config import STUDY_FILE, StudyConfig, load_study_config, save_study_config
-from .objective import data_shape, run_trial
-from .sampler import ArchitectureSampler, SpaceExhausted
-from .space import BASELINE_ATTR
-from .storage import JOURNAL_FILE, fail_stale_trials, open_storage, open_study, state_counts
+from .config import StudyConfig, load_study_config, save_study_config
+from .early_stop import StopRule
+from .sampler import ArchitectureSampler
+from .schema import (
+    BASELINE_ATTR,
+    BASELINES_ATTR,
+    DIRECTIONS,
+    JOURNAL_FILE,
+    OBJECTIVES,
+    STUDY_FILE,
+    TAKES_SLOT,
+    status_counts,
+)
+from .storage import open_storage, open_study
+from .trial import finite_prefix
 
 __all__ = [
-    "prepare_study",
-    "run_study",
-    "run_worker",
+    "DIRECTIONS",
+    "OBJECTIVES",
+    "enqueue_baselines",
     "make_sampler",
-    "study_dir",
     "open_existing",
+    "prepare_study",
+    "rung_history",
     "slots_left",
+    "stop_rule_for",
+    "study_counts",
+    "study_dir",
 ]
 
 log = logging.getLogger(__name__)
-MAX_CONSECUTIVE_FAILURES = 10
-REPORT_EVERY_S = 60.0  # refresh the report of a running study at most this often
 
 
 def study_dir(results_dir: str | os.PathLike, name: str) -> pathlib.Path:
+    """The folder of study ``name`` under ``results_dir``."""
     return pathlib.Path(results_dir) / name
 
 
@@ -53,7 +67,7 @@ def make_sampler(
     """The study's sampler, seeded so a fresh study is reproducible, wrapped so that it proposes
     only new architectures within the budget (:class:`nas.sampler.ArchitectureSampler`).
 
-    ``shape`` is (classes, input channels, ...) of the data, for parameter counts. Worker k, and a
+    ``shape`` is (classes, input channels, image side) of the data, for parameter counts. Worker k, and a
     run resumed when the study already had ``resumed_at`` trials, get their own seeds: the same
     seed again would make a random sampler re-propose the first run's plans.
     """
@@ -69,9 +83,7 @@ def make_sampler(
             inner = optuna.samplers.TPESampler(
                 seed=seed, multivariate=True, group=True, n_startup_trials=5
             )
-    return ArchitectureSampler(
-        inner, cfg.search_space(), tuple(shape[:2]), cfg.max_params, seed=seed
-    )
+    return ArchitectureSampler(inner, cfg.search_space(), tuple(shape), cfg.max_params, seed=seed)
 
 
 def prepare_study(
@@ -96,21 +108,16 @@ def prepare_study(
     else:
         versions = {"torch": str(torch.__version__), "optuna": optuna.__version__}
         cfg = replace(cfg, versions=versions)
-    save_study_config(cfg, folder)
+    cfg = save_study_config(cfg, folder)
     study = open_study(cfg.name, open_storage(folder, cfg.storage))
-    study.set_user_attr("config", load_study_config(folder).to_dict())
+    study.set_user_attr("config", cfg.to_dict())
     if (
         cfg.baselines != "none"
         and BASELINES_ATTR not in study.user_attrs
         and not study.get_trials(deepcopy=False)
     ):
         enqueue_baselines(study, cfg, shape)
-    return load_study_config(folder)
-
-
-BASELINES_ATTR = (
-    "baselines"  # study attribute: the baseline plans queued when the study was created
-)
+    return cfg
 
 
 def enqueue_baselines(study: optuna.Study, cfg: StudyConfig, shape: tuple[int, ...]) -> list[str]:
@@ -130,129 +137,38 @@ def enqueue_baselines(study: optuna.Study, cfg: StudyConfig, shape: tuple[int, .
     return [p.name for p in plans]
 
 
+def study_counts(study: optuna.Study) -> Counter:
+    """Trials of ``study`` per status (:func:`nas.schema.status_of`): what the terminal, the
+    report and the slot count all say."""
+    return status_counts(study.get_trials(deepcopy=False))
+
+
 def slots_left(study: optuna.Study, n_trials: int) -> int:
     """Trials still to start. n_trials counts architectures trained (queued baselines included):
-    a trial never trained (a duplicate or over the budget, see nas.storage.state_counts) takes no slot."""
-    counts = state_counts(study)
-    return n_trials - (
-        counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"]
-    )
+    a failed trial's slot runs again, and a trial never trained (a duplicate or over the budget)
+    takes none."""
+    counts = study_counts(study)
+    return n_trials - sum(counts[s] for s in TAKES_SLOT)
 
 
-def run_worker(
-    cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter=None, data=None
-) -> None:
-    """Pull and run trials until the study has ``n_trials`` finished or running ones, or its space
-    has no new architecture left (said in one warning line)."""
-    storage = open_storage(folder, cfg.storage)
-    data = data if data is not None else load_dataset(cfg.data_config())  # once per worker
-    existing = len(open_study(cfg.name, storage).get_trials(deepcopy=False))
-    study = open_study(cfg.name, storage, make_sampler(cfg, data_shape(data), worker, existing))
-    failures, refreshed = 0, time.monotonic()
-    while True:
-        fail_stale_trials(study)
-        if slots_left(study, cfg.n_trials) <= 0:
-            return
-        if study.sampler.exhausted(study):
-            log.warning(
-                "the search space is exhausted: every architecture in it is trained, running or over "
-                "the budget; stopping with %d slot(s) left",
-                slots_left(study, cfg.n_trials),
-            )
-            return
-        trial = study.ask()
-        try:
-            status = run_trial(study, trial, cfg, data, folder, reporter)
-        except SpaceExhausted as exc:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            log.warning("the search space is exhausted (%s); stopping", exc)
-            return
-        if reporter is not None:
-            reporter.trial_end(trial.number, status, study)
-        if time.monotonic() - refreshed > REPORT_EVERY_S:
-            _refresh_report(folder)
-            refreshed = time.monotonic()
-        failures = failures + 1 if status == "failed" else 0
-        if (
-            failures >= MAX_CONSECUTIVE_FAILURES
-        ):  # something systematic: stop instead of looping forever
-            reason = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("reason", "")
-            raise RuntimeError(
-                f"{failures} trials in a row failed (last: {reason}); see {folder}/trials/*/error.txt"
-            )
+def stop_rule_for(cfg: StudyConfig, val_size: int | None) -> StopRule:
+    """The study's stopping rule, with the validation set's size for its noise margin."""
+    rule = cfg.stop_rule()
+    if rule.val_images is not None or val_size is None:
+        return rule
+    return replace(rule, val_images=val_size)
 
 
-def _refresh_report(folder: pathlib.Path) -> None:
-    """Keep the report current while the study runs (about a second; nothing to show is fine)."""
-    from .report import write_report
-
-    try:
-        write_report(folder)
-    except ValueError:
-        pass
-    except OSError as exc:
-        log.warning("report not refreshed: %s", exc)
-
-
-def _worker_main(
-    cfg_dict: dict, folder: str, worker: int, threads: int, device: str | None, quiet: bool
-) -> None:
-    from .progress import StudyReporter  # in the child: fresh imports under spawn
-
-    torch.set_num_threads(threads)
-    cfg = StudyConfig.from_dict(cfg_dict)
-    if device is not None:
-        cfg = replace(cfg, device=device)
-    logging.basicConfig(
-        level=logging.WARNING, format=f"worker {worker}: %(levelname)s %(message)s"
-    )
-    run_worker(
-        cfg,
-        pathlib.Path(folder),
-        worker,
-        None if quiet else StudyReporter(cfg, prefix=f"w{worker} "),
-    )
-
-
-def _worker_devices(cfg: StudyConfig) -> list[str | None]:
-    """One GPU per worker where there are several; else every worker on the configured device."""
-    gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    if gpus > 1:
-        return [f"cuda:{i % gpus}" for i in range(cfg.workers)]
-    return [None] * cfg.workers
-
-
-def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.Study:
-    """Run the study to ``n_trials`` (resuming if it exists) and return it."""
-    data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
-    cfg = prepare_study(cfg, folder, data_shape(data))
-    if cfg.workers == 1:
-        run_worker(cfg, folder, 0, reporter, data)
-    else:
-        # Workers share the cores: 2 workers x 2 OpenMP threads on 2 cores thrash (measured
-        # 10x slower here), so each gets its share.
-        threads = max(1, (os.cpu_count() or 1) // cfg.workers)
-        ctx = multiprocessing.get_context("spawn")
-        procs = [
-            ctx.Process(
-                target=_worker_main,
-                args=(cfg.to_dict(), str(folder), k, threads, dev, reporter is None),
-                daemon=False,
-            )
-            for k, dev in enumerate(_worker_devices(cfg))
-        ]
-        for p in procs:
-            p.start()
-        try:
-            for p in procs:
-                p.join()
-        except KeyboardInterrupt:
-            for p in procs:
-                p.terminate()
-            raise
-        if bad := [p.exitcode for p in procs if p.exitcode]:
-            log.warning("%d worker(s) exited with errors %s", len(bad), bad)
-    return open_study(cfg.name, open_storage(folder, cfg.storage))
+def rung_history(trials) -> dict[int, tuple[list[float], int]]:
+    """What the stopping rule judges a trial against, by trial number: every trial's curve up to
+    its first non-finite epoch (a diverged trial's epochs before it count) and its parameters.
+    The same on every backend; a backend leaves out the trial being judged."""
+    history = {}
+    for t in trials:
+        curve, params = t.user_attrs.get("curve"), t.user_attrs.get("params")
+        if curve and params and (prefix := finite_prefix(curve)):
+            history[t.number] = (prefix, int(params))
+    return history
 
 
 def open_existing(folder: str | os.PathLike) -> tuple[StudyConfig, optuna.Study]:
@@ -263,10 +179,9 @@ def open_existing(folder: str | os.PathLike) -> tuple[StudyConfig, optuna.Study]
     cfg = load_study_config(folder)
     storage = open_storage(folder, cfg.storage) if cfg.storage else None
     if storage is None:
-        journal = folder / "journal.log"
-        if not journal.is_file():
+        if not (folder / JOURNAL_FILE).is_file():
             raise FileNotFoundError(
-                f"{folder} has a study.json but no journal.log; it holds no trials."
+                f"{folder} has a {STUDY_FILE} but no {JOURNAL_FILE}; it holds no trials."
             )
         storage = open_storage(folder)
     try:

@@ -38,9 +38,14 @@ class CheckpointError(ValueError):
     """A file that is not a whole softshare checkpoint of a version this code reads."""
 
 
-def _atomic_replace(path: pathlib.Path, write) -> None:
-    # Write beside the target, flush to disk, then rename over it: a reader (or a crash)
-    # sees the old file or the new one, never half of one.
+def atomic_write(path: str | os.PathLike, write, shared: bool = False) -> None:
+    """Replace ``path`` atomically with what ``write(handle)`` writes to a binary file handle.
+
+    The one writer of the project: beside the target, flushed to disk, then renamed over it, so
+    a reader (or a crash) sees the old file or the new one, never half of one. ``shared``: the
+    file takes its folder's read/write bits (mkstemp makes it private), for a report or a
+    dataset cache other users read."""
+    path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -48,15 +53,22 @@ def _atomic_replace(path: pathlib.Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if shared:
+            os.chmod(tmp, path.parent.stat().st_mode & 0o666)
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (UTF-8)."""
-    _atomic_replace(pathlib.Path(path), lambda handle: handle.write(text.encode()))
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes, shared: bool = False) -> None:
+    """Replace ``path`` with ``payload`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda handle: handle.write(payload), shared)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, shared: bool = False) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) atomically (:func:`atomic_write`)."""
+    atomic_write_bytes(path, text.encode(), shared)
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
@@ -64,7 +76,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     payload = {"format": FORMAT, "version": VERSION, **state}
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     assert not missing, f"checkpoint state lacks {missing}"
-    _atomic_replace(pathlib.Path(path), lambda handle: torch.save(payload, handle))
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(

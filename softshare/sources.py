@@ -17,13 +17,14 @@ import hashlib
 import logging
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .checkpoint import atomic_write
 
 __all__ = ["CIFAR", "Split", "load_cifar", "load_folder", "load_synthetic"]
 
@@ -202,18 +203,12 @@ def _decode(items: list[tuple[str, int]], size: int) -> Split:
 
 
 def _save_atomic(obj: dict[str, Any], path: str) -> None:
-    """Write via a temporary file and os.replace, so readers never see half a file."""
-    tmp = None
+    """Write the cache atomically, readable by the dataset folder's users; a folder we may not
+    write to (read-only data) means working without the cache."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the dataset folder may be shared
-        os.replace(tmp, path)
-    except OSError as e:  # e.g. a read-only dataset folder: work without the cache
+        atomic_write(path, lambda handle: torch.save(obj, handle), shared=True)
+    except OSError as e:
         logger.warning("cannot write image cache %s (%s); continuing without it", path, e)
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_folder(path: str, size: int) -> tuple[Split, Split, list[str]]:

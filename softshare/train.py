@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .analysis import coefficient_matrices
 from .checkpoint import atomic_write_text, dumps, environment, load_checkpoint, save_checkpoint
 from .configs import strict_from_dict
 from .data import Augment, DataConfig, Dataset, Split, batches
@@ -135,7 +136,11 @@ class EpochMetrics:
 
 @dataclass
 class RunResult:
-    """The outcome of a run: status is completed, stopped (by the callback) or diverged."""
+    """The outcome of a run: status is complete, stopped (by the callback) or diverged.
+
+    ``coefficients``: the final coefficient matrices of the model's banks
+    (:func:`softshare.analysis.coefficient_matrices`), in what :func:`train` returns; None in the
+    per-epoch ``metrics.json``."""
 
     status: str
     epochs_run: int
@@ -148,6 +153,7 @@ class RunResult:
     parameters: int = 0
     device: str = ""
     precision: str = ""
+    coefficients: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -221,7 +227,10 @@ class _Run:
             ckpt["best_val_acc"],
             list(ckpt["curve"]),
         )
-        self.status, self.stop_reason = ckpt["status"], ckpt["stop_reason"]
+        # "completed": the word of checkpoints written before the vocabulary was unified.
+        status = ckpt["status"]
+        self.status = "complete" if status == "completed" else status
+        self.stop_reason = ckpt["stop_reason"]
         self.train_seconds = ckpt["train_seconds"]
         self.generator.set_state(ckpt["rng"]["generator"])
         torch.set_rng_state(ckpt["rng"]["torch"])
@@ -384,7 +393,7 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
     if progress is not None:
         progress.epoch_end(metrics)
     if run.status == "running" and run.epoch >= cfg.epochs:
-        run.status = "completed"
+        run.status = "complete"
     _save(run, out, best=improved or (run.data.val is None and finite))
     # The callback sees every epoch (progress, curves); a stop only matters before the last.
     decision = callback(metrics) if callback is not None and run.status != "diverged" else None
@@ -441,7 +450,9 @@ def train(
         _run_epoch(run, out, callback, progress)
     if progress is not None and hasattr(progress, "close"):
         progress.close()
-    return run.result()
+    result = run.result()
+    result.coefficients = coefficient_matrices(run.model)
+    return result
 
 
 def _check_resumable(ckpt: dict, run: _Run, path: pathlib.Path) -> None:

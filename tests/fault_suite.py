@@ -21,8 +21,7 @@ import time
 
 import optuna
 
-from nas.storage import state_counts
-from nas.study import open_existing
+from nas.study import open_existing, study_counts
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -86,20 +85,20 @@ def kill_scenario(kills: int, trials: int) -> tuple[str, str, str, bool]:
             _study_args(folder, trials), cwd=REPO, capture_output=True, text=True, timeout=600
         )
         _, study = open_existing(folder / "k")
-        counts = state_counts(study)
+        counts = study_counts(study)
         lost = [n for n, v in kept.items() if (study.trials[n].state, study.trials[n].values) != v]
         died = sum(1 for t in study.trials if t.user_attrs.get("reason", "").endswith("died"))
         ok = (
             done.returncode == 0
             and not lost
             and died == kills
-            and not counts["RUNNING"]
-            and counts["COMPLETE"] + counts["PRUNED"] == trials
+            and not counts["running"]
+            and counts["complete"] + counts["pruned"] == trials
         )
         observed = (
             f"exit {done.returncode}; {len(kept)} finished before the kills, {len(lost)} changed; "
-            f"{counts['COMPLETE'] + counts['PRUNED']}/{trials} done; {died} killed trials marked failed "
-            f"(worker died); {counts['RUNNING']} left running"
+            f"{counts['complete'] + counts['pruned']}/{trials} done; {died} killed trials marked failed "
+            f"(worker died); {counts['running']} left running"
         )
         return (
             f"study SIGKILLed mid-trial {kills}x in a row, then resumed",

@@ -4,6 +4,9 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 

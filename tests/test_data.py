@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-import softshare.sources as sources
+import softshare.checkpoint as checkpoint
 from softshare.data import Augment, DataConfig, Split, batches, load_dataset, stratified_split
 from tests.conftest_data import (
     CIFAR10_CLASSES,
@@ -154,7 +154,7 @@ def test_image_folder_unwritable_cache_only_warns(tmp_path, monkeypatch, caplog)
     def refuse(*args, **kwargs):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(sources.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", refuse)  # the one atomic writer
     with caplog.at_level(logging.WARNING, logger="softshare.sources"):
         ds = load_dataset(DataConfig(f"folder:{root}", val_fraction=0.0))
     assert len(ds.train) == 4 and "cannot write image cache" in caplog.text

@@ -11,16 +11,15 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import nas.objective as objective
+import nas.optuna_backend as optuna_backend
 import search
 from nas.config import StudyConfig
-from nas.storage import state_counts
-from nas.study import open_existing, run_study
+from nas.optuna_backend import run_study
+from nas.study import open_existing, study_counts
 from softshare.checkpoint import CheckpointError, load_checkpoint
-from tests.studies import make_study
+from tests.studies import TINY_DATA, make_study
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-TINY = {"synthetic_train": 200, "synthetic_test": 40, "image_size": 12}
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -31,7 +30,7 @@ def _cfg(name="f", **kw):
                 name=name,
                 preset="smoke",
                 n_trials=5,
-                data=TINY,
+                data=TINY_DATA,
                 recipe={"epochs": 2},
                 device="cpu",
                 early_stopping={"enabled": False},
@@ -41,8 +40,9 @@ def _cfg(name="f", **kw):
     )
 
 
+@pytest.mark.slow
 def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path, monkeypatch):
-    real_train = objective.train
+    real_train = optuna_backend.train
     calls = {"n": 0}
 
     def faulty_train(model_config, cfg, data, **kw):
@@ -57,7 +57,7 @@ def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return real_train(model_config, cfg, data, **kw)
 
-    monkeypatch.setattr(objective, "train", faulty_train)
+    monkeypatch.setattr(optuna_backend, "train", faulty_train)
     study = run_study(_cfg(n_trials=2, space={"depths": [16], "widths": [1]}), tmp_path / "f")
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     reasons = [t.user_attrs["reason"] for t in failed]
@@ -67,7 +67,7 @@ def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path
     )
     assert any(r.startswith("out of memory: CUDA out of memory") for r in reasons), reasons
     assert (
-        state_counts(study)["COMPLETE"] + state_counts(study)["PRUNED"] == 2
+        study_counts(study)["complete"] + study_counts(study)["pruned"] == 2
     )  # the study went on
     for t in failed:
         assert (
@@ -82,6 +82,7 @@ def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path
     )
 
 
+@pytest.mark.slow
 def test_same_seed_on_cpu_gives_the_same_trials_and_metrics(tmp_path):
     cfg = _cfg(n_trials=4, early_stopping={}, sampler="tpe")
     a = run_study(cfg, tmp_path / "a")
@@ -90,6 +91,7 @@ def test_same_seed_on_cpu_gives_the_same_trials_and_metrics(tmp_path):
     assert key(a) == key(b)
 
 
+@pytest.mark.slow
 def test_four_workers_creating_one_new_storage_at_once(tmp_path):
     args = [
         sys.executable,
@@ -120,14 +122,15 @@ def test_four_workers_creating_one_new_storage_at_once(tmp_path):
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     _, study = open_existing(tmp_path / "race")
-    counts = state_counts(study)
-    assert counts["RUNNING"] == 0 and counts["FAIL"] == 0
+    counts = study_counts(study)
+    assert counts["running"] == 0 and counts["failed"] == 0
     assert (
-        6 <= counts["COMPLETE"] + counts["PRUNED"] <= 9
+        6 <= counts["complete"] + counts["pruned"] <= 9
     )  # each worker may start one trial in a race
     assert len({t.number for t in study.trials}) == len(study.trials)
 
 
+@pytest.mark.slow
 def test_disk_full_while_checkpointing_gives_one_line_and_no_corrupt_file(
     tmp_path, monkeypatch, capsys
 ):

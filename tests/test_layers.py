@@ -108,6 +108,7 @@ class SmallCNN(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+@pytest.mark.slow
 def test_plug_and_play_cnn_trains_and_state_dict_round_trips():
     torch.manual_seed(0)
     model = SmallCNN()

@@ -122,6 +122,7 @@ def test_model_config_json_round_trip_and_rejects_unknown_keys():
         ModelConfig("WRN-16-4", num_classes=0)
 
 
+@pytest.mark.slow
 def test_state_dict_into_fresh_model_reproduces_outputs():
     torch.manual_seed(0)
     model = build_model("22-2:2x3,2/4x2/1,3x1").eval()

@@ -10,17 +10,20 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.storage import state_counts
+from nas.study import study_counts
 from tests.pg_server import postgres_server, server_bin_dir
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 N_TRIALS = 6
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-pytestmark = pytest.mark.skipif(
-    server_bin_dir() is None,
-    reason="PostgreSQL server binaries are not installed (CI installs Debian's postgresql package in .ci/run)",
-)
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        server_bin_dir() is None,
+        reason="PostgreSQL server binaries are not installed (CI installs Debian's postgresql package in .ci/run)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +70,11 @@ def test_two_worker_processes_share_one_study_and_record_every_trial_once(pg_url
     assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outs]
 
     study = optuna.load_study(study_name="pg", storage=pg_url)
-    counts = state_counts(study)
-    assert counts["RUNNING"] == 0 and counts["WAITING"] == 0 and counts["FAIL"] == 0, counts
+    counts = study_counts(study)
+    assert counts["running"] == 0 and counts["waiting"] == 0 and counts["failed"] == 0, counts
     # Each worker checks the free slots, then asks: the two may both take the last one (as with
     # local workers); a trial is never lost.
-    assert N_TRIALS <= counts["COMPLETE"] + counts["PRUNED"] <= N_TRIALS + 1, counts
+    assert N_TRIALS <= counts["complete"] + counts["pruned"] <= N_TRIALS + 1, counts
     numbers = [t.number for t in study.trials]
     assert numbers == list(range(len(numbers)))  # distinct, no gaps
     assert len({t._trial_id for t in study.trials}) == len(study.trials)

@@ -22,14 +22,15 @@ from ray.tune.schedulers import TrialScheduler
 
 from nas.config import StudyConfig
 from nas.early_stop import StopRule, decide
-from nas.objective import stop_rule_for
 from nas.ray_backend import RayOptions, RayRunInterrupted, run_ray, train_trial
 from nas.ray_search import STUDY_TRIAL, EarlyStopScheduler
 from nas.results import trial_rows
-from nas.storage import open_storage, state_counts
+from nas.storage import open_storage
+from nas.study import stop_rule_for, study_counts
+from tests.studies import TINY_DATA
 
+pytestmark = pytest.mark.ray  # every test here needs Ray; most start a local runtime
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = {"synthetic_train": 200, "synthetic_test": 40, "image_size": 12}
 QUIET = dict(verbose=0)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Trainables defined here travel to Ray workers by value (the tests package is not installed).
@@ -44,7 +45,7 @@ def _cfg(name, **kw):
                 name=name,
                 preset="smoke",
                 n_trials=4,
-                data=TINY,
+                data=TINY_DATA,
                 recipe={"epochs": 3},
                 device="cpu",
             )
@@ -117,7 +118,7 @@ def test_scheduler_decisions_are_the_shared_rule():
     assert checked > 20 and 0 < len(stopped) < len(trials)  # both outcomes were exercised
 
 
-def test_scheduler_ignores_final_reports_and_learns_restored_trials():
+def test_scheduler_judges_no_final_report_and_learns_restored_trials():
     rule = StopRule(max_epochs=4, min_epochs=1, eta=2)
     scheduler = EarlyStopScheduler(rule)
     scheduler.on_trial_add(
@@ -132,7 +133,13 @@ def test_scheduler_ignores_final_reports_and_learns_restored_trials():
     assert scheduler.stop_reason("b") == "rung 1: rank 2 of 2, keeps top 1"
     final = _result(2, [0.1, 0.1, 0.1, 0.1], 9000, final=True)
     assert scheduler.on_trial_result(None, _Trial("c"), final) == TrialScheduler.CONTINUE
-    assert 2 not in scheduler.curves
+    # not judged, but its curve counts for later trials, as a finished trial's does on the
+    # Optuna backend (nas.study.rung_history)
+    assert scheduler.curves[2] == ([0.1, 0.1, 0.1, 0.1], 9000)
+    # a diverged trial's epochs before the divergence count too, on both backends
+    diverged = _result(4, [0.3, None], 7000, final=True)
+    scheduler.on_trial_result(None, _Trial("e"), diverged)
+    assert scheduler.curves[4] == ([0.3], 7000)
     # a trial at its last epoch finishes anyway, whatever its rank (train() ignores such a stop too)
     assert (
         scheduler.on_trial_result(None, _Trial("d"), _result(3, [0.0] * 4, 9000))
@@ -182,11 +189,11 @@ def sequential_study(ray_runtime, tmp_path_factory):
 
 def test_smoke_study_runs_end_to_end_on_ray(sequential_study):
     folder, study = sequential_study
-    counts = state_counts(study)
+    counts = study_counts(study)
     assert (
-        counts["COMPLETE"] + counts["PRUNED"] == 5
-        and counts["RUNNING"] == 0
-        and counts["FAIL"] == 0
+        counts["complete"] + counts["pruned"] == 5
+        and counts["running"] == 0
+        and counts["failed"] == 0
     )
     assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))
     runs = study.user_attrs["ray_runs"]
@@ -300,7 +307,7 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(ray_runtime, t
         trainable=_die_after_first_epoch_once,
     )
     assert (folder / "worker-died").exists()
-    assert state_counts(study)["COMPLETE"] == 2 and all(
+    assert study_counts(study)["complete"] == 2 and all(
         t.state == TrialState.COMPLETE for t in study.trials
     )
     retried = [t for t in study.trials if t.user_attrs.get("resumed_from_epoch")]
@@ -339,7 +346,7 @@ def test_a_killed_ray_run_is_restored_and_finishes_its_trials(ray_runtime, tmp_p
         n_trials=4,
         recipe={"epochs": 6},
         early_stopping={"enabled": False},
-        data=TINY | {"synthetic_train": 1000},
+        data=TINY_DATA | {"synthetic_train": 1000},
     )
     driver = subprocess.Popen(
         [sys.executable, "-c", _DRIVER, ray_runtime, json.dumps(cfg.to_dict()), str(folder)],
@@ -378,8 +385,8 @@ def test_a_killed_ray_run_is_restored_and_finishes_its_trials(ray_runtime, tmp_p
     assert interrupted
 
     study = run_ray(cfg, folder, RayOptions(resume=True, max_concurrent=2, **QUIET))
-    counts = state_counts(study)
-    assert counts["COMPLETE"] == 4 and counts["RUNNING"] == 0, counts
+    counts = study_counts(study)
+    assert counts["complete"] == 4 and counts["running"] == 0, counts
     assert len({t.number for t in study.trials}) == len(study.trials)
     runs = study.user_attrs["ray_runs"]
     continued = [
@@ -413,7 +420,7 @@ def test_ctrl_c_stops_the_run_and_resume_continues_it_from_its_checkpoints(ray_r
         n_trials=2,
         recipe={"epochs": 4},
         early_stopping={"enabled": False},
-        data=TINY | {"synthetic_train": 1000},
+        data=TINY_DATA | {"synthetic_train": 1000},
     )  # epochs of about half a second
 
     def interrupt_after_two_epochs() -> None:
@@ -443,7 +450,7 @@ def test_ctrl_c_stops_the_run_and_resume_continues_it_from_its_checkpoints(ray_r
     assert len(stopped) == 1  # Ray stopped it mid-way; the study still holds it as running
 
     study = run_ray(cfg, folder, RayOptions(resume=True, max_concurrent=1, **QUIET))
-    assert state_counts(study)["COMPLETE"] == 2 and all(
+    assert study_counts(study)["complete"] == 2 and all(
         t.state == TrialState.COMPLETE for t in study.trials
     )
     assert (

@@ -9,9 +9,7 @@ the page's size and load time. Pages are opened in headless Chromium (Debian's `
 
 import json
 import math
-import os
 import random
-import shutil
 import time
 
 import numpy as np
@@ -23,17 +21,16 @@ from optuna.trial import TrialState, create_trial
 from PIL import Image
 
 from nas.config import StudyConfig, save_study_config
+from nas.optuna_backend import run_study
 from nas.report import REPORT_DIR, report_data, terminal_summary, write_report
 from nas.results import front_rows
 from nas.storage import open_storage, open_study
-from nas.study import run_study
 from softshare import build_model, parse_plan, shared_groups
 from softshare.analysis import coefficient_matrices
 from softshare.checkpoint import dumps
+from tests.browser import open_page
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FILES = ("index.html", "pareto.png", "trials.csv", "pareto.csv")
 R = 1 / math.sqrt(2)
 # Stage-1 coefficients of trial 1 (SWRN-22-1-3: 4 layers share 3 templates), set by hand, and
@@ -241,13 +238,14 @@ def test_a_study_without_a_completed_trial_is_refused_and_the_old_report_kept(tm
     )
     (tmp_path / REPORT_DIR).mkdir()
     (tmp_path / REPORT_DIR / "index.html").write_text("old")
-    with pytest.raises(ValueError, match="no completed trial yet .1 fail, 1 running.") as caught:
+    with pytest.raises(ValueError, match="no completed trial yet .1 failed, 1 running.") as caught:
         write_report(tmp_path)
     assert "\n" not in str(caught.value)
     assert [p.name for p in (tmp_path / REPORT_DIR).iterdir()] == ["index.html"]
     assert (tmp_path / REPORT_DIR / "index.html").read_text() == "old"
 
 
+@pytest.mark.slow
 def test_report_of_a_trained_study(smoke_folder):
     data = report_data(smoke_folder)
     n = len(data["rows"])  # 3 trained trials, plus any duplicate proposals (they take no slot)
@@ -261,67 +259,6 @@ def test_report_of_a_trained_study(smoke_folder):
 
 # --- the page in a real browser ----------------------------------------------------------------
 
-ERROR_COLLECTOR = """
-window.__errors = [];
-window.onerror = function (message, source, line) { window.__errors.push(message + ' at ' + source + ':' + line); };
-window.addEventListener('unhandledrejection', function (e) { window.__errors.push('promise: ' + e.reason); });
-"""
-COUNT_POINTS = """
-const gd = document.getElementById('pareto');
-// _fullData: plotly.py ships numeric arrays base64-encoded; plotly.js decodes them there
-return {data: (gd._fullData || []).filter(t => t.meta === 'trial').reduce((n, t) => n + t.x.length, 0),
-        drawn: gd.querySelectorAll('.scatterlayer .trace .points path.point').length,
-        plots: document.querySelectorAll('.js-plotly-plot').length,
-        ready: Array.from(document.querySelectorAll('.js-plotly-plot')).every(d => d._fullLayout)};
-"""
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.skip(
-            f"no headless Chromium: {', '.join(missing)} missing "
-            "(Debian: apt-get install chromium chromium-driver)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": ERROR_COLLECTOR})
-    yield driver
-    driver.quit()
-
-
-def _open(driver, page) -> tuple[dict, list[str], float]:
-    """Load ``page``; returns point counts, script errors and seconds until every plot was drawn."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    start = time.perf_counter()
-    driver.get(page.as_uri())
-    WebDriverWait(driver, 60).until(lambda d: d.execute_script(COUNT_POINTS)["ready"])
-    seconds = time.perf_counter() - start
-    errors = driver.execute_script("return window.__errors") + [
-        entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
-    ]
-    return driver.execute_script(COUNT_POINTS), errors, seconds
-
 
 def _assert_not_blank(png: bytes, path) -> None:
     path.write_bytes(png)
@@ -329,8 +266,9 @@ def _assert_not_blank(png: bytes, path) -> None:
     assert colours is not None and len(colours) > 20, "the screenshot is (nearly) a single colour"
 
 
+@pytest.mark.browser
 def test_page_of_hand_made_study_renders_every_trial(browser, hand_folder, tmp_path):
-    counts, errors, _ = _open(browser, hand_folder / REPORT_DIR / "index.html")
+    counts, errors, _ = open_page(browser, hand_folder / REPORT_DIR / "index.html")
     assert errors == []
     assert counts["data"] == 9  # every trial with a parameter count; trial 9 has none yet
     assert counts["drawn"] == 9 + 1  # and the knee's star
@@ -343,16 +281,17 @@ def test_page_of_hand_made_study_renders_every_trial(browser, hand_folder, tmp_p
     _assert_not_blank(browser.get_screenshot_as_png(), tmp_path / "hand.png")
 
 
+@pytest.mark.browser
 def test_page_of_trained_study_has_no_script_errors(browser, smoke_folder, tmp_path):
     n = len(report_data(smoke_folder)["rows"])
-    counts, errors, _ = _open(browser, smoke_folder / REPORT_DIR / "index.html")
+    counts, errors, _ = open_page(browser, smoke_folder / REPORT_DIR / "index.html")
     assert errors == []
     assert counts["data"] == n and counts["drawn"] == n + 1
     _assert_not_blank(browser.get_screenshot_as_png(), tmp_path / "smoke.png")
 
 
 def _thousand_trials(folder) -> None:
-    """1,000 trials as objective.py records them (no training): 70% complete, 25% stopped, 5% failed."""
+    """1,000 trials as nas.trial records them (no training): 70% complete, 25% stopped, 5% failed."""
     rng = random.Random(0)
     plans = [
         "WRN-16-4",
@@ -400,12 +339,13 @@ def _thousand_trials(folder) -> None:
         (folder / "trials" / f"{number:04d}" / "coefficients.json").write_text(dumps(banks))
 
 
+@pytest.mark.browser
 def test_page_of_a_thousand_trials_stays_usable(browser, tmp_path):
     _thousand_trials(tmp_path)
     start = time.perf_counter()
     page = write_report(tmp_path)
     built = time.perf_counter() - start
-    counts, errors, seconds = _open(browser, page)
+    counts, errors, seconds = open_page(browser, page)
     size = page.stat().st_size
     print(
         f"\n1,000 trials: page {size / 1e6:.2f} MB, written in {built:.1f} s, drawn in {seconds:.1f} s"

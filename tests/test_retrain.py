@@ -73,6 +73,7 @@ RECIPE = TrainConfig(
 )
 
 
+@pytest.mark.slow
 def test_retrain_end_to_end_with_seeds_then_rerun_is_a_no_op(tmp_path):
     folder = make_study(tmp_path / "s", HAND)
     summary = retrain(folder, "trial:1", RECIPE, seeds=2)
@@ -122,6 +123,7 @@ def test_retrain_end_to_end_with_seeds_then_rerun_is_a_no_op(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_interrupted_retrain_resumes_by_rerunning(tmp_path, monkeypatch):
     folder = make_study(tmp_path / "s", HAND)
     real_train = retrain_module.train
@@ -140,11 +142,12 @@ def test_interrupted_retrain_resumes_by_rerunning(tmp_path, monkeypatch):
     monkeypatch.setattr(retrain_module, "train", real_train)
     summary = retrain(folder, "trial:0", recipe)
     run = summary["seeds"][0]
-    assert run["status"] == "completed" and run["epochs_run"] == 3
+    assert run["status"] == "complete" and run["epochs_run"] == 3
     metrics = json.loads((folder / "retrain" / "0000" / "seed-0" / "metrics.json").read_text())
     assert [row["epoch"] for row in metrics["curve"]] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_full_train_uses_no_validation_split(tmp_path):
     folder = make_study(tmp_path / "s", HAND)
     summary = retrain(

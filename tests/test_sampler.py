@@ -13,11 +13,13 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.config import StudyConfig
-from nas.objective import trial_plan
-from nas.sampler import OVER_BUDGET, PROPOSAL_ATTR, ArchitectureSampler, SpaceExhausted
+from nas.optuna_backend import run_study
+from nas.sampler import ArchitectureSampler, SpaceExhausted
+from nas.schema import OVER_BUDGET, PROPOSAL_ATTR
 from nas.space import SearchSpace, all_plans
-from nas.storage import open_storage, open_study, state_counts
-from nas.study import make_sampler, prepare_study, run_study, slots_left
+from nas.storage import open_storage, open_study
+from nas.study import make_sampler, prepare_study, slots_left, study_counts
+from nas.trial import trial_plan
 from softshare import parse_plan
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -43,7 +45,9 @@ def _stand_in_train(study, trial, cfg, rng, state=TrialState.COMPLETE) -> str:
     return plan.text
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2"])
+@pytest.mark.parametrize(
+    "sampler", [pytest.param("tpe", marks=pytest.mark.slow), "random", "nsga2"]
+)
 def test_every_trial_is_a_new_architecture_and_none_is_told_complete_twice(tmp_path, sampler):
     cfg = _cfg(sampler=sampler)
     study = open_study("s", open_storage(tmp_path), make_sampler(cfg, (10, 3)))
@@ -129,7 +133,7 @@ def test_over_budget_proposals_take_no_slot_and_teach_the_sampler_the_budget(tmp
     assert len({t.user_attrs["plan"] for t in over}) == len(over), (
         "each over-budget plan is recorded once"
     )
-    assert state_counts(study)["OVER_BUDGET"] == len(over)
+    assert study_counts(study)["over-budget"] == len(over)
     assert (
         slots_left(study, cfg.n_trials) == 0
     )  # 10 trained, whatever the number recorded over budget
@@ -141,6 +145,7 @@ def test_attempts_are_checked():
         ArchitectureSampler(optuna.samplers.RandomSampler(), TINY, (10, 3), None, attempts=0)
 
 
+@pytest.mark.slow
 def test_a_real_study_stops_with_one_line_when_its_space_is_exhausted(tmp_path, caplog):
     # 7 architectures (per stage 2 or 2x1, minus the plain net) and 2 baselines (WRN-16-1 and
     # SWRN-16-1-1, which is one of the 7): 8 distinct models, 12 slots asked for.

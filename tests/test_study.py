@@ -8,11 +8,11 @@ import optuna
 import pytest
 
 from nas.config import StudyConfig
-from nas.storage import state_counts
-from nas.study import open_existing, run_study
+from nas.optuna_backend import run_study
+from nas.study import open_existing, study_counts
+from tests.studies import TINY_DATA
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-TINY_DATA = {"synthetic_train": 200, "synthetic_test": 40, "image_size": 12}
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -30,10 +30,11 @@ def smoke_study(tmp_path_factory):
     return folder, study
 
 
+@pytest.mark.slow
 def test_smoke_study_runs_end_to_end(smoke_study):
     folder, study = smoke_study
-    counts = state_counts(study)
-    assert counts["COMPLETE"] + counts["PRUNED"] == 6 and counts["RUNNING"] == 0
+    counts = study_counts(study)
+    assert counts["complete"] + counts["pruned"] == 6 and counts["running"] == 0
     assert (folder / "study.json").is_file() and (folder / "journal.log").is_file()
     trained = [t for t in study.trials if t.user_attrs.get("status") in ("complete", "pruned")]
     assert trained
@@ -53,6 +54,7 @@ def test_smoke_study_runs_end_to_end(smoke_study):
             assert "test" not in " ".join(t.user_attrs)  # the search never sees the test set
 
 
+@pytest.mark.slow
 def test_rerun_of_finished_study_trains_nothing(smoke_study):
     folder, study = smoke_study
     before = [(t.number, t.state, t.values) for t in study.trials]
@@ -60,12 +62,14 @@ def test_rerun_of_finished_study_trains_nothing(smoke_study):
     assert [(t.number, t.state, t.values) for t in again.trials] == before
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_is_refused(smoke_study):
     folder, _ = smoke_study
     with pytest.raises(ValueError, match=r"other settings \(.*recipe"):
         run_study(_cfg(n_trials=6, recipe={"epochs": 3}), folder)
 
 
+@pytest.mark.slow
 def test_over_budget_configs_are_rejected_untrained(tmp_path):
     budget = 140_000  # between SWRN-16-1-1 (126,688) and WRN-16-1 (175,066)
     study = run_study(
@@ -82,6 +86,7 @@ def test_over_budget_configs_are_rejected_untrained(tmp_path):
         assert not (tmp_path / "b" / "trials" / f"{t.number:04d}").exists()
 
 
+@pytest.mark.slow
 def test_baselines_run_first_with_the_same_recipe_and_are_marked(smoke_study):
     folder, study = smoke_study
     baselines = [t for t in study.trials if t.user_attrs.get("baseline")]
@@ -99,12 +104,13 @@ def test_baselines_run_first_with_the_same_recipe_and_are_marked(smoke_study):
     assert len({json.dumps(r["train_config"], sort_keys=True) for r in records}) == 1
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_storage(tmp_path):
     study = run_study(_cfg(n_trials=6, workers=2), tmp_path / "w")
-    counts = state_counts(study)
-    assert counts["RUNNING"] == 0 and counts["FAIL"] == 0
+    counts = study_counts(study)
+    assert counts["running"] == 0 and counts["failed"] == 0
     assert (
-        6 <= counts["COMPLETE"] + counts["PRUNED"] <= 7
+        6 <= counts["complete"] + counts["pruned"] <= 7
     )  # a race may add one trial, never lose one
     pids = {t.user_attrs["worker"]["pid"] for t in study.trials if "worker" in t.user_attrs}
     assert len(pids) == 2
@@ -122,7 +128,8 @@ def _cli(args, **kw):
     )
 
 
-def test_killed_study_resumes_without_losing_finished_trials(tmp_path):
+@pytest.mark.slow
+def test_killed_study_resumes_without_losing_finished_trials(tmp_path, search_cli):
     args = [
         "study",
         "k",
@@ -156,71 +163,39 @@ def test_killed_study_resumes_without_losing_finished_trials(tmp_path):
     proc.wait()
     assert len(finished) >= 2, "the study did not get far enough to be killed mid-trial"
     kept = {t.number: (t.state, t.values) for t in finished}
-    done = subprocess.run(
-        [sys.executable, str(REPO / "search.py"), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = search_cli(*args)
     assert done.returncode == 0, done.stderr
     _, study = open_existing(tmp_path / "k")
     for number, (state, values) in kept.items():
         assert (study.trials[number].state, study.trials[number].values) == (state, values)
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1 and "died" in failed[0].user_attrs["reason"]
-    counts = state_counts(study)
-    assert counts["COMPLETE"] + counts["PRUNED"] == 4 and counts["RUNNING"] == 0
+    counts = study_counts(study)
+    assert counts["complete"] + counts["pruned"] == 4 and counts["running"] == 0
 
 
 @pytest.mark.parametrize(
     "args,fragment",
     [
         (["--preset", "gpu"], "argument --preset: invalid choice: 'gpu'"),
-        (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+        pytest.param(["--dataset", "mnist"], "unknown dataset 'mnist'", marks=pytest.mark.slow),
         (["--n-trials", "0"], "--n-trials: expected an integer >= 1"),
         (["--eta", "1"], "--eta: expected an integer >= 2"),
     ],
 )
-def test_bad_study_flags_give_one_line(tmp_path, args, fragment):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "search.py"),
-            "study",
-            "x",
-            "--results-dir",
-            str(tmp_path),
-            *args,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_bad_study_flags_give_one_line(tmp_path, search_cli, args, fragment):
+    done = search_cli("study", "x", "--results-dir", str(tmp_path), *args, timeout=120)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], done.stderr
 
 
-def test_bad_space_file_gives_one_line(tmp_path):
+@pytest.mark.slow
+def test_bad_space_file_gives_one_line(tmp_path, search_cli):
     bad = tmp_path / "space.json"
     bad.write_text('{"depths": [12]}')
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "search.py"),
-            "study",
-            "x",
-            "--results-dir",
-            str(tmp_path),
-            "--space",
-            str(bad),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = search_cli(
+        "study", "x", "--results-dir", str(tmp_path), "--space", str(bad), timeout=120
     )
     assert (
         done.returncode == 2
@@ -228,3 +203,35 @@ def test_bad_space_file_gives_one_line(tmp_path):
         and len(done.stderr.strip().splitlines()) == 1
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_rung_history_is_what_both_backends_judge_against():
+    """Every trial's curve up to its first non-finite epoch, with its parameters; trials without
+    a curve or a size are left out (the Ray scheduler starts from this, the Optuna callback
+    reads it every epoch)."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from nas.study import rung_history
+
+    def made(state, attrs):
+        return optuna.trial.create_trial(
+            state=state,
+            params={"x": 0.5},
+            distributions={"x": FloatDistribution(0, 1)},
+            values=[0.5, 10.0] if state == optuna.trial.TrialState.COMPLETE else None,
+            user_attrs=attrs,
+        )
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    TS = optuna.trial.TrialState
+    study.add_trial(made(TS.COMPLETE, {"curve": [0.1, 0.5], "params": 100}))
+    study.add_trial(made(TS.FAIL, {"curve": [0.2, 0.3, None], "params": 200}))  # diverged
+    study.add_trial(made(TS.FAIL, {"curve": [None], "params": 300}))  # diverged at once
+    study.add_trial(made(TS.PRUNED, {"curve": [0.4], "params": None}))  # no size recorded
+    study.add_trial(made(TS.PRUNED, {"curve": [0.25], "params": 400}))
+    assert rung_history(study.get_trials()) == {
+        0: ([0.1, 0.5], 100),
+        1: ([0.2, 0.3], 200),
+        4: ([0.25], 400),
+    }

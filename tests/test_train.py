@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,7 +12,6 @@ from softshare.train import BEST, CHECKPOINT, TrainConfig, train
 from tests.conftest_data import write_cifar10
 
 PLAN = "SWRN-16-1-2"
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +36,18 @@ def _cfg(**kw):
     )
 
 
+@pytest.mark.slow
 def test_short_training_loss_falls(synthetic):
     dcfg, data = synthetic
     result = train(ModelConfig(PLAN), _cfg(epochs=4), data, data_config=dcfg)
     losses = [row["train_loss"] for row in result.curve]
-    assert result.status == "completed" and result.epochs_run == 4
+    assert result.status == "complete" and result.epochs_run == 4
     assert losses[-1] < 0.85 * losses[0]
     assert result.parameters == softshare.parse_plan(PLAN).num_parameters(10)
     assert 0.0 <= result.best_val_acc <= 1.0
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(synthetic, tmp_path):
     dcfg, data = synthetic
     whole = train(ModelConfig(PLAN), _cfg(), data, data_config=dcfg, out_dir=tmp_path / "a")
@@ -82,6 +81,7 @@ def test_resume_continues_exactly(synthetic, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_model_or_recipe(synthetic, tmp_path):
     dcfg, data = synthetic
     train(ModelConfig(PLAN), _cfg(epochs=1), data, data_config=dcfg, out_dir=tmp_path)
@@ -105,6 +105,7 @@ def test_resume_refuses_another_model_or_recipe(synthetic, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_callback_stops_with_reason(synthetic, tmp_path):
     dcfg, data = synthetic
     result = train(
@@ -124,6 +125,7 @@ def test_callback_stops_with_reason(synthetic, tmp_path):
     assert saved["status"] == "stopped" and len(saved["curve"]) == 1
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_as_diverged(synthetic):
     dcfg, data = synthetic
     result = train(ModelConfig(PLAN), _cfg(epochs=5, lr=1e12), data, data_config=dcfg)
@@ -131,6 +133,7 @@ def test_non_finite_loss_stops_as_diverged(synthetic):
     assert "non-finite" in result.stop_reason
 
 
+@pytest.mark.slow
 def test_checkpoint_rebuilds_model_and_evaluates(synthetic, tmp_path):
     dcfg, data = synthetic
     train(ModelConfig(PLAN), _cfg(epochs=2), data, data_config=dcfg, out_dir=tmp_path)
@@ -143,6 +146,7 @@ def test_checkpoint_rebuilds_model_and_evaluates(synthetic, tmp_path):
     assert report["images"] == 100 and 0.0 <= report["accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_corrupt_and_foreign_checkpoints_are_refused(synthetic, tmp_path):
     dcfg, data = synthetic
     train(ModelConfig(PLAN), _cfg(epochs=1), data, data_config=dcfg, out_dir=tmp_path)
@@ -186,21 +190,12 @@ def test_train_config_validation_edges():
         TrainConfig.from_dict({"epochs": 3, "warmup": 1})
 
 
-def _cli(*args, cwd=REPO):
-    return subprocess.run(
-        [sys.executable, str(REPO / "search.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-def test_cli_train_then_evaluate_on_cifar10_pickles(tmp_path):
+@pytest.mark.slow
+def test_cli_train_then_evaluate_on_cifar10_pickles(tmp_path, search_cli):
     root = tmp_path / "data"
     write_cifar10(root, n_train_per_class=10, n_test_per_class=3)
     out = tmp_path / "run"
-    done = _cli(
+    done = search_cli(
         "train",
         "--data",
         str(root),
@@ -222,14 +217,15 @@ def test_cli_train_then_evaluate_on_cifar10_pickles(tmp_path):
         "--quiet",
     )
     assert done.returncode == 0, done.stderr
-    assert "completed: 2 epochs" in done.stdout
-    ev = _cli("evaluate", str(out / BEST), "--json")
+    assert "complete: 2 epochs" in done.stdout
+    ev = search_cli("evaluate", str(out / BEST), "--json")
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["images"] == 30
 
 
-def test_cli_missing_dataset_is_one_line(tmp_path):
-    done = _cli("train", "--data", str(tmp_path / "nowhere"), "--epochs", "1")
+@pytest.mark.slow
+def test_cli_missing_dataset_is_one_line(tmp_path, search_cli):
+    done = search_cli("train", "--data", str(tmp_path / "nowhere"), "--epochs", "1")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
@@ -242,14 +238,20 @@ def test_cli_missing_dataset_is_one_line(tmp_path):
     "args,fragment",
     [
         (["--epochs", "zero"], "--epochs: expected an integer >= 1"),
-        (["--depth", "17", "--dataset", "synthetic"], "depth must be 6N+4"),
+        pytest.param(
+            ["--depth", "17", "--dataset", "synthetic"],
+            "depth must be 6N+4",
+            marks=pytest.mark.slow,
+        ),
         (["--precision", "fp16"], "invalid choice"),
-        (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        pytest.param(
+            ["--dataset", "imagenet"], "unknown dataset 'imagenet'", marks=pytest.mark.slow
+        ),
         (["--val-fraction", "2"], "--val-fraction: expected a number >= 0.0 and <= 0.9"),
     ],
 )
-def test_cli_bad_flags_one_line(args, fragment):
-    done = _cli("train", *args)
+def test_cli_bad_flags_one_line(search_cli, args, fragment):
+    done = search_cli("train", *args)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], done.stderr

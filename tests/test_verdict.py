@@ -46,7 +46,8 @@ from nas.verdict import (
     uniform_vs_plain,
     verdict,
 )
-from tests.test_report import _attrs, _made_study, _open, _trial, browser  # noqa: F401 - browser is a fixture
+from tests.browser import open_page
+from tests.test_report import _attrs, _made_study, _trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 N = 2500
@@ -422,8 +423,9 @@ return document.getElementById('sharing')._fullData.map(t => ({meta: t.meta, nam
 """
 
 
-def test_the_page_draws_both_fronts_with_error_bars(browser, study_folder):  # noqa: F811 - the fixture
-    counts, errors, _ = _open(browser, study_folder / REPORT_DIR / "index.html")
+@pytest.mark.browser
+def test_the_page_draws_both_fronts_with_error_bars(browser, study_folder):
+    counts, errors, _ = open_page(browser, study_folder / REPORT_DIR / "index.html")
     assert errors == []
     assert (
         counts["data"] == 10 and counts["drawn"] == 10 + 1

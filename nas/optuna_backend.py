@@ -1,0 +1,252 @@
+"""The Optuna backend (``--backend optuna``, the default): one or more local worker processes
+pull trials from the study's storage and train them here.
+
+Re-running the same command resumes: trials left RUNNING by a dead worker are marked failed
+and their slots run again; finished and pruned trials count toward ``n_trials`` and are never
+re-run. Several workers (``workers=N`` here, or separate processes on other machines sharing a
+server storage) pull trials from the same study. Everything a trial records comes from
+:mod:`nas.trial`, and the sampler, stopping rule and folder from :mod:`nas.study`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pathlib
+import threading
+import time
+import traceback
+from dataclasses import replace
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from softshare.checkpoint import atomic_write_text
+from softshare.data import Dataset, load_dataset
+from softshare.train import EpochMetrics, train
+
+from .config import StudyConfig
+from .early_stop import decide
+from .report import write_report
+from .sampler import SpaceExhausted
+from .schema import ERROR_FILE, FAILED, trial_dir
+from .storage import HEARTBEAT_S, fail_stale_trials, open_storage, open_study, worker_identity
+from .study import make_sampler, prepare_study, rung_history, slots_left, stop_rule_for
+from .trial import (
+    data_shape,
+    describe,
+    drop_weights,
+    failure_reason,
+    finish_run,
+    finish_skipped,
+    finish_trial,
+    skip_reason,
+    trial_record,
+    val_images,
+)
+
+__all__ = ["run_study", "run_trial", "run_worker"]
+
+log = logging.getLogger(__name__)
+MAX_CONSECUTIVE_FAILURES = 10
+REPORT_EVERY_S = 60.0  # refresh the report of a running study at most this often
+
+
+class _Heartbeat:
+    """Refreshes the trial's worker record every HEARTBEAT_S seconds while it trains."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial, self.stop = trial, threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                self.trial.set_user_attr("worker", worker_identity())
+            except Exception:  # a storage hiccup must not kill training
+                log.debug("heartbeat write failed", exc_info=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+
+
+def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyConfig, reporter):
+    """Each epoch: record the curve and heartbeat, then ask the stopping rule."""
+    rule, curve = stop_rule_for(cfg, attrs["val_images"]), []
+
+    def on_epoch(m: EpochMetrics):
+        curve.append(m.val_acc)
+        trial.set_user_attr("curve", curve)
+        trial.set_user_attr("worker", worker_identity())
+        history = rung_history(study.get_trials(deepcopy=False))
+        others = [v for number, v in history.items() if number != trial.number]
+        decision = decide(curve, attrs["params"], others, rule)
+        if reporter is not None:
+            reporter.epoch(trial.number, m)
+        return decision.reason if decision.stop else None
+
+    return on_epoch
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    cfg: StudyConfig,
+    data: Dataset,
+    study_dir: pathlib.Path,
+    reporter=None,
+    keep_checkpoints: bool = False,
+) -> str:
+    """Run ``trial`` to its end and tell the study; returns the status recorded."""
+    shape = data_shape(data)
+    model_config, attrs = describe(trial, cfg, shape, val_images(data))
+    folder = trial_dir(study_dir, trial.number)
+    if reporter is not None:
+        reporter.trial_start(trial.number, attrs)
+    if (skip := skip_reason(study, cfg, trial.number, attrs)) is not None:
+        return finish_skipped(study, trial, *skip, max_params=cfg.max_params)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = trial_record(attrs, cfg, shape)
+    try:
+        with _Heartbeat(trial):
+            result = train(
+                model_config,
+                cfg.train_config(),
+                data,
+                data_config=cfg.data_config(),
+                out_dir=folder,
+                callback=_callback(study, trial, attrs, cfg, reporter),
+            )
+    except KeyboardInterrupt:
+        finish_trial(
+            study, trial, TrialState.FAIL, FAILED, "interrupted", folder=folder, record=record
+        )
+        raise
+    except Exception as exc:  # the study goes on; the reason stays with the trial
+        atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
+        reason = failure_reason(exc)
+        return finish_trial(
+            study, trial, TrialState.FAIL, FAILED, reason, folder=folder, record=record
+        )
+    drop_weights(folder, keep_checkpoints)
+    return finish_run(study, trial, result, attrs["params"], folder, record)
+
+
+def run_worker(
+    cfg: StudyConfig, folder: pathlib.Path, worker: int = 0, reporter=None, data=None
+) -> None:
+    """Pull and run trials until the study has ``n_trials`` finished or running ones, or its space
+    has no new architecture left (said in one warning line)."""
+    storage = open_storage(folder, cfg.storage)
+    data = data if data is not None else load_dataset(cfg.data_config())  # once per worker
+    existing = len(open_study(cfg.name, storage).get_trials(deepcopy=False))
+    study = open_study(cfg.name, storage, make_sampler(cfg, data_shape(data), worker, existing))
+    failures, refreshed = 0, time.monotonic()
+    while True:
+        fail_stale_trials(study)
+        if slots_left(study, cfg.n_trials) <= 0:
+            return
+        if study.sampler.exhausted(study):
+            log.warning(
+                "the search space is exhausted: every architecture in it is trained, running or over "
+                "the budget; stopping with %d slot(s) left",
+                slots_left(study, cfg.n_trials),
+            )
+            return
+        trial = study.ask()
+        try:
+            status = run_trial(study, trial, cfg, data, folder, reporter)
+        except SpaceExhausted as exc:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            log.warning("the search space is exhausted (%s); stopping", exc)
+            return
+        if reporter is not None:
+            reporter.trial_end(trial.number, status, study)
+        if time.monotonic() - refreshed > REPORT_EVERY_S:
+            _refresh_report(folder)
+            refreshed = time.monotonic()
+        failures = failures + 1 if status == FAILED else 0
+        if (
+            failures >= MAX_CONSECUTIVE_FAILURES
+        ):  # something systematic: stop instead of looping forever
+            reason = study.get_trials(deepcopy=False)[trial.number].user_attrs.get("reason", "")
+            raise RuntimeError(
+                f"{failures} trials in a row failed (last: {reason}); see {folder}/trials/*/error.txt"
+            )
+
+
+def _refresh_report(folder: pathlib.Path) -> None:
+    """Keep the report current while the study runs (about a second; nothing to show is fine)."""
+    try:
+        write_report(folder)
+    except ValueError:
+        pass
+    except OSError as exc:
+        log.warning("report not refreshed: %s", exc)
+
+
+def _worker_main(
+    cfg_dict: dict, folder: str, worker: int, threads: int, device: str | None, quiet: bool
+) -> None:
+    from .progress import StudyReporter  # in the child: fresh imports under spawn
+
+    torch.set_num_threads(threads)
+    cfg = StudyConfig.from_dict(cfg_dict)
+    if device is not None:
+        cfg = replace(cfg, device=device)
+    logging.basicConfig(
+        level=logging.WARNING, format=f"worker {worker}: %(levelname)s %(message)s"
+    )
+    run_worker(
+        cfg,
+        pathlib.Path(folder),
+        worker,
+        None if quiet else StudyReporter(cfg, prefix=f"w{worker} "),
+    )
+
+
+def _worker_devices(cfg: StudyConfig) -> list[str | None]:
+    """One GPU per worker where there are several; else every worker on the configured device."""
+    gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
+    if gpus > 1:
+        return [f"cuda:{i % gpus}" for i in range(cfg.workers)]
+    return [None] * cfg.workers
+
+
+def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.Study:
+    """Run the study to ``n_trials`` (resuming if it exists) and return it."""
+    data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
+    cfg = prepare_study(cfg, folder, data_shape(data))
+    if cfg.workers == 1:
+        run_worker(cfg, folder, 0, reporter, data)
+    else:
+        # Workers share the cores: 2 workers x 2 OpenMP threads on 2 cores thrash (measured
+        # 10x slower here), so each gets its share.
+        threads = max(1, (os.cpu_count() or 1) // cfg.workers)
+        ctx = multiprocessing.get_context("spawn")
+        procs = [
+            ctx.Process(
+                target=_worker_main,
+                args=(cfg.to_dict(), str(folder), k, threads, dev, reporter is None),
+                daemon=False,
+            )
+            for k, dev in enumerate(_worker_devices(cfg))
+        ]
+        for p in procs:
+            p.start()
+        try:
+            for p in procs:
+                p.join()
+        except KeyboardInterrupt:
+            for p in procs:
+                p.terminate()
+            raise
+        if bad := [p.exitcode for p in procs if p.exitcode]:
+            log.warning("%d worker(s) exited with errors %s", len(bad), bad)
+    return open_study(cfg.name, open_storage(folder, cfg.storage))

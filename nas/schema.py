@@ -1,0 +1,134 @@
+"""What a study is, on disk and in its storage: the objectives, the folder layout, the status
+vocabulary and the keys of a trial's record. Every other module takes these names from here.
+
+A leaf module (it imports nothing of ``nas``), so that the storage, the config, the trial
+record, both backends and the report can all share it without an import cycle.
+
+Folder layout of a study ``results/NAME/``::
+
+    study.json              the resolved StudyConfig (nas.config)
+    journal.log             the Optuna journal storage (absent with a server URL)
+    trials/NNNN/            one folder per trained trial: trial.json, metrics.json,
+                            coefficients.json, error.txt when it raised
+    report/                 index.html, pareto.png, trials.csv (nas.report)
+    retrain/NNNN/           full-budget retrains of trial NNNN (nas.retrain)
+    ray/                    Ray Tune's run folders (nas.ray_backend)
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections import Counter
+from typing import TypedDict
+
+# --- the objectives ---------------------------------------------------------------------------
+# A trial's values, in Optuna's order: best validation accuracy (up) and parameters (down).
+OBJECTIVES: tuple[str, str] = ("val_acc", "params")
+DIRECTIONS: tuple[str, str] = ("maximize", "minimize")
+
+# --- the folder layout ------------------------------------------------------------------------
+STUDY_FILE = "study.json"
+JOURNAL_FILE = "journal.log"
+TRIALS_DIR = "trials"
+TRIAL_FILE = "trial.json"
+COEFFICIENTS_FILE = "coefficients.json"
+ERROR_FILE = "error.txt"
+REPORT_DIR = "report"
+RETRAIN_DIR = "retrain"
+RAY_DIR = "ray"
+
+
+def trial_dir(study_dir: str | pathlib.Path, number: int) -> pathlib.Path:
+    """``study_dir/trials/NNNN``: what trial ``number`` wrote."""
+    return pathlib.Path(study_dir) / TRIALS_DIR / f"{number:04d}"
+
+
+def retrain_dir(study_dir: str | pathlib.Path, number: int) -> pathlib.Path:
+    """``study_dir/retrain/NNNN``: the retrains of trial ``number``."""
+    return pathlib.Path(study_dir) / RETRAIN_DIR / f"{number:04d}"
+
+
+# --- the status vocabulary --------------------------------------------------------------------
+# A finished trial's user attribute "status". Trained: complete (to its full budget), pruned
+# (stopped by the rule), failed (diverged, raised, or its worker died). Never trained and taking
+# no slot: duplicate (another trial trains the same architecture) and over-budget (over
+# --max-params). An unfinished trial's status is its Optuna state: running or waiting.
+COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
+DUPLICATE, OVER_BUDGET = "duplicate", "over-budget"
+RUNNING, WAITING = "running", "waiting"
+STATUSES = (COMPLETE, PRUNED, FAILED, DUPLICATE, OVER_BUDGET, RUNNING, WAITING)
+TRAINED = (COMPLETE, PRUNED)  # a result the study keeps: the architecture is never trained again
+UNTRAINED = (DUPLICATE, OVER_BUDGET)  # recorded, never trained, no slot
+TAKES_SLOT = (COMPLETE, PRUNED, RUNNING, WAITING)  # a failed trial's slot runs again
+
+
+def status_of(trial) -> str:
+    """The status of an Optuna (frozen) trial in the vocabulary above."""
+    state = trial.state.name.lower()
+    if state in (RUNNING, WAITING):
+        return state
+    status = trial.user_attrs.get("status")
+    if status in STATUSES:
+        return status
+    return {"complete": COMPLETE, "pruned": PRUNED}.get(state, FAILED)
+
+
+def status_counts(trials) -> Counter:
+    """Trials per status (:func:`status_of`); the terminal and the report both count with it."""
+    return Counter(status_of(t) for t in trials)
+
+
+def counts_text(counts: Counter) -> str:
+    """``counts`` as one phrase in the vocabulary's order, e.g. "5 complete, 15 pruned"."""
+    return ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s)) or "no trials"
+
+
+# --- a trial's record -------------------------------------------------------------------------
+BASELINE_ATTR = "baseline"  # user attribute: True for a queued paper baseline (nas.baselines)
+PROPOSAL_ATTR = "proposal"  # user attribute: how the sampler found the architecture
+BASELINES_ATTR = "baselines"  # study attribute: the baseline plans queued when it was created
+# What a trained trial records from its training result: user attribute -> RunResult field.
+RESULT_ATTRS = (
+    "final_val_acc",
+    "epochs_run",
+    "train_seconds",
+    "images_per_s",
+    "device",
+    "precision",
+)
+
+
+class TrialRow(TypedDict):
+    """One row of the report (``trials.csv``, the tables, the figures): nas.results.trial_rows.
+
+    ``val_acc`` is the objective (best validation accuracy) of a complete trial, else None;
+    ``val_se`` its binomial standard error on ``val_images`` images (0.0 when unknown);
+    ``state`` the Optuna state and ``status`` the vocabulary's word (:func:`status_of`)."""
+
+    trial: int
+    state: str
+    status: str
+    plan: str
+    plan_name: str
+    shared: bool | None
+    depth: int | None
+    width: int | None
+    templates: list | None
+    params: int | None
+    macs: int | None
+    val_acc: float | None
+    best_val_acc_seen: float | None
+    final_val_acc: float | None
+    epochs: int | None
+    curve: list
+    train_seconds: float | None
+    images_per_s: float | None
+    reason: str
+    device: str
+    seed: int | None
+    duplicate_of: int | None
+    baseline: bool
+    val_images: int | None
+    started: str | None
+    finished: str | None
+    val_se: float | None

@@ -1,0 +1,84 @@
+"""Set-up shared by the test modules.
+
+Fixtures:
+
+- ``search_cli``: runs ``python search.py ARGS`` in a fresh process from the repository root
+  (:func:`run_search`), for what only a real process shows: exit codes, one-line errors, imports.
+- ``browser``: headless Chromium through selenium, one per test module; the tests that take it
+  skip, saying why, when the browser is not installed (helpers in tests/browser.py).
+
+Helper modules: tests/conftest_data.py (tiny datasets in the real CIFAR and image-folder on-disk
+formats), tests/studies.py (hand-made studies on disk, the tiny generated data of test studies).
+
+Markers (registered in pyproject.toml): ``slow``, ``ray``, ``browser``, ``postgres``, ``gpu``. The fast
+core suite: ``python -m pytest -q -m "not slow and not ray and not browser and not postgres and not gpu"``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.browser import CHROMEDRIVER, CHROMIUM, ERROR_COLLECTOR
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Ray is the [ray] extra: without it the Ray backend's tests are not collected (they import it).
+collect_ignore = [] if importlib.util.find_spec("ray") else ["test_ray_backend.py"]
+
+
+def run_search(
+    *args: str, cwd: os.PathLike | str = REPO, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``python search.py ARGS`` (this interpreter), its output captured as text."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "search.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def search_cli():
+    """:func:`run_search`: ``search_cli("study", "x", ..., timeout=120)``."""
+    return run_search
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        pytest.skip(
+            f"no headless Chromium: {', '.join(missing)} missing "
+            "(Debian: apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": ERROR_COLLECTOR})
+    yield driver
+    driver.quit()
