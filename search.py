@@ -371,56 +371,45 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # Study flags default to "not given" (SUPPRESS) so the preset, or the saved study, fills them in.
-_STUDY_DATA = {
-    "dataset": "dataset",
-    "data": "root",
-    "download": "download",
-    "val_fraction": "val_fraction",
-    "train_subset": "train_subset",
-    "image_size": "image_size",
+# Each flag's destination in the study config (nas.config.StudyConfig.with_flags); flags not
+# listed keep their own name (n_trials, sampler, seed, max_params, ...).
+_STUDY_FLAGS = {
+    "space": "space_file",
+    "dataset": "data.dataset",
+    "data": "data.root",
+    "download": "data.download",
+    "val_fraction": "data.val_fraction",
+    "train_subset": "data.train_subset",
+    "image_size": "data.image_size",
+    "epochs": "recipe.epochs",
+    "batch_size": "recipe.batch_size",
+    "lr": "recipe.lr",
+    "schedule": "recipe.schedule",
+    "cutout": "recipe.cutout",
+    "weight_decay": "recipe.weight_decay",
+    "eta": "early_stopping.eta",
+    "min_epochs": "early_stopping.min_epochs",
+    "patience": "early_stopping.patience",
+    "early_stopping": "early_stopping.enabled",
+    "stop_margin": "early_stopping.margin",
 }
-_STUDY_RECIPE = ("epochs", "batch_size", "lr", "schedule", "cutout", "weight_decay")
-_STUDY_STOP = {
-    "eta": "eta",
-    "min_epochs": "min_epochs",
-    "patience": "patience",
-    "early_stopping": "enabled",
-    "stop_margin": "margin",
-}
+# Flags of the study command that are not study settings.
+_NOT_STUDY = {"name", "results_dir", "quiet", "command", "func", "backend", "verbose"}
 
 
 def _study_config(args: argparse.Namespace):
-    from dataclasses import replace
-
     from nas.config import StudyConfig, load_study_config
     from nas.schema import STUDY_FILE
-    from nas.space import PRESETS, load_space
     from nas.study import study_dir
 
-    given = vars(args)
     folder = study_dir(args.results_dir, args.name)
     saved = load_study_config(folder) if (folder / STUDY_FILE).exists() else None
-    if saved is not None and given.get("preset", saved.preset) == saved.preset:
-        cfg = saved
-    else:
-        cfg = StudyConfig(name=args.name, preset=given.get("preset", "smoke"))
-    data = cfg.data | {key: given[flag] for flag, key in _STUDY_DATA.items() if flag in given}
-    recipe = cfg.recipe | {key: given[key] for key in _STUDY_RECIPE if key in given}
-    stop = cfg.early_stopping | {
-        key: given[flag] for flag, key in _STUDY_STOP.items() if flag in given
+    given = {
+        _STUDY_FLAGS.get(flag, flag): value
+        for flag, value in vars(args).items()
+        if flag not in _NOT_STUDY and flag not in _RAY_FLAGS
     }
-    space = cfg.space
-    if "space" in given:
-        space = load_space(given["space"], PRESETS[cfg.preset]).to_dict()
-    top = {
-        k: given[k]
-        for k in ("n_trials", "sampler", "seed", "workers", "device", "precision", "storage")
-        if k in given
-    }
-    for key in ("max_params", "baselines"):
-        if key in given:
-            top[key] = given[key]
-    return replace(cfg, data=data, recipe=recipe, early_stopping=stop, space=space, **top), folder
+    return StudyConfig.from_flags(args.name, given, saved), folder
 
 
 def cmd_study(args: argparse.Namespace) -> int:

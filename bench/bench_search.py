@@ -51,7 +51,6 @@ import os
 import pathlib
 import tempfile
 import time
-from dataclasses import replace
 
 import _common
 import optuna
@@ -174,67 +173,61 @@ def _parse_args() -> argparse.Namespace:
 
 
 def _base_config(args) -> StudyConfig:
-    """The study both runs share; ValueError (from StudyConfig) names any bad value."""
-    if (
-        args.quick
-    ):  # the smoke preset's generated images, at 8x8: no download, a second or two a trial
-        return StudyConfig(
-            name="base",
-            preset="smoke",
-            n_trials=args.trials,
-            sampler=args.sampler,
-            seed=args.seed,
-            space={"depths": [16], "widths": [1], "max_templates": 2},
-            data={
-                "synthetic_train": args.train_subset,
-                "synthetic_test": 50,
-                "val_fraction": 0.2,
-                "image_size": 8,
+    """The study both runs share, made as the ``study`` command makes one (flags merged into a
+    preset by StudyConfig.from_flags); ValueError (from StudyConfig) names any bad value."""
+    flags = {
+        "n_trials": args.trials,
+        "sampler": args.sampler,
+        "seed": args.seed,
+        "device": args.device,
+        "recipe.epochs": args.epochs,
+        "early_stopping.eta": args.eta,
+    }
+    if args.min_epochs is not None:
+        flags["early_stopping.min_epochs"] = args.min_epochs
+    if args.quick:  # the smoke preset's generated images, at 8x8: no download, a second a trial
+        return StudyConfig.from_flags(
+            "base",
+            flags
+            | {
+                "preset": "smoke",
+                "space.depths": [16],
+                "space.widths": [1],
+                "space.max_templates": 2,
+                "data.synthetic_train": args.train_subset,
+                "data.synthetic_test": 50,
+                "data.val_fraction": 0.2,
+                "data.image_size": 8,
+                "recipe.batch_size": 64,
             },
-            recipe={"epochs": args.epochs, "batch_size": 64},
-            early_stopping=_stop(args),
-            device=args.device,
         )
-    return StudyConfig(
-        name="base",
-        preset="cpu",
-        n_trials=args.trials,
-        sampler=args.sampler,
-        seed=args.seed,
-        space={"depths": [22], "widths": [1], "max_templates": 3},
-        data={
-            "dataset": "cifar10",
-            "root": args.data,
-            "train_subset": args.train_subset,
-            "val_fraction": args.val_fraction,
+    return StudyConfig.from_flags(
+        "base",
+        flags
+        | {
+            "preset": "cpu",
+            "space.depths": [22],
+            "space.widths": [1],
+            "space.max_templates": 3,
+            "data.dataset": "cifar10",
+            "data.root": args.data,
+            "data.train_subset": args.train_subset,
+            "data.val_fraction": args.val_fraction,
+            "recipe.batch_size": 128,
+            "recipe.lr": 0.1,
+            "recipe.schedule": "cosine",
         },
-        recipe={"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
-        early_stopping=_stop(args),
-        device=args.device,
-    )
-
-
-def _stop(args) -> dict:
-    return {"eta": args.eta} | (
-        {"min_epochs": args.min_epochs} if args.min_epochs is not None else {}
     )
 
 
 def _configs(base: StudyConfig, es_trials: int) -> dict[str, StudyConfig]:
-    """The two studies: the same config but for the name, early_stopping['enabled'] and the ES
+    """The two studies: the same config but for the name, early_stopping.enabled and the ES
     study's number of trials; both queue the same baselines (a quarter of the no-ES trials)."""
-    base = replace(base, baselines=f"paper:{baseline_budget(base.n_trials)}")
+    base = base.with_flags({"baselines": f"paper:{baseline_budget(base.n_trials)}"})
     return {
-        "no ES": replace(
-            base,
-            name=STUDY_NAMES["no ES"],
-            early_stopping=base.early_stopping | {"enabled": False},
-        ),
-        "ES": replace(
-            base,
-            name=STUDY_NAMES["ES"],
-            n_trials=es_trials,
-            early_stopping=base.early_stopping | {"enabled": True},
+        "no ES": base.with_flags({"name": STUDY_NAMES["no ES"], "early_stopping.enabled": False}),
+        "ES": base.with_flags(
+            {"name": STUDY_NAMES["ES"], "n_trials": es_trials, "early_stopping.enabled": True}
         ),
     }
 

@@ -1,7 +1,11 @@
 """A study's whole identity: its space, data, recipe, early-stopping rule and budget.
 
-Saved as ``results/<name>/study.json`` when the study is created; re-running the command loads
-it, so a study is rebuilt from disk alone. Presets fill in what the user did not say.
+Resolved once, when the config is made: the preset fills in what the user did not say, and the
+four parts become typed configs (SearchSpace, DataConfig, TrainConfig, StopRule), validated
+there. ``study.json`` stores every resolved value (format 2), so a study is rebuilt from disk
+alone and a later change of a preset or a default does not change a study already made. The
+one table of presets is :data:`PRESETS`; :meth:`StudyConfig.with_flags` merges command-line
+values into a config, for the CLI and ``bench/`` alike.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import datetime
 import json
 import pathlib
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from softshare.configs import strict_from_dict
 from softshare.data import DataConfig
@@ -19,31 +23,36 @@ from softshare.train import TrainConfig
 from .baselines import baseline_count
 from .early_stop import StopRule
 from .schema import STUDY_FILE
-from .space import PRESETS, SearchSpace
+from .space import SearchSpace, load_space
 from .validate import require_int
 
 __all__ = [
     "StudyConfig",
     "SAMPLERS",
-    "PRESET_DEFAULTS",
+    "PRESETS",
+    "preset_space",
     "STUDY_FILE",
     "load_study_config",
     "save_study_config",
 ]
 
 SAMPLERS = ("tpe", "nsga2", "random")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every value resolved; 1 (read, then saved as 2): overrides of the preset
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
-# What each preset trains on and for how long (a trial's budget), beside its space; the first
-# rung of early stopping follows the budget (a quarter of it) unless a preset says otherwise.
-# smoke: generated 16x16 images, seconds a trial. cpu: a 5,000-image CIFAR-10 subset with 5,000
-# validation images (standard error 0.7 points at 60%), 8 epochs: about 30 s an epoch for a
-# depth-22 or -28 width-1 net on 2 cores, so about an hour for 20 trials with early stopping
-# (docs/cifar10.md). paper: full CIFAR-10, a
-# 30-epoch cosine budget with Cutout per trial (the retrain then uses the 200-epoch reference recipe).
-PRESET_DEFAULTS: dict[str, dict] = {
+# The presets, one table: each one's space, what a trial trains on and for how long (its
+# budget), and its stopping rule; the first rung of early stopping follows the budget (a quarter
+# of it) unless a preset says otherwise.
+# smoke: depth 16, width 1; generated 16x16 images, seconds a trial.
+# cpu: depths 22 and 28 at width 1, where a bank has 4+ layers to share; a 5,000-image CIFAR-10
+#   subset with 5,000 validation images (standard error 0.7 points at 60%), 8 epochs: about 30 s
+#   an epoch for such a net on 2 cores, so about an hour for 20 trials with early stopping
+#   (docs/cifar10.md). Width 2 trains at 85 vs 223 img/s there (measured 2026-12-01).
+# paper: the paper's depths and widths; full CIFAR-10, a 30-epoch cosine budget with Cutout per
+#   trial (the retrain then uses the 200-epoch reference recipe).
+PRESETS: dict[str, dict] = {
     "smoke": {
+        "space": {"depths": [16], "widths": [1], "max_templates": 3},
         "data": {
             "dataset": "synthetic",
             "synthetic_train": 600,
@@ -54,16 +63,30 @@ PRESET_DEFAULTS: dict[str, dict] = {
         "early_stopping": {"eta": 2},
     },
     "cpu": {
+        "space": {"depths": [22, 28], "widths": [1], "max_templates": 4},
         "data": {"dataset": "cifar10", "train_subset": 5000},
         "recipe": {"epochs": 8, "batch_size": 128, "lr": 0.1, "schedule": "cosine"},
         "early_stopping": {"eta": 3},
     },
     "paper": {
+        "space": {"depths": [22, 28], "widths": [4, 8, 10], "max_templates": 6},
         "data": {"dataset": "cifar10"},
         "recipe": {"epochs": 30, "batch_size": 128, "lr": 0.1, "schedule": "cosine", "cutout": 16},
         "early_stopping": {"eta": 3},
     },
 }
+SECTIONS = ("space", "data", "recipe", "early_stopping")
+# TrainConfig fields a StudyConfig keeps at its top level (the seed) or as runtime settings.
+_RECIPE_TOP = ("seed", "device", "precision")
+
+
+def preset_space(preset: str) -> SearchSpace:
+    """The search space of ``preset``."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; accepted: {', '.join(PRESETS)}.")
+    return SearchSpace.from_dict(PRESETS[preset]["space"])
+
+
 # Fields that may differ between runs of the same study (where and how fast, not what).
 RUNTIME_FIELDS = ("n_trials", "workers", "device", "precision", "storage", "created", "versions")
 
@@ -101,43 +124,107 @@ class StudyConfig:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; accepted: {', '.join(SAMPLERS)}.")
         for name, low in (("n_trials", 1), ("workers", 1), ("seed", 0)):
-            value = getattr(self, name)
-            require_int(name, value, low)
+            require_int(name, getattr(self, name), low)
+            object.__setattr__(self, name, int(getattr(self, name)))  # numpy ints: JSON-native
         baseline_count(self.baselines, self.n_trials)  # validates the baselines field
         if self.max_params is not None:
             require_int("max_params", self.max_params, 1)
-        if self.format_version != FORMAT_VERSION:
+            object.__setattr__(self, "max_params", int(self.max_params))
+        if self.format_version not in (1, FORMAT_VERSION):
             raise ValueError(
-                f"study format version {self.format_version!r} is not the {FORMAT_VERSION} this code reads."
+                f"study format version {self.format_version!r} is not one this code reads "
+                f"(1 or {FORMAT_VERSION})."
             )
-        (
-            self.search_space(),
-            self.data_config(),
-            self.train_config(),
-            self.stop_rule(),
-        )  # validate all parts
-        if self.data_config().val_fraction <= 0:
+        for section in SECTIONS:
+            if not isinstance(getattr(self, section), dict):
+                raise ValueError(f"{section} must be a table of settings, but got {section}=...")
+        self._resolve()
+
+    def _resolve(self) -> None:
+        """Preset defaults under what was given, once: the typed parts (validated here) and the
+        four dicts replaced by every resolved value (what ``study.json`` stores)."""
+        preset = PRESETS[self.preset]
+        space = SearchSpace.from_dict(preset["space"] | self.space)
+        data = DataConfig.from_dict(preset["data"] | self.data)
+        if data.val_fraction <= 0:
             raise ValueError(
                 "a study selects models on a validation split: val_fraction must be > 0."
             )
+        recipe = {
+            k: v for k, v in (preset["recipe"] | self.recipe).items() if k not in _RECIPE_TOP
+        }
+        train = TrainConfig.from_dict(
+            recipe | {"seed": self.seed, "device": self.device, "precision": self.precision}
+        )
+        # max_epochs is the recipe's budget; min_epochs stays None ("a quarter of the budget")
+        # unless it was given, so that a changed --epochs moves the first rung with it.
+        stop_given = {
+            k: v
+            for k, v in (preset["early_stopping"] | self.early_stopping).items()
+            if k != "max_epochs"
+        }
+        stop = StopRule(max_epochs=train.epochs, **stop_given)
+        stop_stored = asdict(stop) | {"min_epochs": stop_given.get("min_epochs")}
+        del stop_stored["max_epochs"]
+        for name, value in (
+            ("space", space.to_dict()),
+            ("data", data.to_dict()),
+            ("recipe", {k: v for k, v in train.to_dict().items() if k not in _RECIPE_TOP}),
+            ("early_stopping", stop_stored),
+            ("format_version", FORMAT_VERSION),
+        ):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_parts", (space, data, train, stop))
 
     def search_space(self) -> SearchSpace:
-        return SearchSpace.from_dict(PRESETS[self.preset].to_dict() | self.space)
+        return self._parts[0]
 
     def data_config(self) -> DataConfig:
-        return DataConfig.from_dict(PRESET_DEFAULTS[self.preset]["data"] | self.data)
+        return self._parts[1]
 
     def train_config(self, **runtime) -> TrainConfig:
-        base = PRESET_DEFAULTS[self.preset]["recipe"] | self.recipe
-        return TrainConfig.from_dict(
-            base
-            | {"seed": self.seed, "device": self.device, "precision": self.precision}
-            | runtime
-        )
+        """The recipe with the study's seed, device and precision; ``runtime`` overrides those."""
+        return replace(self._parts[2], **runtime) if runtime else self._parts[2]
 
     def stop_rule(self) -> StopRule:
-        values = PRESET_DEFAULTS[self.preset]["early_stopping"] | self.early_stopping
-        return StopRule(max_epochs=self.train_config().epochs, **values)
+        return self._parts[3]
+
+    def with_flags(self, flags: dict) -> "StudyConfig":
+        """This config with command-line values merged in, resolved again.
+
+        ``flags`` maps a top-level field (``n_trials``, ``max_params``, ...) or a section's
+        field as ``"data.root"``, ``"recipe.epochs"``, ``"early_stopping.margin"`` to its value;
+        ``"space_file"`` names a JSON/TOML file of ranges laid over the current space. Keys it
+        does not know are a ValueError naming them."""
+        sections = {name: dict(getattr(self, name)) for name in SECTIONS}
+        top: dict = {}
+        for key, value in flags.items():
+            section, _, name = key.partition(".")
+            if key == "space_file":
+                sections["space"] = load_space(value, self.search_space()).to_dict()
+            elif name and section in SECTIONS:
+                sections[section][name] = value
+            elif not name and key in _FIELD_NAMES and key not in SECTIONS:
+                top[key] = value
+            else:
+                raise ValueError(f"unknown study setting {key!r}")
+        if top.get("preset", self.preset) != self.preset:
+            raise ValueError("with_flags keeps the preset; start from StudyConfig(preset=...)")
+        return replace(self, **sections, **top)
+
+    @classmethod
+    def from_flags(
+        cls, name: str, flags: dict, saved: "StudyConfig | None" = None
+    ) -> "StudyConfig":
+        """The config a ``study`` command means: the saved study's (when it has the preset the
+        flags ask for, or they ask none) with the flags merged in, else a new one from the
+        preset ("smoke" when none is given)."""
+        preset = flags.get("preset")
+        if saved is not None and preset in (None, saved.preset):
+            base = saved
+        else:
+            base = cls(name=name, preset=preset or "smoke")
+        return base.with_flags({k: v for k, v in flags.items() if k != "preset"})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,18 +239,9 @@ class StudyConfig:
         return sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs[k])
 
     def resolved(self) -> dict:
-        """Every field with preset defaults applied (what actually runs)."""
-        recipe = {
-            k: v
-            for k, v in self.train_config().to_dict().items()
-            if k not in ("device", "precision", "seed")
-        }
-        return self.to_dict() | {
-            "space": self.search_space().to_dict(),
-            "data": self.data_config().to_dict(),
-            "recipe": recipe,
-            "early_stopping": asdict(self.stop_rule()),
-        }
+        """Every field as it runs: :meth:`to_dict`, with the stopping rule's derived budget
+        and first rung filled in."""
+        return self.to_dict() | {"early_stopping": asdict(self.stop_rule())}
 
 
 def save_study_config(config: StudyConfig, folder: pathlib.Path) -> StudyConfig:
@@ -200,3 +278,6 @@ def load_study_config(folder: pathlib.Path) -> StudyConfig:
         return StudyConfig.from_dict(data)
     except TypeError as exc:
         raise ValueError(f"{path} does not hold a valid study config ({exc}).") from None
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(StudyConfig))

@@ -39,7 +39,6 @@ from .validate import is_int
 
 __all__ = [
     "SearchSpace",
-    "PRESETS",
     "define_space",
     "plan_from_params",
     "params_from_plan",
@@ -134,13 +133,6 @@ class SearchSpace:
 # a width-2 net trains 2.6x slower per epoch on 2 cores (85 vs 223 img/s, WRN-22-2 vs WRN-22-1,
 # measured 2026-12-01), and 20 such trials would take about three hours; --space widens it.
 # paper: the paper's ranges (WRN-28-10 family), for GPUs.
-PRESETS: dict[str, SearchSpace] = {
-    "smoke": SearchSpace(depths=(16,), widths=(1,), max_templates=3),
-    "cpu": SearchSpace(depths=(22, 28), widths=(1,), max_templates=4),
-    "paper": SearchSpace(depths=(22, 28), widths=(4, 8, 10), max_templates=6),
-}
-
-
 def _shareable(depth: int) -> int:
     return 2 * ((depth - 4) // 6 - 1)
 

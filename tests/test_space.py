@@ -4,8 +4,8 @@ import random
 import optuna
 import pytest
 
+from nas.config import PRESETS, preset_space
 from nas.space import (
-    PRESETS,
     SearchSpace,
     all_plans,
     define_space,
@@ -34,7 +34,7 @@ def _sample(space, n, seed=0):
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_space_yields_only_valid_plans_inside_bounds(preset):
-    space = PRESETS[preset]
+    space = preset_space(preset)
     plans = _sample(space, 150)
     for plan in plans:
         assert plan.depth in space.depths and plan.width in space.widths
@@ -130,22 +130,22 @@ def test_depth_10_has_nothing_to_share():
 
 
 def test_the_space_as_a_set_of_architectures():
-    space = PRESETS[
+    space = preset_space(
         "smoke"
-    ]  # depth 16: per stage 2 (3 bank sizes) or 1+1 (2 x 2 minus the plain one) = 6
+    )  # depth 16: per stage 2 (3 bank sizes) or 1+1 (2 x 2 minus the plain one) = 6
     assert len(stage_options(space, 2)) == 6
     plans = all_plans(space)
     assert space_size(space) == len(plans) == 6**3 - 1 == len({p.text for p in plans})
     assert all(p.is_shared for p in plans)
-    assert all_plans(PRESETS["paper"]) is None  # too many to list
+    assert all_plans(preset_space("paper")) is None  # too many to list
     rng = random.Random(0)
     for _ in range(50):
-        plan = random_plan(PRESETS["cpu"], rng)
+        plan = random_plan(preset_space("cpu"), rng)
         assert plan.is_shared and plan_from_params(params_from_plan(plan)) == plan
 
 
 def test_define_space_is_pure_and_plan_round_trips_through_params():
-    space = PRESETS["cpu"]
+    space = preset_space("cpu")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     trial = study.ask()
     define_space(trial, space)
@@ -178,11 +178,11 @@ def test_valid_edges_pass():
 def test_load_space_from_json_and_toml(tmp_path):
     j = tmp_path / "space.json"
     j.write_text(json.dumps({"depths": [16, 22], "max_templates": 5}))
-    space = load_space(j, PRESETS["smoke"])
+    space = load_space(j, preset_space("smoke"))
     assert (
         space.depths == (16, 22)
         and space.max_templates == 5
-        and space.widths == PRESETS["smoke"].widths
+        and space.widths == preset_space("smoke").widths
     )
     t = tmp_path / "space.toml"
     t.write_text("widths = [2, 4]\nallow_cuts = false\n")
