@@ -317,8 +317,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from softshare import ModelConfig
+    from softshare.console import ProgressBar
     from softshare.data import load_dataset
-    from softshare.progress import ProgressBar
     from softshare.train import train
 
     plan = ModelConfig(
@@ -684,7 +684,7 @@ def _ray_options(args: argparse.Namespace):
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from nas.retrain import retrain
-    from softshare.progress import ProgressBar
+    from softshare.console import ProgressBar
 
     recipe = train_config(args)
     factory = None if args.quiet else (lambda prefix: ProgressBar(sys.stderr, prefix=prefix))

@@ -16,8 +16,8 @@ import pathlib
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from softshare.configs import strict_from_dict
 from softshare.data import DataConfig
+from softshare.strict import strict_from_dict
 from softshare.train import TrainConfig
 
 from .baselines import baseline_count

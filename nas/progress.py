@@ -12,7 +12,7 @@ from typing import TextIO
 
 import optuna
 
-from softshare.progress import format_duration
+from softshare.console import format_duration
 
 from .config import StudyConfig
 from .results import format_table, front_rows, knee_row, trial_rows

@@ -118,7 +118,7 @@ class RayOptions:
 
 def _run_report(run: dict, number: int, params: int, **extra) -> dict:
     """The metrics one report carries, from a softshare RunResult dict (metrics.json)."""
-    curve = [row["val_acc"] for row in run["curve"]]
+    curve = [row["val_acc"] for row in run["history"]]
     return {
         STUDY_TRIAL: number,
         "params": params,
@@ -162,7 +162,7 @@ class _EpochReporter:
 
     def __init__(self, out: pathlib.Path, number: int, params: int, run: dict) -> None:
         self.out, self.number, self.params = out, number, params
-        self.rows = list(run["curve"])  # the epochs before a resume
+        self.rows = list(run["history"])  # the epochs before a resume
         self.device, self.precision = run["device"], run["precision"]
         self.resumed_from = len(self.rows)
         self.seconds = float(run.get("train_seconds") or 0.0)
@@ -173,7 +173,7 @@ class _EpochReporter:
         val = [row["val_acc"] for row in self.rows]
         finite = [v for v in val if v is not None]
         run = {
-            "curve": self.rows,
+            "history": self.rows,
             "epochs_run": len(self.rows),
             "best_val_acc": max(finite) if finite else None,
             "final_val_acc": val[-1],
@@ -208,7 +208,7 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     classes, channels, _ = data_shape(data)
     params = plan.num_parameters(classes, channels)
     blank = {
-        "curve": [],
+        "history": [],
         "epochs_run": 0,
         "best_val_acc": None,
         "final_val_acc": None,
@@ -228,7 +228,7 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     restored = _restore_from_ray(out)
     train_config = cfg.train_config()
     device = resolve_device(train_config.device)  # as train() resolves them, for epoch reports
-    fresh = {"device": environment(device)["device"], "curve": []}
+    fresh = {"device": environment(device)["device"], "history": []}
     fresh["precision"] = resolve_precision(train_config.precision, device)
     reporter = _EpochReporter(out, number, params, restored or fresh)
     model_config = ModelConfig(plan.text, num_classes=classes, in_channels=channels)

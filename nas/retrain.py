@@ -16,8 +16,8 @@ from dataclasses import replace
 from softshare import ModelConfig
 from softshare.checkpoint import atomic_write_text, dumps
 from softshare.data import DataConfig, load_dataset
-from softshare.evaluate import load
-from softshare.train import TrainConfig, evaluate, train
+from softshare.evaluate import evaluate, load
+from softshare.train import TrainConfig, train
 
 from .results import front_rows, knee_row, trial_rows
 from .schema import retrain_dir

@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from softshare import SharingPlan
-from softshare.configs import strict_from_dict
 from softshare.plan import merge_unshared
+from softshare.strict import strict_from_dict
 
 from .schema import BASELINE_ATTR
 from .validate import is_int

@@ -207,8 +207,8 @@ def outcome(run_status: str, stop_reason: str = "") -> tuple[TrialState, str, st
 def record_result(trial: optuna.Trial, result: dict) -> None:
     """Write what a training result says (curve, final accuracy, epochs, speed, device) as user
     attributes; ``result`` is a RunResult as a dict."""
-    if result.get("curve"):
-        trial.set_user_attr("curve", [row["val_acc"] for row in result["curve"]])
+    if result.get("history"):
+        trial.set_user_attr("curve", [row["val_acc"] for row in result["history"]])
     for key in RESULT_ATTRS:
         if key in result:
             trial.set_user_attr(key, result[key])

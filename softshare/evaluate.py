@@ -1,17 +1,57 @@
-"""Rebuild a trained model from its checkpoint alone, and measure it on the test set."""
+"""Measure a model on a split (:func:`evaluate`), and rebuild a trained model from its
+checkpoint alone to measure it on the test set."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .data import DataConfig, load_dataset
-from .models import SWRN, ModelConfig
-from .runtime import resolve_device, resolve_precision
-from .train import evaluate
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["load", "evaluate_checkpoint"]
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import DataConfig, Split, batches, load_dataset
+from .models import SWRN, ModelConfig
+from .runtime import autocast_context, resolve_device, resolve_precision
+
+__all__ = ["evaluate", "evaluate_checkpoint", "load"]
+
+
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    mean,
+    std,
+    *,
+    batch_size: int = 500,
+    precision: str = "fp32",
+    channels_last: bool = True,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (fraction) of ``model`` on ``split``, no augmentation."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    with torch.no_grad(), autocast_context(device, precision):
+        for x, y in batches(
+            split,
+            batch_size,
+            mean=mean,
+            std=std,
+            generator=None,
+            augment=None,
+            shuffle=False,
+            drop_last=False,
+            channels_last=channels_last,
+        ):
+            logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    n = len(split.labels)
+    return loss_sum.item() / n, correct.item() / n
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> SWRN:

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import strict_from_dict
 from .layers import SConv2d, TemplateBank, init_coefficients_orthogonal
 from .plan import SharingPlan, parse_plan, stage_widths
+from .strict import strict_from_dict
 
 __all__ = [
     "ModelConfig",

@@ -22,15 +22,15 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .analysis import coefficient_matrices
 from .checkpoint import atomic_write_text, dumps, environment, load_checkpoint, save_checkpoint
-from .configs import strict_from_dict
-from .data import Augment, DataConfig, Dataset, Split, batches
+from .data import Augment, DataConfig, Dataset, batches
+from .evaluate import evaluate
 from .layers import parameter_groups
 from .models import SWRN, ModelConfig, count_parameters, to_channels_last
 from .runtime import PRECISIONS, autocast_context, resolve_device, resolve_precision
+from .strict import strict_from_dict
 
 __all__ = [
     "TrainConfig",
@@ -146,7 +146,7 @@ class RunResult:
     epochs_run: int
     best_val_acc: float | None
     final_val_acc: float | None
-    curve: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # one EpochMetrics dict per epoch
     stop_reason: str = ""
     train_seconds: float = 0.0
     images_per_s: float = 0.0
@@ -192,7 +192,7 @@ class _Run:
             cfg.seed
         )  # drives shuffling and augmentation
         self.data = data.to(self.device)
-        self.epoch, self.best_val_acc, self.curve = 0, None, []
+        self.epoch, self.best_val_acc, self.history = 0, None, []
         self.status, self.stop_reason, self.train_seconds = "running", "", 0.0
 
     def state(self) -> dict:
@@ -205,7 +205,7 @@ class _Run:
             "scheduler_state": self.scheduler.state_dict(),
             "epoch": self.epoch,
             "best_val_acc": self.best_val_acc,
-            "curve": self.curve,
+            "history": self.history,
             "status": self.status,
             "stop_reason": self.stop_reason,
             "train_seconds": self.train_seconds,
@@ -222,10 +222,11 @@ class _Run:
         self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.scheduler.load_state_dict(ckpt["scheduler_state"])
-        self.epoch, self.best_val_acc, self.curve = (
+        # "curve": the key of checkpoints written before nas took that word for accuracies.
+        self.epoch, self.best_val_acc, self.history = (
             ckpt["epoch"],
             ckpt["best_val_acc"],
-            list(ckpt["curve"]),
+            list(ckpt["history"] if "history" in ckpt else ckpt["curve"]),
         )
         # "completed": the word of checkpoints written before the vocabulary was unified.
         status = ckpt["status"]
@@ -236,14 +237,14 @@ class _Run:
         torch.set_rng_state(ckpt["rng"]["torch"])
 
     def result(self) -> RunResult:
-        val = [row["val_acc"] for row in self.curve]
-        speeds = [row["images_per_s"] for row in self.curve]
+        val = [row["val_acc"] for row in self.history]
+        speeds = [row["images_per_s"] for row in self.history]
         return RunResult(
             status=self.status,
             epochs_run=self.epoch,
             best_val_acc=self.best_val_acc,
             final_val_acc=val[-1] if val else None,
-            curve=list(self.curve),
+            history=list(self.history),
             stop_reason=self.stop_reason,
             train_seconds=self.train_seconds,
             images_per_s=sum(speeds) / len(speeds) if speeds else 0.0,
@@ -259,42 +260,6 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     return torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma
     )
-
-
-def evaluate(
-    model: nn.Module,
-    split: Split,
-    mean,
-    std,
-    *,
-    batch_size: int = 500,
-    precision: str = "fp32",
-    channels_last: bool = True,
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (fraction) of ``model`` on ``split``, no augmentation."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    with torch.no_grad(), autocast_context(device, precision):
-        for x, y in batches(
-            split,
-            batch_size,
-            mean=mean,
-            std=std,
-            generator=None,
-            augment=None,
-            shuffle=False,
-            drop_last=False,
-            channels_last=channels_last,
-        ):
-            logits = model(x).float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-            correct += (logits.argmax(1) == y).sum()
-    model.train(was_training)
-    n = len(split.labels)
-    return loss_sum.item() / n, correct.item() / n
 
 
 def _train_epoch(run: _Run, progress) -> tuple[float, float, int, bool]:
@@ -386,7 +351,7 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
         seconds,
         seen / seconds if seconds > 0 else 0.0,
     )
-    run.curve.append(asdict(metrics))
+    run.history.append(asdict(metrics))
     improved = val_acc is not None and (run.best_val_acc is None or val_acc > run.best_val_acc)
     if improved:
         run.best_val_acc = val_acc
@@ -420,7 +385,7 @@ def train(
 
     ``out_dir``: where checkpoint.pt, model_best.pt and metrics.json are written every epoch.
     ``resume``: continue from ``out_dir/checkpoint.pt`` if present (the configs must match).
-    ``progress``: an object with epoch_start/batch/epoch_end methods (see progress.py), or None.
+    ``progress``: an object with epoch_start/batch/epoch_end methods (see softshare.console), or None.
     """
     if model_config.num_classes != data.num_classes:
         raise ValueError(

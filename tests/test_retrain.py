@@ -144,7 +144,7 @@ def test_interrupted_retrain_resumes_by_rerunning(tmp_path, monkeypatch):
     run = summary["seeds"][0]
     assert run["status"] == "complete" and run["epochs_run"] == 3
     metrics = json.loads((folder / "retrain" / "0000" / "seed-0" / "metrics.json").read_text())
-    assert [row["epoch"] for row in metrics["curve"]] == [1, 2, 3]
+    assert [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
 
 
 @pytest.mark.slow

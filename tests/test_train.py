@@ -40,7 +40,7 @@ def _cfg(**kw):
 def test_short_training_loss_falls(synthetic):
     dcfg, data = synthetic
     result = train(ModelConfig(PLAN), _cfg(epochs=4), data, data_config=dcfg)
-    losses = [row["train_loss"] for row in result.curve]
+    losses = [row["train_loss"] for row in result.history]
     assert result.status == "complete" and result.epochs_run == 4
     assert losses[-1] < 0.85 * losses[0]
     assert result.parameters == softshare.parse_plan(PLAN).num_parameters(10)
@@ -73,8 +73,8 @@ def test_resume_continues_exactly(synthetic, tmp_path):
         ModelConfig(PLAN), _cfg(), data, data_config=dcfg, out_dir=tmp_path / "b", resume=True
     )
     keys = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-    assert [[row[k] for k in keys] for row in resumed.curve] == [
-        [row[k] for k in keys] for row in whole.curve
+    assert [[row[k] for k in keys] for row in resumed.history] == [
+        [row[k] for k in keys] for row in whole.history
     ]
     a = load_checkpoint(tmp_path / "a" / CHECKPOINT)["model_state"]
     b = load_checkpoint(tmp_path / "b" / CHECKPOINT)["model_state"]
@@ -122,7 +122,7 @@ def test_callback_stops_with_reason(synthetic, tmp_path):
         "rung 1: rank 3 of 3",
     )
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["status"] == "stopped" and len(saved["curve"]) == 1
+    assert saved["status"] == "stopped" and len(saved["history"]) == 1
 
 
 @pytest.mark.slow
