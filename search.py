@@ -89,194 +89,149 @@ def _milestones(text: str) -> tuple[int, ...]:
         ) from None
 
 
+# --- flags built from the config dataclasses -------------------------------------------------
+# Each flag comes from one config field (softshare.strict.option): its name, help, choices,
+# bounds and default exist there once. A study's flags default to "not given" (SUPPRESS), so
+# the preset, or the saved study, fills them in.
+
+DATA_FLAGS = (
+    "dataset",
+    "root",
+    "download",
+    "val_fraction",
+    "train_subset",
+    "image_size",
+    "synthetic_classes",
+    "synthetic_train",
+    "synthetic_test",
+)
+RECIPE_FLAGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "schedule",
+    "milestones",
+    "gamma",
+    "cutout",
+    "flip",
+    "crop_padding",
+)
+RUNTIME_FLAGS = ("device", "precision", "channels_last", "compile", "seed")
+STUDY_TOP_FLAGS = (
+    "preset",
+    "n_trials",
+    "sampler",
+    "seed",
+    "max_params",
+    "baselines",
+    "workers",
+    "storage",
+)
+STUDY_DATA_FLAGS = ("dataset", "root", "download", "val_fraction", "train_subset", "image_size")
+STUDY_RECIPE_FLAGS = ("epochs", "batch_size", "lr", "schedule", "cutout", "weight_decay")
+STUDY_STOP_FLAGS = ("eta", "min_epochs", "margin", "patience", "enabled")
+# Parsers a field's type cannot tell.
+_SPECIAL_TYPES = {"max_params": _count, "milestones": _milestones}
+
+
+def _field(cls, name: str):
+    import dataclasses
+
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
+def _value_parser(f):
+    meta = f.metadata
+    if f.name in _SPECIAL_TYPES:
+        return _SPECIAL_TYPES[f.name]
+    kind = str(f.type).replace(" | None", "")
+    if kind == "int":
+        return _int_at_least(meta.get("min", 0))
+    if kind == "float":
+        if "gt" in meta:
+            return _float_in(meta["gt"], meta.get("max"), open_low=True)
+        return _float_in(meta.get("min", float("-inf")), meta.get("max"))
+    return str
+
+
+def config_flag(
+    group,
+    cls,
+    name: str,
+    *,
+    dest: str | None = None,
+    given_only: bool = False,
+    show_default: bool | None = None,
+):
+    """Add to ``group`` the flag of config field ``cls.name``, from the field's metadata.
+
+    A bool field that is on by default becomes ``--no-NAME``, one that is off ``--NAME``.
+    ``given_only``: the flag's default is "not given" (a study's preset or saved study fills it
+    in), else the field's own default. ``show_default`` (default: not ``given_only``) puts the
+    field's default in the help."""
+    show_default = not given_only if show_default is None else show_default
+    f = _field(cls, name)
+    meta = f.metadata
+    kw: dict = {"dest": dest or name, "help": meta["help"]}
+    if str(f.type) == "bool":
+        flag = meta.get("flag") or ("--no-" if f.default else "--") + name.replace("_", "-")
+        kw["action"] = "store_false" if f.default else "store_true"
+    else:
+        flag = meta.get("flag") or "--" + name.replace("_", "-")
+        kw["type"] = _value_parser(f)
+        if "choices" in meta:
+            kw["choices"] = meta["choices"]
+        else:
+            kw["metavar"] = meta.get("metavar", name.upper())
+        if "const" in meta:
+            kw.update(nargs="?", const=meta["const"])
+            kw["help"] += f" ({meta['const']} if given bare)"
+        if show_default and f.default is not None:
+            shown = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+            kw["help"] += f" (default {shown})"
+    kw["default"] = argparse.SUPPRESS if given_only else f.default
+    group.add_argument(flag, **kw)
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
+    from softshare.data import DataConfig
+
     g = p.add_argument_group("data")
-    g.add_argument(
-        "--dataset",
-        default="cifar10",
-        help="cifar10 | cifar100 | synthetic | folder:PATH (default cifar10)",
-    )
-    g.add_argument(
-        "--data",
-        default="data",
-        metavar="DIR",
-        help="folder holding cifar-10-batches-py / cifar-100-python (default ./data)",
-    )
-    g.add_argument(
-        "--download",
-        action="store_true",
-        help="let torchvision download CIFAR into --data (needs internet)",
-    )
-    g.add_argument(
-        "--val-fraction",
-        type=_float_in(0.0, 0.9),
-        default=0.1,
-        help="stratified validation share of the training set (default 0.1)",
-    )
-    g.add_argument(
-        "--train-subset",
-        type=_int_at_least(1),
-        default=None,
-        metavar="N",
-        help="keep N training images, stratified (quick CPU work)",
-    )
-    g.add_argument(
-        "--image-size",
-        type=_int_at_least(8),
-        default=32,
-        help="side of folder/synthetic images (default 32)",
-    )
-    g.add_argument(
-        "--synthetic-classes",
-        type=_int_at_least(2),
-        default=10,
-        help="classes of --dataset synthetic (default 10)",
-    )
-    g.add_argument(
-        "--synthetic-train",
-        type=_int_at_least(2),
-        default=2000,
-        help="training images of --dataset synthetic (default 2000)",
-    )
-    g.add_argument(
-        "--synthetic-test",
-        type=_int_at_least(1),
-        default=500,
-        help="test images of --dataset synthetic (default 500)",
-    )
+    for name in DATA_FLAGS:
+        config_flag(g, DataConfig, name)
 
 
-def add_recipe_args(p: argparse.ArgumentParser, epochs: int = 200, schedule: str = "step") -> None:
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    from softshare.train import TrainConfig
+
     g = p.add_argument_group("recipe (defaults: the reference implementation)")
-    g.add_argument(
-        "--epochs",
-        type=_int_at_least(1),
-        default=epochs,
-        help=f"training epochs (default {epochs})",
-    )
-    g.add_argument("--batch-size", type=_int_at_least(1), default=128, help="default 128")
-    g.add_argument(
-        "--lr",
-        type=_float_in(0.0, open_low=True),
-        default=0.1,
-        help="initial learning rate (default 0.1)",
-    )
-    g.add_argument(
-        "--momentum",
-        type=_float_in(0.0, 0.999),
-        default=0.9,
-        help="Nesterov momentum (default 0.9)",
-    )
-    g.add_argument(
-        "--no-nesterov",
-        dest="nesterov",
-        action="store_false",
-        help="plain momentum instead of Nesterov",
-    )
-    g.add_argument(
-        "--weight-decay",
-        type=_float_in(0.0),
-        default=5e-4,
-        help="on all but sharing coefficients (default 5e-4)",
-    )
-    g.add_argument(
-        "--schedule",
-        choices=("step", "cosine"),
-        default=schedule,
-        help=f"learning-rate schedule (default {schedule})",
-    )
-    g.add_argument(
-        "--milestones",
-        type=_milestones,
-        default=(60, 120, 160),
-        help="step schedule epochs (default 60,120,160)",
-    )
-    g.add_argument(
-        "--gamma",
-        type=_float_in(0.0, open_low=True),
-        default=0.2,
-        help="step schedule factor (default 0.2)",
-    )
-    g.add_argument(
-        "--cutout",
-        nargs="?",
-        const=16,
-        default=0,
-        type=_int_at_least(0),
-        metavar="PX",
-        help="Cutout hole side (16 if given bare; default off)",
-    )
-    g.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
-    g.add_argument(
-        "--crop-padding", type=_int_at_least(0), default=4, help="random-crop padding (default 4)"
-    )
+    for name in RECIPE_FLAGS:
+        config_flag(g, TrainConfig, name)
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    from softshare.train import TrainConfig
+
     g = p.add_argument_group("runtime")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    g.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32",
-    )
-    g.add_argument(
-        "--no-channels-last",
-        dest="channels_last",
-        action="store_false",
-        help="keep NCHW memory format",
-    )
-    g.add_argument("--compile", action="store_true", help="torch.compile the model")
-    g.add_argument(
-        "--seed",
-        type=_int_at_least(0),
-        default=0,
-        help="seed of weights, shuffling and augmentation (default 0)",
-    )
+    for name in RUNTIME_FLAGS:
+        config_flag(g, TrainConfig, name)
     g.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def data_config(args: argparse.Namespace, split_seed: int = 0):
     from softshare.data import DataConfig
 
-    return DataConfig(
-        dataset=args.dataset,
-        root=args.data,
-        download=args.download,
-        val_fraction=args.val_fraction,
-        train_subset=args.train_subset,
-        image_size=args.image_size,
-        synthetic_classes=args.synthetic_classes,
-        synthetic_train=args.synthetic_train,
-        synthetic_test=args.synthetic_test,
-        split_seed=split_seed,
-    )
+    return DataConfig(**{name: getattr(args, name) for name in DATA_FLAGS}, split_seed=split_seed)
 
 
 def train_config(args: argparse.Namespace, **overrides):
     from softshare.train import TrainConfig
 
-    fields = dict(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        nesterov=args.nesterov,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        milestones=args.milestones,
-        gamma=args.gamma,
-        cutout=args.cutout,
-        crop_padding=args.crop_padding,
-        flip=args.flip,
-        seed=args.seed,
-        device=args.device,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        compile=args.compile,
-    )
-    return TrainConfig(**(fields | overrides))
+    given = {name: getattr(args, name) for name in RECIPE_FLAGS + RUNTIME_FLAGS}
+    return TrainConfig(**(given | overrides))
 
 
 def plan_from_args(args: argparse.Namespace) -> str:
@@ -370,29 +325,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-# Study flags default to "not given" (SUPPRESS) so the preset, or the saved study, fills them in.
-# Each flag's destination in the study config (nas.config.StudyConfig.with_flags); flags not
-# listed keep their own name (n_trials, sampler, seed, max_params, ...).
-_STUDY_FLAGS = {
-    "space": "space_file",
-    "dataset": "data.dataset",
-    "data": "data.root",
-    "download": "data.download",
-    "val_fraction": "data.val_fraction",
-    "train_subset": "data.train_subset",
-    "image_size": "data.image_size",
-    "epochs": "recipe.epochs",
-    "batch_size": "recipe.batch_size",
-    "lr": "recipe.lr",
-    "schedule": "recipe.schedule",
-    "cutout": "recipe.cutout",
-    "weight_decay": "recipe.weight_decay",
-    "eta": "early_stopping.eta",
-    "min_epochs": "early_stopping.min_epochs",
-    "patience": "early_stopping.patience",
-    "early_stopping": "early_stopping.enabled",
-    "stop_margin": "early_stopping.margin",
-}
 # Flags of the study command that are not study settings.
 _NOT_STUDY = {"name", "results_dir", "quiet", "command", "func", "backend", "verbose"}
 
@@ -404,8 +336,8 @@ def _study_config(args: argparse.Namespace):
 
     folder = study_dir(args.results_dir, args.name)
     saved = load_study_config(folder) if (folder / STUDY_FILE).exists() else None
-    given = {
-        _STUDY_FLAGS.get(flag, flag): value
+    given = {  # the study's flags are named by their place in the config (dest "recipe.epochs")
+        flag: value
         for flag, value in vars(args).items()
         if flag not in _NOT_STUDY and flag not in _RAY_FLAGS
     }
@@ -478,105 +410,42 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
-    S = argparse.SUPPRESS
+    from nas.config import StudyConfig
+    from nas.early_stop import StopRule
+    from softshare.data import DataConfig
+    from softshare.train import TrainConfig
+
     p.add_argument("name", help="study name; its folder is <results-dir>/<name>")
-    p.add_argument(
-        "--preset",
-        choices=("smoke", "cpu", "paper"),
-        default=S,
-        help="space, data and budget defaults: smoke (seconds/trial), cpu (~1 h on a CIFAR-10 subset), paper (GPU)",
-    )
-    p.add_argument(
-        "--n-trials",
-        type=_int_at_least(1),
-        default=S,
-        help="total trials of the study (default 20)",
-    )
-    p.add_argument(
-        "--sampler",
-        choices=("tpe", "nsga2", "random"),
-        default=S,
-        help="default tpe (multivariate)",
-    )
-    p.add_argument(
-        "--seed", type=_int_at_least(0), default=S, help="sampler and training seed (default 0)"
-    )
+    for name in STUDY_TOP_FLAGS:  # the preset sets none of these: their defaults are the config's
+        config_flag(p, StudyConfig, name, given_only=True, show_default=name != "preset")
     p.add_argument(
         "--space",
-        default=S,
+        dest="space_file",
+        default=argparse.SUPPRESS,
         metavar="FILE",
         help="JSON/TOML file of ranges (depths, widths, max_templates, ...)",
-    )
-    p.add_argument(
-        "--max-params",
-        type=_count,
-        default=S,
-        metavar="N",
-        help="parameter budget: larger proposals are resampled, never trained",
-    )
-    p.add_argument(
-        "--baselines",
-        default=S,
-        metavar="paper|paper:N|none",
-        help="paper (default): also train the paper's uniform plans (plain WRN-d-k, SWRN-d-k-s) "
-        "spanning the space, a quarter of the trials; paper:N: N of them; none: search only",
-    )
-    p.add_argument(
-        "--workers", type=_int_at_least(1), default=S, help="local worker processes (default 1)"
-    )
-    p.add_argument(
-        "--storage",
-        default=S,
-        metavar="URL",
-        help="Optuna storage URL (default: journal file in the study folder)",
     )
     p.add_argument(
         "--results-dir",
         default="results",
         help="parent folder of study folders (default ./results)",
     )
-    d = p.add_argument_group("data (default: the preset's)")
-    d.add_argument("--dataset", default=S, help="cifar10 | cifar100 | synthetic | folder:PATH")
-    d.add_argument("--data", default=S, metavar="DIR", help="folder holding the dataset")
-    d.add_argument("--download", action="store_true", default=S)
-    d.add_argument("--val-fraction", type=_float_in(0.0, 0.9, open_low=True), default=S)
-    d.add_argument("--train-subset", type=_int_at_least(1), default=S, metavar="N")
-    d.add_argument("--image-size", type=_int_at_least(8), default=S)
-    r = p.add_argument_group("per-trial recipe (default: the preset's)")
-    r.add_argument("--epochs", type=_int_at_least(1), default=S, help="a trial's epoch budget")
-    r.add_argument("--batch-size", type=_int_at_least(1), default=S)
-    r.add_argument("--lr", type=_float_in(0.0, open_low=True), default=S)
-    r.add_argument("--schedule", choices=("step", "cosine"), default=S)
-    r.add_argument("--cutout", nargs="?", const=16, type=_int_at_least(0), default=S, metavar="PX")
-    r.add_argument("--weight-decay", type=_float_in(0.0), default=S)
-    e = p.add_argument_group("early stopping (Pareto-aware successive halving)")
-    e.add_argument(
-        "--eta", type=_int_at_least(2), default=S, help="keep the top 1/eta at each rung"
-    )
-    e.add_argument(
-        "--min-epochs",
-        type=_int_at_least(1),
-        default=S,
-        help="first rung (epochs; default a quarter of the budget)",
-    )
-    e.add_argument(
-        "--stop-margin",
-        type=_float_in(0.0),
-        default=S,
-        metavar="ACC",
-        help="stop a trial only when it trails what a rung keeps by more than this accuracy "
-        "(e.g. 0.02; default: one standard error of the difference on the validation set)",
-    )
-    e.add_argument(
-        "--patience",
-        type=_int_at_least(1),
-        default=S,
-        help="also stop after this many epochs without gain",
-    )
-    e.add_argument("--no-early-stopping", dest="early_stopping", action="store_false", default=S)
+    for title, cls, section, names in (
+        ("data (default: the preset's)", DataConfig, "data", STUDY_DATA_FLAGS),
+        ("per-trial recipe (default: the preset's)", TrainConfig, "recipe", STUDY_RECIPE_FLAGS),
+        (
+            "early stopping (Pareto-aware successive halving)",
+            StopRule,
+            "early_stopping",
+            STUDY_STOP_FLAGS,
+        ),
+    ):
+        g = p.add_argument_group(title)
+        for name in names:
+            config_flag(g, cls, name, dest=f"{section}.{name}", given_only=True)
     g = p.add_argument_group("runtime")
-    g.add_argument("--device", default=S, help="auto | cpu | cuda | cuda:N")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=S)
+    for name in ("device", "precision"):
+        config_flag(g, StudyConfig, name, given_only=True, show_default=True)
     g.add_argument("--quiet", action="store_true", help="no progress lines")
     r = p.add_argument_group("backend (how trials are run; not part of the study's identity)")
     r.add_argument(

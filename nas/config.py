@@ -17,7 +17,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from softshare.data import DataConfig
-from softshare.strict import strict_from_dict
+from softshare.runtime import PRECISIONS
+from softshare.strict import option, strict_from_dict
 from softshare.train import TrainConfig
 
 from .baselines import baseline_count
@@ -95,21 +96,41 @@ RUNTIME_FIELDS = ("n_trials", "workers", "device", "precision", "storage", "crea
 class StudyConfig:
     """Everything that defines a study; JSON-native, validated on construction."""
 
+    # option(): the field's default and what its command-line flag shows (softshare.strict).
     name: str
-    preset: str = "smoke"
+    preset: str = option(
+        "smoke",
+        "space, data and budget defaults: smoke (seconds a trial), cpu (about an hour on a "
+        "CIFAR-10 subset on 2 cores), paper (GPU)",
+        choices=tuple(PRESETS),
+    )
     space: dict = field(default_factory=dict)
-    n_trials: int = 20
-    sampler: str = "tpe"
-    seed: int = 0
+    n_trials: int = option(20, "architectures to train, baselines included", min=1)
+    sampler: str = option("tpe", "tpe (multivariate), nsga2 or random", choices=SAMPLERS)
+    seed: int = option(0, "sampler and training seed", min=0)
     data: dict = field(default_factory=dict)
     recipe: dict = field(default_factory=dict)
     early_stopping: dict = field(default_factory=dict)
-    max_params: int | None = None
-    baselines: str = "paper"
-    workers: int = 1
-    device: str = "auto"
-    precision: str = "auto"
-    storage: str | None = None
+    max_params: int | None = option(
+        None,
+        "parameter budget such as 500000, 500k or 1.5M: larger proposals are resampled, "
+        "never trained",
+        metavar="N",
+    )
+    baselines: str = option(
+        "paper",
+        "paper: also train the paper's uniform plans (plain WRN-d-k, SWRN-d-k-s) spanning the "
+        "space, a quarter of the trials; paper:N: N of them; none: search only",
+        metavar="paper|paper:N|none",
+    )
+    workers: int = option(1, "local worker processes", min=1)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = option(
+        "auto", "auto: bf16 on CUDA and on CPUs with native bf16, else fp32", choices=PRECISIONS
+    )
+    storage: str | None = option(
+        None, "Optuna storage URL (default: a journal file in the study folder)", metavar="URL"
+    )
     created: str = ""
     versions: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION

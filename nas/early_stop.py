@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from nas.noise import difference_se
 from nas.pareto import crowding_distance, non_dominated_sort
 from nas.validate import is_int, is_number, require_int
+from softshare.strict import option
 
 __all__ = [
     "RUNG_DIRECTIONS",
@@ -119,14 +120,26 @@ class StopRule:
             ``None`` (unknown: no noise margin).
     """
 
+    # option(): the field's default and what its command-line flag shows (softshare.strict).
     max_epochs: int
-    min_epochs: int | None = None
-    eta: int = 3
+    min_epochs: int | None = option(
+        None, "first rung in epochs (default: a quarter of the budget, at least 2)", min=1
+    )
+    eta: int = option(3, "keep the top 1/eta at each rung", min=2)
     min_trials: int | None = None
-    patience: int | None = None
+    patience: int | None = option(None, "also stop after this many epochs without gain", min=1)
     min_delta: float = 0.0
-    enabled: bool = True
-    margin: float | None = None
+    enabled: bool = option(
+        True, "train every trial to its budget (no early stopping)", flag="--no-early-stopping"
+    )
+    margin: float | None = option(
+        None,
+        "stop a trial only when it trails what a rung keeps by more than this accuracy "
+        "(e.g. 0.02; default: one standard error of the difference on the validation set)",
+        min=0.0,
+        flag="--stop-margin",
+        metavar="ACC",
+    )
     val_images: int | None = None
 
     def __post_init__(self) -> None:

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .sources import CIFAR, Split, load_cifar, load_folder, load_synthetic
+from .strict import option
 
 __all__ = [
     "DATASETS",
@@ -91,15 +92,25 @@ class DataConfig:
     split_seed: seed of the validation split and of the train subset.
     """
 
-    dataset: str = "cifar10"
-    root: str = "data"
-    download: bool = False
-    val_fraction: float = 0.1
-    train_subset: int | None = None
-    image_size: int = 32
-    synthetic_classes: int = 10
-    synthetic_train: int = 2000
-    synthetic_test: int = 500
+    # option(): the field's default and what its command-line flag shows (softshare.strict).
+    dataset: str = option("cifar10", "cifar10 | cifar100 | synthetic | folder:PATH")
+    root: str = option(
+        "data",
+        "folder holding cifar-10-batches-py / cifar-100-python",
+        flag="--data",
+        metavar="DIR",
+    )
+    download: bool = option(False, "let torchvision download CIFAR into --data (needs internet)")
+    val_fraction: float = option(
+        0.1, "stratified validation share of the training set", min=0.0, max=0.9
+    )
+    train_subset: int | None = option(
+        None, "keep N training images, stratified (quick CPU work)", min=1, metavar="N"
+    )
+    image_size: int = option(32, "side of folder/synthetic images", min=8)
+    synthetic_classes: int = option(10, "classes of --dataset synthetic", min=2)
+    synthetic_train: int = option(2000, "training images of --dataset synthetic", min=2)
+    synthetic_test: int = option(500, "test images of --dataset synthetic", min=1)
     synthetic_seed: int = 0
     split_seed: int = 0
 

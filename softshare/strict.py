@@ -1,11 +1,12 @@
-"""One rule for every config dataclass: built from a dict, unknown keys are refused by name."""
+"""Two rules for every config dataclass: built from a dict, unknown keys are refused by name;
+and a field that is a command-line option says so once, in its metadata (:func:`option`)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import TypeVar
+from dataclasses import field, fields
+from typing import Any, TypeVar
 
-__all__ = ["strict_from_dict"]
+__all__ = ["option", "strict_from_dict"]
 
 T = TypeVar("T")
 
@@ -16,3 +17,12 @@ def strict_from_dict(cls: type[T], data: dict, what: str) -> T:
     if unknown := set(data) - known:
         raise ValueError(f"unknown {what} keys {sorted(unknown)}; accepted: {sorted(known)}.")
     return cls(**data)
+
+
+def option(default: Any, help: str, **meta: Any) -> Any:
+    """A config field with its default and what its command-line flag shows, in its metadata:
+    ``help``, and optionally ``min``/``max`` (bounds the flag's parser checks, inclusive; ``gt``:
+    exclusive lower bound), ``choices``, ``flag`` (its name when not ``--field-name``),
+    ``metavar`` and ``const`` (the value of the flag given bare). ``search.py`` builds its flags
+    from these, so a default, a choice list and a help text exist once."""
+    return field(default=default, metadata={"help": help, **meta})

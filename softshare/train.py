@@ -30,7 +30,7 @@ from .evaluate import evaluate
 from .layers import parameter_groups
 from .models import SWRN, ModelConfig, count_parameters, to_channels_last
 from .runtime import PRECISIONS, autocast_context, resolve_device, resolve_precision
-from .strict import strict_from_dict
+from .strict import option, strict_from_dict
 
 __all__ = [
     "TrainConfig",
@@ -52,23 +52,28 @@ SCHEDULES = ("step", "cosine")
 class TrainConfig:
     """The recipe and the runtime. Every field is a CLI flag and is saved with the run."""
 
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "step"  # step | cosine
-    milestones: tuple[int, ...] = (60, 120, 160)  # epochs where lr *= gamma (step schedule)
-    gamma: float = 0.2
-    cutout: int = 0  # hole side in pixels; 16 is the reference's
-    crop_padding: int = 4
-    flip: bool = True
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | fp32 | bf16
-    channels_last: bool = True
-    compile: bool = False
+    # option(): the field's default and what its command-line flag shows (softshare.strict).
+    epochs: int = option(200, "training epochs", min=1)
+    batch_size: int = option(128, "batch size", min=1)
+    lr: float = option(0.1, "initial learning rate", gt=0.0)
+    momentum: float = option(0.9, "Nesterov momentum", min=0.0, max=0.999)
+    nesterov: bool = option(True, "Nesterov momentum (--no-nesterov: plain momentum)")
+    weight_decay: float = option(5e-4, "on all but sharing coefficients", min=0.0)
+    schedule: str = option("step", "learning-rate schedule", choices=SCHEDULES)
+    milestones: tuple[int, ...] = option(  # epochs where lr *= gamma (step schedule)
+        (60, 120, 160), "step schedule epochs, comma-separated"
+    )
+    gamma: float = option(0.2, "step schedule factor", gt=0.0)
+    cutout: int = option(0, "Cutout hole side in pixels; 0: off", min=0, const=16, metavar="PX")
+    crop_padding: int = option(4, "random-crop padding", min=0)
+    flip: bool = option(True, "horizontal flips (--no-flip: none)")
+    seed: int = option(0, "seed of weights, shuffling and augmentation", min=0)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = option(
+        "auto", "auto: bf16 on CUDA and on CPUs with native bf16, else fp32", choices=PRECISIONS
+    )
+    channels_last: bool = option(True, "NHWC memory format (--no-channels-last: NCHW)")
+    compile: bool = option(False, "torch.compile the model")
     eval_batch_size: int = 500
 
     def __post_init__(self) -> None:

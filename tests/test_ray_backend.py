@@ -316,7 +316,7 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(ray_runtime, t
         (folder / "trials" / f"{retried[0].number:04d}" / "trial.json").read_text()
     )
     assert (
-        len(retried[0].user_attrs["curve"]) == len(record["result"]["curve"]) == 3
+        len(retried[0].user_attrs["curve"]) == len(record["result"]["history"]) == 3
     )  # every epoch, once
 
 
