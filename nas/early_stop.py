@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from nas.noise import difference_se
 from nas.pareto import crowding_distance, non_dominated_sort
+from nas.schema import DIRECTIONS
 from nas.validate import is_int, is_number, require_int
 from softshare.strict import option
 
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 # (accuracy at the rung, parameter count)
-RUNG_DIRECTIONS: tuple[str, str] = ("maximize", "minimize")
+RUNG_DIRECTIONS: tuple[str, str] = DIRECTIONS  # a rung ranks by the study's objectives
 
 Curve = Sequence[float]
 

@@ -30,7 +30,7 @@ from softshare.train import METRICS
 from .config import StudyConfig
 from .early_stop import Decision, StopRule, decide
 from .sampler import SpaceExhausted
-from .schema import BASELINE_ATTR, COEFFICIENTS_FILE, FAILED, RESULT_ATTRS, trial_dir
+from .schema import BASELINE_ATTR, COEFFICIENTS_FILE, DIRECTIONS, FAILED, trial_dir
 from .space import define_space
 from .storage import fail_stale_trials, worker_identity
 from .study import make_sampler, slots_left
@@ -42,6 +42,7 @@ from .trial import (
     finite_prefix,
     outcome,
     plan_of,
+    record_result,
     skip_reason,
     trial_attrs,
     trial_record,
@@ -60,8 +61,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS_REPORTED = ("best_val_acc", "params")  # the study's objectives, as reported to Ray
-MODES = ("max", "min")
+# The study's objectives (nas.schema), as reported to Ray and in Ray's words.
+METRICS_REPORTED = ("best_val_acc", "params")
+MODES = tuple({"maximize": "max", "minimize": "min"}[d] for d in DIRECTIONS)
 STUDY_TRIAL = "study_trial"  # config/result key: the Optuna trial number (names trials/NNNN)
 SKIP = "skip"  # config key: True when the trial is over budget or a duplicate
 PLAN = "plan"  # config key: the plan's text (a baseline's plan is not in its params)
@@ -300,10 +302,7 @@ class StudySearch(OptunaSearch):
     def _record_result(self, trial: optuna.Trial, result: dict) -> None:
         if not result.get("curve"):
             return
-        trial.set_user_attr("curve", list(result["curve"]))
-        for key in RESULT_ATTRS:
-            if key in result:
-                trial.set_user_attr(key, result[key])
+        record_result(trial, result["curve"], result)
         if result.get("resumed_from_epoch"):
             trial.set_user_attr("resumed_from_epoch", result["resumed_from_epoch"])
 

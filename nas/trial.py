@@ -204,11 +204,11 @@ def outcome(run_status: str, stop_reason: str = "") -> tuple[TrialState, str, st
     return TrialState.FAIL, FAILED, stop_reason or FAILED
 
 
-def record_result(trial: optuna.Trial, result: dict) -> None:
-    """Write what a training result says (curve, final accuracy, epochs, speed, device) as user
-    attributes; ``result`` is a RunResult as a dict."""
-    if result.get("history"):
-        trial.set_user_attr("curve", [row["val_acc"] for row in result["history"]])
+def record_result(trial: optuna.Trial, curve: list, result: dict) -> None:
+    """Write what a training result says as user attributes: the ``curve`` (validation
+    accuracy per epoch) and the final accuracy, epochs, speed and device found in ``result``
+    (a RunResult as a dict, or a Ray report carrying the same keys)."""
+    trial.set_user_attr("curve", list(curve))
     for key in RESULT_ATTRS:
         if key in result:
             trial.set_user_attr(key, result[key])
@@ -251,7 +251,7 @@ def finish_run(
 ) -> str:
     """Finish a trial that trained to ``result``: its attributes, coefficients and outcome."""
     as_dict = result.to_dict()
-    record_result(trial, as_dict)
+    record_result(trial, [row["val_acc"] for row in result.history], as_dict)
     write_coefficients(folder, result.coefficients)
     state, status, reason = outcome(result.status, result.stop_reason)
     values = [result.best_val_acc, params] if state == TrialState.COMPLETE else None
