@@ -18,7 +18,22 @@ import os
 import sys
 from typing import Sequence
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 2, 74, 130  # 74: sysexits' EX_IOERR
+
+
+def _os_error_line(exc: OSError) -> str:
+    """What failed on the machine, and what to free or fix; finished work is kept on disk."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = "free space there and re-run the same command"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        todo = "make it writable, or choose another folder, and re-run"
+    else:
+        todo = "fix it and re-run the same command"
+    return f"{what}{where}: {todo}; what was finished is kept"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -591,9 +606,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_fold(args: argparse.Namespace) -> int:
     import pathlib
 
+    from softshare import count_parameters, load
     from softshare.evaluate import evaluate_checkpoint
     from softshare.fold import fold_checkpoint
-    from softshare.plan import parse_plan
 
     source = pathlib.Path(args.checkpoint)
     out = pathlib.Path(args.out) if args.out else source.with_name(source.stem + "-folded.pt")
@@ -606,10 +621,8 @@ def cmd_fold(args: argparse.Namespace) -> int:
             f"bank {i}: {bank['layers']} layers, templates {bank['templates_before']} -> {bank['templates_after']}"
             f"  clusters {groups}"
         )
-    p_before, p_after = (
-        parse_plan(before["plan"]).num_parameters(),
-        parse_plan(after["plan"]).num_parameters(),
-    )
+    # counted on the models themselves: their class count and input channels are the checkpoint's
+    p_before, p_after = count_parameters(load(source)), count_parameters(load(out))
     print(
         f"parameters {p_before:,} -> {p_after:,} (saves {p_before - p_after:,}, {1 - p_after / p_before:.1%})"
     )
@@ -743,18 +756,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
         print(
             f"search.py {args.command}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    except OSError as exc:  # disk full, unwritable folder, ...
-        print(
-            f"search.py {args.command}: error: {exc.strerror or exc} ({exc.filename or ''})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    except OSError as exc:  # disk full, permission denied, ...: the machine's, not the input's
+        print(f"search.py {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
+        return EXIT_IO
 
 
 if __name__ == "__main__":

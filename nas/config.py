@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from softshare.data import DataConfig
 from softshare.runtime import PRECISIONS
 from softshare.strict import option, strict_from_dict
+from softshare.train import RUNTIME_FIELDS as TRAIN_RUNTIME
 from softshare.train import TrainConfig
 
 from .baselines import baseline_count
@@ -257,6 +258,8 @@ class StudyConfig:
     def identity_differences(self, other: "StudyConfig") -> list[str]:
         """Fields, other than runtime ones, whose resolved values differ from ``other``'s."""
         mine, theirs = self.resolved(), other.resolved()
+        for cfg in (mine, theirs):  # how fast a trial trains is not what it learns
+            cfg["recipe"] = {k: v for k, v in cfg["recipe"].items() if k not in TRAIN_RUNTIME}
         return sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs[k])
 
     def resolved(self) -> dict:

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 
 from softshare.checkpoint import atomic_write_text
 from softshare.data import Dataset, load_dataset
+from softshare.runtime import resolve_device
 from softshare.train import EpochMetrics, train
 
 from .config import StudyConfig
@@ -221,6 +222,9 @@ def _worker_devices(cfg: StudyConfig) -> list[str | None]:
 
 def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.Study:
     """Run the study to ``n_trials`` (resuming if it exists) and return it."""
+    # A device this machine lacks is refused before anything is loaded, written or trained
+    # (the trials run here; on Ray the driver may lack the workers' GPUs, so it is not checked).
+    resolve_device(cfg.device)
     data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
     cfg = prepare_study(cfg, folder, data_shape(data))
     if cfg.workers == 1:

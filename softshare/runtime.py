@@ -52,6 +52,11 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ValueError(
             f"device {device!r} asked for, but no CUDA GPU is available; use --device cpu."
         )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r} asked for, but this machine has {torch.cuda.device_count()} "
+            f"GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}."
+        )
     if resolved.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, but got {device=}.")
     return resolved

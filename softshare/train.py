@@ -46,6 +46,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 CHECKPOINT, BEST, METRICS = "checkpoint.pt", "model_best.pt", "metrics.json"
 SCHEDULES = ("step", "cosine")
+# TrainConfig fields that say how fast a run goes, not what it learns: a resume may change them.
+RUNTIME_FIELDS = ("device", "precision", "channels_last", "compile", "eval_batch_size")
 
 
 @dataclass(frozen=True)
@@ -432,9 +434,8 @@ def _check_resumable(ckpt: dict, run: _Run, path: pathlib.Path) -> None:
             f"{path} holds model {ckpt['model_config']['plan']!r}, not {run.model_config.plan!r}; "
             f"use another --out or drop --resume."
         )
-    runtime = {"device", "precision", "compile", "eval_batch_size"}
-    saved = {k: v for k, v in ckpt["train_config"].items() if k not in runtime}
-    current = {k: v for k, v in run.cfg.to_dict().items() if k not in runtime}
+    saved = {k: v for k, v in ckpt["train_config"].items() if k not in RUNTIME_FIELDS}
+    current = {k: v for k, v in run.cfg.to_dict().items() if k not in RUNTIME_FIELDS}
     if saved != current:
         changed = sorted(k for k in current if saved.get(k) != current[k])
         raise ValueError(

@@ -118,3 +118,10 @@ def test_the_presets_are_one_table():
     for preset, parts in PRESETS.items():
         assert set(parts) == set(config.SECTIONS), preset
         StudyConfig(name="s", preset=preset)  # each one resolves
+
+
+def test_identity_ignores_how_fast_a_trial_trains():
+    cfg = StudyConfig(name="s", preset="smoke")
+    fast = cfg.with_flags({"recipe.channels_last": False, "recipe.eval_batch_size": 64})
+    assert fast.identity_differences(cfg) == []
+    assert cfg.with_flags({"recipe.lr": 0.2}).identity_differences(cfg) == ["recipe"]

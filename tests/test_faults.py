@@ -171,7 +171,8 @@ def test_disk_full_while_checkpointing_gives_one_line_and_no_corrupt_file(
     code = search.main(args)
     monkeypatch.setattr(os, "fsync", real_fsync)
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and "No space left on device" in err[0], err
+    assert code == search.EXIT_IO and len(err) == 1, err
+    assert "No space left on device" in err[0] and "free space there and re-run" in err[0], err
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1  # the last good one is intact
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert search.main(args + ["--resume"]) == 0  # and the run continues from it

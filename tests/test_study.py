@@ -235,3 +235,15 @@ def test_rung_history_is_what_both_backends_judge_against():
         1: ([0.2, 0.3], 200),
         4: ([0.25], 400),
     }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_device_is_refused_before_any_trial(tmp_path, search_cli):
+    done = search_cli(
+        "study", "gpu", "--results-dir", str(tmp_path), "--device", "cuda", timeout=120
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no CUDA GPU is available; use --device cpu" in lines[0], lines
+    assert not (tmp_path / "gpu").exists()  # nothing written, no trial recorded as failed

@@ -103,6 +103,21 @@ def test_resume_refuses_another_model_or_recipe(synthetic, tmp_path):
             out_dir=tmp_path,
             resume=True,
         )
+    # how fast it runs is not what it learns: a resume may change the runtime fields
+    runtime = {"channels_last": False, "compile": False, "eval_batch_size": 7, "precision": "fp32"}
+    again = train(
+        ModelConfig(PLAN),
+        _cfg(epochs=2, **runtime),
+        data,
+        data_config=dcfg,
+        out_dir=tmp_path,
+        resume=False,
+    )
+    assert again.epochs_run == 2
+    resumed = train(
+        ModelConfig(PLAN), _cfg(epochs=2), data, data_config=dcfg, out_dir=tmp_path, resume=True
+    )
+    assert resumed.epochs_run == 2
 
 
 @pytest.mark.slow
