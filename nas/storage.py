@@ -11,22 +11,27 @@ trial FAIL when its worker is gone, so the slot is run again.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pathlib
+import shutil
 import socket
 import time
 
 import optuna
 from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
+
+from softshare.checkpoint import atomic_write_bytes
 
 from .schema import DIRECTIONS, JOURNAL_FILE
 
 __all__ = [
     "open_storage",
     "open_study",
+    "repair_journal",
     "worker_identity",
     "fail_running_trial",
     "fail_stale_trials",
@@ -49,7 +54,65 @@ def open_storage(folder: pathlib.Path, url: str | None = None) -> optuna.storage
     if url:
         return _retry_schema_race(lambda: optuna.storages.get_storage(url))
     folder.mkdir(parents=True, exist_ok=True)
+    if (said := repair_journal(folder / JOURNAL_FILE)) is not None:
+        log.warning("%s", said)
     return JournalStorage(JournalFileBackend(str(folder / JOURNAL_FILE)))
+
+
+_OP = b'"op_code"'  # every journal record has one; a line with two is two records glued together
+
+
+def repair_journal(path: pathlib.Path) -> str | None:
+    """Mend a journal whose writer died mid-append (a crash, a full disk); None if it is whole.
+
+    Optuna appends one JSON record per line under its file lock. A writer killed mid-append
+    leaves a cut-off last record; the next append is then glued to it, and every later read
+    fails. Under the same lock (so no live writer is mid-append), the cut-off fragment is
+    dropped and a record glued after one is kept. The damaged file is kept beside the journal
+    and the returned line says what was done. A line that cannot be mended this way is left
+    alone (Optuna then reports it)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        lines = data.splitlines(keepends=True)
+        kept, dropped = [], 0
+        for line in lines:
+            if line.endswith(b"\n") and line.count(_OP) == 1:
+                kept.append(line)  # the common case, not parsed: a whole record
+                continue
+            mended = _mend(line)
+            dropped += mended is None or mended != line
+            if mended is not None:
+                kept.append(mended)
+        if not dropped:
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        copy = path.with_name(f"{path.name}.damaged-{stamp}")
+        shutil.copy2(path, copy)
+        atomic_write_bytes(path, b"".join(kept))
+    finally:
+        lock.release()
+    return (
+        f"{path}: a record was cut off mid-write (a crash or a full disk); resumed from the "
+        f"{len(kept)} whole records, {dropped} damaged line(s) dropped; the damaged file is "
+        f"kept as {copy.name}"
+    )
+
+
+def _mend(line: bytes) -> bytes | None:
+    """A damaged journal line's last whole record (newline-terminated), or None if it has none."""
+    if not line.endswith(b"\n"):
+        return None  # the cut-off last record: never completed, so never acted on
+    start = line.rfind(b"{" + _OP)
+    candidate = line[start:] if start >= 0 else line
+    try:
+        json.loads(candidate)
+    except ValueError:
+        return None
+    return candidate
 
 
 def _schema_race_errors() -> tuple[type[BaseException], ...]:

@@ -305,3 +305,61 @@ def test_every_bad_flag_gives_one_line_and_nonzero_exit(tmp_path, monkeypatch, c
     lines = capsys.readouterr().err.strip().splitlines()
     assert code not in (0, None) and len(lines) == 1 and "error" in lines[0], lines
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+# --- a journal whose writer died mid-append ------------------------------------------------------
+
+_THREE = [("WRN-16-1", 0.5, "COMPLETE", {}), ("SWRN-16-1-1", 0.6, "COMPLETE", {})]
+_THREE.append(("SWRN-16-1-2", 0.55, "PRUNED", {}))
+
+
+def _journal_of(folder):
+    return folder / "journal.log"
+
+
+def test_a_cut_off_journal_resumes_from_its_last_whole_record(tmp_path, caplog):
+    folder = make_study(tmp_path / "cut", _THREE)
+    whole = _journal_of(folder).read_bytes()
+    _journal_of(folder).write_bytes(whole + b'{"op_code":5,"worker_id":"w","trial_id":3,"us')
+    with caplog.at_level("WARNING", logger="nas.storage"):
+        _, study = open_existing(folder)
+    assert [t.state for t in study.trials] == [
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+    ]
+    said = [r.getMessage() for r in caplog.records if r.name == "nas.storage"]
+    assert len(said) == 1 and "cut off mid-write" in said[0] and "damaged file is kept" in said[0]
+    copies = list(folder.glob("journal.log.damaged-*"))
+    assert len(copies) == 1 and copies[0].read_bytes().startswith(whole)
+    assert _journal_of(folder).read_bytes() == whole
+    # the study goes on: a new trial is recorded and read back by a fresh process's view
+    study.enqueue_trial({"depth": 16})
+    assert len(open_existing(folder)[1].trials) == 4
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nas.storage"):
+        open_existing(folder)
+    assert not caplog.records  # mended once; a whole journal is left alone
+
+
+def test_a_record_glued_after_a_cut_off_one_is_kept(tmp_path):
+    folder = make_study(tmp_path / "glued", _THREE)
+    whole = _journal_of(folder).read_bytes()
+    lines = whole.splitlines(keepends=True)
+    # a writer died mid-append, then the next append (the last record) was glued to its fragment
+    damaged = b"".join(lines[:-1]) + b'{"op_code":5,"worker_id":"w","trial_id":2,"us' + lines[-1]
+    _journal_of(folder).write_bytes(damaged)
+    _, study = open_existing(folder)
+    assert _journal_of(folder).read_bytes() == whole
+    assert [t.state for t in study.trials][-1] == TrialState.PRUNED
+
+
+@pytest.mark.slow
+def test_the_cli_resumes_a_cut_off_journal_with_one_line(tmp_path, search_cli):
+    folder = make_study(tmp_path / "cli", _THREE)
+    with open(_journal_of(folder), "ab") as f:
+        f.write(b'{"op_code":6,"worker_id":"w","trial_id":2,"sta')
+    done = search_cli("report", str(folder), timeout=120)
+    assert done.returncode == 0, done.stderr
+    err = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "cut off mid-write" in err[0], err
