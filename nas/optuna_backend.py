@@ -83,8 +83,11 @@ def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyC
 
     def on_epoch(m: EpochMetrics):
         curve.append(m.val_acc)
-        trial.set_user_attr("curve", curve)
-        trial.set_user_attr("worker", worker_identity())
+        try:
+            trial.set_user_attr("curve", curve)
+            trial.set_user_attr("worker", worker_identity())
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it for dead
+            return "finished by another process meanwhile"
         history = rung_history(study.get_trials(deepcopy=False))
         others = [v for number, v in history.items() if number != trial.number]
         decision = decide(curve, attrs["params"], others, rule)

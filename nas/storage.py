@@ -168,10 +168,20 @@ def _process_start(pid: int) -> str:
         return ""
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace ("pid:[4026531836]"), or "" where /proc does not say."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def worker_identity() -> dict:
+    """Who runs a trial: host, PID namespace, pid and process start time, and a heartbeat."""
     pid = os.getpid()
     return {
         "host": socket.gethostname(),
+        "pidns": _pid_namespace(),
         "pid": pid,
         "start": _process_start(pid),
         "heartbeat": time.time(),
@@ -179,7 +189,13 @@ def worker_identity() -> dict:
 
 
 def _worker_alive(worker: dict) -> bool:
-    if worker.get("host") != socket.gethostname():
+    """Whether the worker of a RUNNING trial still runs. Its pid means something only in our own
+    PID namespace on our host (two containers may share a hostname, not their PIDs); anywhere
+    else its heartbeat decides."""
+    elsewhere = worker.get("host") != socket.gethostname() or (
+        worker.get("pidns", "") != _pid_namespace()
+    )
+    if elsewhere:
         return time.time() - float(worker.get("heartbeat", 0)) < STALE_AFTER_S
     pid = int(worker.get("pid", -1))
     try:

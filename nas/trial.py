@@ -12,6 +12,7 @@ The backends (:mod:`nas.optuna_backend`, :mod:`nas.ray_search`) only decide *whe
 
 from __future__ import annotations
 
+import logging
 import math
 import pathlib
 
@@ -41,6 +42,8 @@ from .schema import (
 )
 from .space import define_space, plan_from_params
 from .storage import worker_identity
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "coefficients_from_checkpoint",
@@ -225,10 +228,21 @@ def finish_trial(
     record: dict | None = None,
 ) -> str:
     """Record ``status`` and ``reason``, write ``folder/trial.json`` (when a folder is given) and
-    tell the study: ``values`` for a complete trial, else ``state``. Returns ``status``."""
-    trial.set_user_attr("status", status)
-    if reason:
-        trial.set_user_attr("reason", reason)
+    tell the study: ``values`` for a complete trial, else ``state``. Returns ``status``.
+
+    A trial another process has finished meanwhile (it took this worker for dead) is left as it
+    is, said in one warning line; what this worker wrote in ``folder`` stays."""
+    try:
+        trial.set_user_attr("status", status)
+        if reason:
+            trial.set_user_attr("reason", reason)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log.warning(
+            "trial %d was finished by another process meanwhile (it took this worker for dead); "
+            "its record is left as it is, this worker's files stay in its folder",
+            trial.number,
+        )
+        return status
     if folder is not None:
         body = (record or {}) | {
             "trial": trial.number,
@@ -237,7 +251,9 @@ def finish_trial(
             "values": values,
         }
         atomic_write_text(folder / TRIAL_FILE, dumps(body))
-    study.tell(trial, values=values, state=state if values is None else None)
+    study.tell(
+        trial, values=values, state=state if values is None else None, skip_if_finished=True
+    )
     return status
 
 

@@ -79,6 +79,23 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
+def _unreadable(exc: BaseException) -> str:
+    """Why torch could not read a checkpoint, in our words (not torch's advice to file an issue)."""
+    text = str(exc).lower()
+    if isinstance(exc, pickle.UnpicklingError) and "weights only" in text:
+        return (
+            "it holds Python objects other than tensors and plain values; softshare never "
+            "writes those and does not run them"
+        )
+    if isinstance(exc, (EOFError, zipfile.BadZipFile)) or any(
+        hint in text for hint in ("central directory", "pytorchstreamreader", "unexpected eof")
+    ):
+        return "it is cut off or not a torch file (an interrupted write or copy?)"
+    if isinstance(exc, OSError):
+        return f"it cannot be read ({exc.strerror or type(exc).__name__})"
+    return f"torch cannot read it ({type(exc).__name__}); it is damaged or not a checkpoint"
+
+
 def load_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -97,14 +114,7 @@ def load_checkpoint(
         OSError,
         ValueError,
     ) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next(
-            (line for line in lines if "error:" in line.lower()),
-            lines[0] if lines else type(exc).__name__,
-        )
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}"
-        ) from None
+        raise CheckpointError(f"{path} is not a readable checkpoint: {_unreadable(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a softshare checkpoint (expected a dict with format={FORMAT!r})."

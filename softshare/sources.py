@@ -78,8 +78,18 @@ class Split:
 
 def _unpickle(path: str) -> dict[str, Any]:
     """A CIFAR pickle with keys as str (Python-2 pickles have bytes keys, re-made ones str)."""
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError, UnicodeDecodeError) as exc:  # fmt: skip
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(
+            f"{path}: not a readable CIFAR pickle (damaged or cut off: {reason}); "
+            f"extract the dataset again"
+        ) from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: not a CIFAR pickle (holds a {type(d).__name__}, not a dict)")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -79,6 +80,25 @@ def test_missing_cifar_says_where_and_how_out(tmp_path, name, folder):
     msg = str(e.value)
     assert "\n" not in msg and str(root) in msg and folder in msg
     assert "--download" in msg and "--data" in msg
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: b"this is not a pickle at all",  # bytes that are not a pickle
+        lambda raw: raw[: len(raw) // 2],  # cut off (a copy interrupted)
+        lambda raw: b"",  # empty
+    ],
+    ids=["foreign", "cut-off", "empty"],
+)
+def test_a_damaged_cifar_file_is_named_in_one_line(tmp_path, damage):
+    folder = write_cifar10(tmp_path, 4, 2)
+    victim = pathlib.Path(folder) / "data_batch_3"
+    victim.write_bytes(damage(victim.read_bytes()))
+    with pytest.raises(ValueError) as e:
+        load_dataset(DataConfig("cifar10", root=str(tmp_path)))
+    msg = str(e.value)
+    assert "\n" not in msg and str(victim) in msg and "extract the dataset again" in msg
 
 
 def test_val_split_and_subset_leave_test_untouched(tmp_path):

@@ -363,3 +363,37 @@ def test_the_cli_resumes_a_cut_off_journal_with_one_line(tmp_path, search_cli):
     assert done.returncode == 0, done.stderr
     err = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and "cut off mid-write" in err[0], err
+
+
+def test_a_worker_in_another_pid_namespace_is_judged_by_its_heartbeat(monkeypatch):
+    """Two containers may share a hostname but not their PIDs: a pid alive here may be any
+    process there, so a worker of another PID namespace is alive while its heartbeat is fresh."""
+    import time
+
+    import nas.storage as storage
+
+    me = storage.worker_identity()
+    assert me["pidns"] == storage._pid_namespace()
+    assert storage._worker_alive(me)  # ourselves
+    other = me | {"pidns": "pid:[1]"}  # same host, same (live) pid number, another namespace
+    assert storage._worker_alive(other | {"heartbeat": time.time()})
+    assert not storage._worker_alive(
+        other | {"heartbeat": time.time() - storage.STALE_AFTER_S - 1}
+    )
+    dead_here = me | {"pid": 2**22 + 7}  # our namespace: the pid decides, not the heartbeat
+    assert not storage._worker_alive(dead_here)
+
+
+def test_a_trial_finished_by_another_process_is_left_as_it_is(tmp_path, caplog):
+    from nas.storage import fail_running_trial, open_storage, open_study
+    from nas.trial import finish_trial
+
+    study = open_study("s", open_storage(tmp_path))
+    trial = study.ask()
+    frozen = study.get_trials(deepcopy=False)[0]
+    assert fail_running_trial(study, frozen, "worker died")  # another process's verdict
+    with caplog.at_level("WARNING", logger="nas.trial"):
+        status = finish_trial(study, trial, TrialState.COMPLETE, "complete", values=[0.5, 10.0])
+    assert status == "complete" and "finished by another process" in caplog.text
+    kept = study.get_trials(deepcopy=False)[0]
+    assert kept.state == TrialState.FAIL and kept.user_attrs["reason"] == "worker died"
