@@ -365,6 +365,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from nas.optuna_backend import run_study
     from nas.progress import StudyReporter
     from nas.schema import counts_text
+    from nas.storage import shown_url
     from nas.study import study_counts
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -378,7 +379,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     )
     print(
         f"study {cfg.name}: preset {cfg.preset}, {cfg.n_trials} trials, sampler {cfg.sampler}, {runner}; "
-        f"storage {cfg.storage or folder / 'journal.log'}"
+        f"storage {shown_url(cfg.storage) if cfg.storage else folder / 'journal.log'}"
     )
     try:
         if ray_options is None:

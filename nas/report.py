@@ -40,6 +40,7 @@ from .figures import (
 from .noise import CLAIM_Z
 from .results import HV_REFERENCE_ACC, format_table, front_rows, hypervolume, knee_row, trial_rows
 from .schema import COEFFICIENTS_FILE, REPORT_DIR, RETRAIN_DIR, counts_text, trial_dir
+from .storage import shown_url
 from .study import open_existing
 from .verdict import HV_REFERENCE_FACTOR, accuracy_text, fewer_text, ties, verdict
 
@@ -357,7 +358,8 @@ def _settings_html(data: dict) -> str:
         ("parameter budget", f"{res['max_params']:,}" if res["max_params"] else "none"),
         (
             "workers · storage",
-            f"{res['workers']} · {res['storage'] or 'journal.log in the study folder'}",
+            f"{res['workers']} · "
+            f"{shown_url(res['storage']) if res['storage'] else 'journal.log in the study folder'}",
         ),
         ("device(s)", ", ".join(env["devices"]) or cfg["device"]),
         ("dataset", res["data"]),

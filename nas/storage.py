@@ -52,7 +52,12 @@ def open_storage(folder: pathlib.Path, url: str | None = None) -> optuna.storage
     connection, and the loser of that race gets a unique-violation or "already exists" error
     from the server. The tables exist by then, so connecting again succeeds."""
     if url:
-        return _retry_schema_race(lambda: optuna.storages.get_storage(url))
+        try:
+            return _retry_schema_race(lambda: optuna.storages.get_storage(url))
+        except _schema_race_errors():
+            raise
+        except (ImportError, ValueError, OSError, _sqlalchemy_error()) as exc:
+            raise ValueError(storage_failure(url, exc)) from None
     folder.mkdir(parents=True, exist_ok=True)
     if (said := repair_journal(folder / JOURNAL_FILE)) is not None:
         log.warning("%s", said)
@@ -113,6 +118,55 @@ def _mend(line: bytes) -> bytes | None:
     except ValueError:
         return None
     return candidate
+
+
+def _sqlalchemy_error() -> type[BaseException]:
+    import sqlalchemy.exc  # an Optuna dependency; only server storages reach it
+
+    return sqlalchemy.exc.SQLAlchemyError
+
+
+# What to install for a missing database driver (SQLAlchemy's default for postgresql:// is psycopg 3).
+_DRIVERS = {
+    "psycopg": "pip install 'psycopg[binary]', or write postgresql+psycopg2://... with "
+    "psycopg2-binary (the [postgres] extra)",
+    "psycopg2": "pip install psycopg2-binary (the [postgres] extra)",
+    "MySQLdb": "pip install mysqlclient, or write mysql+pymysql://... with pymysql",
+    "pymysql": "pip install pymysql",
+}
+
+
+def shown_url(url: str) -> str:
+    """A storage URL to print or log: its password, if any, masked."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: nothing to mask that it knows of
+        return url
+
+
+def storage_failure(url: str, exc: BaseException) -> str:
+    """One line for a storage URL that cannot be opened: what failed, what to check or install.
+    The URL is shown without its password."""
+    shown = shown_url(url)
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    lines = [line.strip() for line in str(root).splitlines() if line.strip()]
+    what = lines[0] if lines else type(root).__name__
+    kind = type(root).__name__
+    if kind == "NoSuchModuleError" or "Can't load plugin" in what:
+        todo = "accepted: sqlite:///PATH, postgresql://USER:PASSWORD@HOST:PORT/DB, mysql://..."
+    elif isinstance(root, ImportError):
+        todo = _DRIVERS.get(
+            getattr(root, "name", None) or "", "install the database driver it names"
+        )
+    elif url.startswith("sqlite"):
+        todo = "check that the database file's folder exists and is writable"
+    else:
+        todo = "check that the server is running and reachable and the user, password and database exist"
+    return f"cannot open the storage {shown}: {what}; {todo}"
 
 
 def _schema_race_errors() -> tuple[type[BaseException], ...]:

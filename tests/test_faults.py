@@ -397,3 +397,21 @@ def test_a_trial_finished_by_another_process_is_left_as_it_is(tmp_path, caplog):
     assert status == "complete" and "finished by another process" in caplog.text
     kept = study.get_trials(deepcopy=False)[0]
     assert kept.state == TrialState.FAIL and kept.user_attrs["reason"] == "worker died"
+
+
+@pytest.mark.parametrize(
+    "url,fragment",
+    [
+        ("sqlite:////nonexistent/folder/study.db", "check that the database file's folder exists"),
+        ("nosuch://host/db", "accepted: sqlite:///PATH, postgresql://"),
+        ("postgresql+psycopg2://nas:hunter2@127.0.0.1:1/nas", "check that the server is running"),
+    ],
+    ids=["sqlite-unopenable", "unknown-kind", "nothing-listening"],
+)
+def test_a_storage_url_that_cannot_be_opened_gives_one_line(tmp_path, capsys, url, fragment):
+    code = search.main(["study", "x", "--results-dir", str(tmp_path), "--storage", url, "--quiet"])
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "cannot open the storage" in err[0] and fragment in err[0], err
+    assert "hunter2" not in captured.err + captured.out  # the password is never printed

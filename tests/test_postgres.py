@@ -101,3 +101,15 @@ def test_two_worker_processes_share_one_study_and_record_every_trial_once(pg_url
     for t in study.trials:
         if t.state == TrialState.COMPLETE:
             assert t.values[1] == t.user_attrs["params"]
+
+
+def test_a_stopped_server_gives_one_line_and_writes_nothing(tmp_path, capsys):
+    import search
+
+    with postgres_server("gone") as url:
+        pass  # started, then stopped and deleted: the URL points at a server that is not there
+    code = search.main(["study", "x", "--results-dir", str(tmp_path), "--storage", url, "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "cannot open the storage" in err[0] and "check that the server is running" in err[0]
+    assert not list((tmp_path / "x").glob("journal.log"))
