@@ -10,6 +10,7 @@ server storage) pull trials from the same study. Everything a trial records come
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -43,6 +44,7 @@ from .trial import (
     finish_run,
     finish_skipped,
     finish_trial,
+    recover,
     skip_reason,
     trial_record,
     val_images,
@@ -153,7 +155,7 @@ def run_worker(
     study = open_study(cfg.name, storage, make_sampler(cfg, data_shape(data), worker, existing))
     failures, refreshed = 0, time.monotonic()
     while True:
-        fail_stale_trials(study)
+        fail_stale_trials(study, recover=functools.partial(recover, study, study_dir=folder))
         if slots_left(study, cfg.n_trials) <= 0:
             return
         if study.sampler.exhausted(study):

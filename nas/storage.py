@@ -262,8 +262,12 @@ def _worker_alive(worker: dict) -> bool:
     return not (start and worker.get("start") and start != worker["start"])
 
 
-def fail_stale_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL every RUNNING trial whose worker is gone; returns their numbers."""
+def fail_stale_trials(study: optuna.Study, recover=None) -> list[int]:
+    """Mark FAIL every RUNNING trial whose worker is gone; returns their numbers.
+
+    ``recover(trial) -> bool``, when given, is tried first: a worker killed after training but
+    before the study was told leaves a trial whose result is on disk (:func:`nas.trial.recover`),
+    and such a trial is finished from it instead of failed and trained again."""
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
@@ -276,6 +280,8 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
             if worker
             else "worker never reported"
         )
+        if recover is not None and recover(trial):
+            continue
         if fail_running_trial(study, trial, reason):
             failed.append(trial.number)
             log.warning(

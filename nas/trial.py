@@ -12,6 +12,7 @@ The backends (:mod:`nas.optuna_backend`, :mod:`nas.ray_search`) only decide *whe
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import pathlib
@@ -25,7 +26,7 @@ from softshare.analysis import coefficient_matrices
 from softshare.checkpoint import atomic_write_text, dumps
 from softshare.data import Dataset
 from softshare.evaluate import load
-from softshare.train import BEST, CHECKPOINT, RunResult
+from softshare.train import BEST, CHECKPOINT, METRICS, RunResult
 
 from .config import StudyConfig
 from .schema import (
@@ -39,6 +40,7 @@ from .schema import (
     RESULT_ATTRS,
     TRAINED,
     TRIAL_FILE,
+    trial_dir,
 )
 from .space import define_space, plan_from_params
 from .storage import worker_identity
@@ -59,6 +61,7 @@ __all__ = [
     "outcome",
     "plan_of",
     "record_result",
+    "recover",
     "skip_reason",
     "trial_attrs",
     "trial_plan",
@@ -273,6 +276,47 @@ def finish_run(
     values = [result.best_val_acc, params] if state == TrialState.COMPLETE else None
     record = record | {"result": {k: v for k, v in as_dict.items() if k != "coefficients"}}
     return finish_trial(study, trial, state, status, reason, values, folder, record)
+
+
+def recover(study: optuna.Study, trial: optuna.trial.FrozenTrial, study_dir: pathlib.Path) -> bool:
+    """Finish a RUNNING trial whose worker died after training, from what it left on disk: its
+    ``metrics.json`` says the run ended (complete, stopped by the rule, or diverged). True when
+    the trial was finished so (it is not trained again); False when there is nothing to finish
+    it from, or another process finished it first."""
+    folder = trial_dir(study_dir, trial.number)
+    try:
+        run = json.loads((folder / METRICS).read_text())
+        state, status, reason = outcome(run["status"], run.get("stop_reason") or "")
+        curve = [row["val_acc"] for row in run["history"]]
+        params = trial.user_attrs["params"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no whole result on disk: the trial is failed and its slot runs again
+    if run["status"] not in ("complete", "stopped", "diverged"):
+        return False
+    values = [run["best_val_acc"], params] if state == TrialState.COMPLETE else None
+    storage, tid = study._storage, trial._trial_id
+    try:
+        for key, value in {"curve": curve, "status": status, "reason": reason}.items():
+            storage.set_trial_user_attr(tid, key, value)
+        for key in RESULT_ATTRS:
+            if key in run:
+                storage.set_trial_user_attr(tid, key, run[key])
+        storage.set_trial_user_attr(tid, "recovered", "from metrics.json after its worker died")
+        if not (folder / COEFFICIENTS_FILE).is_file():
+            write_coefficients(folder, coefficients_from_checkpoint(folder))
+        drop_weights(folder)
+        body = {"trial": trial.number, "status": status, "reason": reason, "values": values}
+        record = {"attrs": dict(trial.user_attrs), "result": run, "recovered": True}
+        atomic_write_text(folder / TRIAL_FILE, dumps(record | body))
+        storage.set_trial_state_values(tid, state, values)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    log.warning(
+        "trial %d finished training before its worker died; recorded %s from its metrics.json",
+        trial.number,
+        status,
+    )
+    return True
 
 
 # --- failure --------------------------------------------------------------------------------------

@@ -415,3 +415,51 @@ def test_a_storage_url_that_cannot_be_opened_gives_one_line(tmp_path, capsys, ur
     assert code == 2 and len(err) == 1, err
     assert "cannot open the storage" in err[0] and fragment in err[0], err
     assert "hunter2" not in captured.err + captured.out  # the password is never printed
+
+
+_KILL_BEFORE_TELL = """
+import os, sys
+import nas.optuna_backend as backend
+from nas.config import StudyConfig
+
+real = backend.finish_run
+
+
+def killed_before_the_tell(study, trial, result, params, folder, record):
+    if trial.number == 1:  # trained to its end; the process dies before the study is told
+        os._exit(137)
+    return real(study, trial, result, params, folder, record)
+
+
+backend.finish_run = killed_before_the_tell
+cfg = StudyConfig.from_dict(__import__("json").loads(sys.argv[1]))
+backend.run_study(cfg, __import__("pathlib").Path(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_a_trial_trained_but_untold_is_recovered_not_trained_again(tmp_path):
+    cfg = _cfg(
+        n_trials=3, space={"depths": [16], "widths": [1]}, early_stopping={"enabled": False}
+    )
+    folder = tmp_path / "untold"
+    done = subprocess.run(
+        [sys.executable, "-c", _KILL_BEFORE_TELL, json.dumps(cfg.to_dict()), str(folder)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 137, done.stderr
+    _, study = open_existing(folder)
+    assert study.trials[1].state == TrialState.RUNNING  # the dead worker's, untold
+    metrics = json.loads((folder / "trials" / "0001" / "metrics.json").read_text())
+    assert metrics["status"] == "complete"
+    study = run_study(cfg, folder)  # the resume
+    one = study.trials[1]
+    assert one.state == TrialState.COMPLETE and one.user_attrs.get("recovered")
+    assert one.values[0] == metrics["best_val_acc"] and one.user_attrs["status"] == "complete"
+    assert len(one.user_attrs["curve"]) == metrics["epochs_run"]
+    assert (folder / "trials" / "0001" / "trial.json").is_file()
+    trained = [t.user_attrs["plan"] for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(trained) == len(set(trained)) == 3  # none trained twice, the total reached
