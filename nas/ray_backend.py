@@ -21,6 +21,7 @@ Ray runs are listed in the study's user attribute ``ray_runs`` (name, path, numb
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import os
@@ -45,7 +46,14 @@ from .ray_search import PLAN, SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, S
 from .schema import ERROR_FILE, RAY_DIR, trial_dir
 from .storage import fail_running_trial, fail_stale_trials, open_storage, open_study
 from .study import make_sampler, prepare_study, rung_history, slots_left, stop_rule_for
-from .trial import data_shape, drop_weights, failure_reason, val_images, write_coefficients
+from .trial import (
+    data_shape,
+    drop_weights,
+    failure_reason,
+    recover,
+    val_images,
+    write_coefficients,
+)
 from .validate import is_int, is_number
 
 __all__ = ["RayOptions", "RayRunInterrupted", "run_ray", "train_trial"]
@@ -450,7 +458,8 @@ def run_ray(
             )
         # Fill the slots that failed trials left, as a worker of the Optuna backend does, and stop as
         # it does: when every trial of a run failed (RuntimeError), or when the space is exhausted.
-        fail_stale_trials(study)
+        recover_from_disk = functools.partial(recover, study, study_dir=folder)
+        fail_stale_trials(study, recover=recover_from_disk)
         while (slots := slots_left(study, cfg.n_trials)) > 0:
             if make_sampler(cfg, data_shape(data)).exhausted(study):
                 log.warning(
@@ -465,7 +474,7 @@ def run_ray(
             tuner, run = _new_tuner(cfg, folder, options, fn, study, data, slots + queued)
             study.set_user_attr("ray_runs", (study.user_attrs.get("ray_runs") or []) + [run])
             _fit(tuner, run, study, cfg)
-            fail_stale_trials(study)
+            fail_stale_trials(study, recover=recover_from_disk)
             if slots_left(study, cfg.n_trials) >= slots:
                 _check_not_all_failed(study, run["name"], folder)
                 log.warning(

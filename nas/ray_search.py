@@ -43,6 +43,7 @@ from .trial import (
     outcome,
     plan_of,
     record_result,
+    recover,
     skip_reason,
     trial_attrs,
     trial_record,
@@ -347,7 +348,10 @@ class StudySearch(OptunaSearch):
         for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if frozen.user_attrs.get("ray_run") == self._run_name:
                 storage.set_trial_user_attr(frozen._trial_id, "worker", worker_identity())
-        if failed := fail_stale_trials(self._ot_study):
+        from_disk = functools.partial(
+            recover, self._ot_study, study_dir=pathlib.Path(self._folder)
+        )
+        if failed := fail_stale_trials(self._ot_study, recover=from_disk):
             log.warning("trials %s were left running by dead workers; marked failed", failed)
 
     def _trial(self, trial_id: str) -> optuna.Trial | None:
