@@ -10,6 +10,7 @@ server storage) pull trials from the same study. Everything a trial records come
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import multiprocessing
@@ -165,7 +166,8 @@ def run_worker(
                 slots_left(study, cfg.n_trials),
             )
             return
-        trial = study.ask()
+        if (trial := _take_slot(study, cfg.n_trials, folder)) is None:
+            return
         try:
             status = run_trial(study, trial, cfg, data, folder, reporter)
         except SpaceExhausted as exc:
@@ -185,6 +187,36 @@ def run_worker(
             raise RuntimeError(
                 f"{failures} trials in a row failed (last: {reason}); see {folder}/trials/*/error.txt"
             )
+
+
+@contextlib.contextmanager
+def _slot_lock(folder: pathlib.Path):
+    """One local worker at a time counts the free slots and takes one, so that workers never
+    overshoot ``n_trials`` (a lock on the study folder: processes of one machine, or of several
+    on a file system with working locks; on a server storage across machines, at most one
+    extra trial per extra machine)."""
+    import fcntl
+
+    with open(folder / ".slots.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optuna.Trial | None:
+    """A new trial of the study with this worker's identity recorded as it is created, or None
+    when the study has no free slot. A worker killed right after taking it leaves a trial that
+    :func:`nas.storage.fail_stale_trials` recognises as a dead worker's at once (not after
+    STALE_AFTER_S), so a resumed study gets its slot back. Queued baselines go first: ask() takes
+    the oldest queued trial, so none of ours is queued while one waits."""
+    with _slot_lock(folder):
+        if slots_left(study, n_trials) <= 0:
+            return None
+        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            study.enqueue_trial({}, user_attrs={"worker": worker_identity()})
+        return study.ask()
 
 
 def _refresh_report(folder: pathlib.Path) -> None:
