@@ -1,6 +1,7 @@
 """softshare: soft parameter-sharing layers and shared Wide ResNets (Savarese & Maire, ICLR 2019)."""
 
 from .evaluate import load
+from .inherit import inherit
 from .layers import SConv2d, TemplateBank, init_coefficients_orthogonal, parameter_groups
 from .models import SWRN, ModelConfig, build_model, count_parameters, shared_groups
 from .plan import SharingPlan, parse_plan
@@ -13,6 +14,7 @@ __all__ = [
     "TemplateBank",
     "build_model",
     "count_parameters",
+    "inherit",
     "init_coefficients_orthogonal",
     "load",
     "parameter_groups",
