@@ -22,6 +22,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .analysis import coefficient_matrices
 from .checkpoint import atomic_write_text, dumps, environment, load_checkpoint, save_checkpoint
@@ -179,12 +180,21 @@ class _Run:
         cfg: TrainConfig,
         data: Dataset,
         data_config: DataConfig | None,
+        initial: nn.Module | None = None,
     ):
         self.model_config, self.cfg, self.data_config = model_config, cfg, data_config
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
         torch.manual_seed(cfg.seed)  # the model's initial weights
-        self.model = SWRN(model_config).to(self.device)
+        self.model = SWRN(model_config)
+        if initial is not None:  # start from given weights (softshare.inherit), not at random
+            if initial.config.to_dict() != model_config.to_dict():
+                raise ValueError(
+                    f"initial weights are of {initial.config.sharing_plan.name}, not "
+                    f"{model_config.sharing_plan.name} (softshare.inherit makes them for a plan)."
+                )
+            self.model.load_state_dict(initial.state_dict())
+        self.model = self.model.to(self.device)
         if cfg.channels_last:
             to_channels_last(self.model)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
@@ -387,12 +397,15 @@ def train(
     resume: bool = False,
     callback: Callback | None = None,
     progress=None,
+    initial: nn.Module | None = None,
 ) -> RunResult:
     """Train a model of ``model_config`` on ``data`` with recipe ``cfg``.
 
     ``out_dir``: where checkpoint.pt, model_best.pt and metrics.json are written every epoch.
     ``resume``: continue from ``out_dir/checkpoint.pt`` if present (the configs must match).
     ``progress``: an object with epoch_start/batch/epoch_end methods (see softshare.console), or None.
+    ``initial``: a model of ``model_config`` whose weights the run starts from (e.g. one made by
+    :func:`softshare.inherit`) instead of a random initialisation; a resume ignores it.
     """
     if model_config.num_classes != data.num_classes:
         raise ValueError(
@@ -400,7 +413,7 @@ def train(
             f"{data.num_classes}; set num_classes={data.num_classes}."
         )
     out = pathlib.Path(out_dir) if out_dir is not None else None
-    run = _Run(model_config, cfg, data, data_config)
+    run = _Run(model_config, cfg, data, data_config, initial)
     if resume and out is not None and (out / CHECKPOINT).exists():
         ckpt = load_checkpoint(out / CHECKPOINT, map_location=run.device)
         _check_resumable(ckpt, run, out / CHECKPOINT)

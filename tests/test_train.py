@@ -275,3 +275,21 @@ def test_cli_bad_flags_one_line(search_cli, args, fragment):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], done.stderr
+
+
+def test_a_run_can_start_from_given_weights(synthetic, tmp_path):
+    """train(initial=...) starts from those weights (softshare.inherit's), not at random."""
+    dcfg, data = synthetic
+    parent = softshare.build_model("WRN-16-1")
+    child = softshare.inherit(parent, "SWRN-16-1-1")
+    tiny = _cfg(epochs=1, lr=1e-12, weight_decay=0.0, momentum=0.0)  # the weights barely move
+    train(
+        ModelConfig("SWRN-16-1-1"), tiny, data, data_config=dcfg, out_dir=tmp_path, initial=child
+    )
+    started = load(tmp_path / CHECKPOINT)
+    for name, value in child.state_dict().items():
+        if value.dtype.is_floating_point and "running" not in name:
+            assert torch.allclose(started.state_dict()[name], value, atol=1e-6), name
+    other = softshare.build_model("WRN-16-1")
+    with pytest.raises(ValueError, match="initial weights are of WRN-16-1, not SWRN-16-1-1"):
+        train(ModelConfig("SWRN-16-1-1"), tiny, data, initial=other)
