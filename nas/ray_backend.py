@@ -20,6 +20,7 @@ Ray runs are listed in the study's user attribute ``ray_runs`` (name, path, numb
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
@@ -27,6 +28,7 @@ import logging
 import os
 import pathlib
 import shutil
+import threading
 import traceback
 from dataclasses import asdict, dataclass
 
@@ -44,7 +46,14 @@ from softshare.train import CHECKPOINT, METRICS, EpochMetrics, train
 from .config import StudyConfig
 from .ray_search import PLAN, SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch
 from .schema import ERROR_FILE, RAY_DIR, trial_dir
-from .storage import fail_running_trial, fail_stale_trials, open_storage, open_study
+from .storage import (
+    HEARTBEAT_S,
+    fail_running_trial,
+    fail_stale_trials,
+    open_storage,
+    open_study,
+    worker_identity,
+)
 from .study import make_sampler, prepare_study, rung_history, slots_left, stop_rule_for
 from .trial import (
     data_shape,
@@ -395,9 +404,47 @@ def _fail_leftovers(study: optuna.Study, run_name: str) -> None:
             )
 
 
+def refresh_heartbeats(study: optuna.Study, run_name: str) -> int:
+    """The driver's heartbeat on every RUNNING trial of its run; returns how many it refreshed.
+
+    The driver holds the run's trials: a pending trial (waiting for resources) or one inside a
+    long epoch reports nothing, and without this another process sharing the storage would take
+    its worker for dead after STALE_AFTER_S."""
+    me, refreshed = worker_identity(), 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("ray_run") == run_name:
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, "worker", me)
+                refreshed += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # finished between the read and the write
+    return refreshed
+
+
+@contextlib.contextmanager
+def _driver_heartbeat(study: optuna.Study, run_name: str):
+    """Refresh the run's heartbeats every HEARTBEAT_S seconds while Ray runs it."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                refresh_heartbeats(study, run_name)
+            except Exception:  # a storage hiccup must not end the run
+                log.debug("driver heartbeat failed", exc_info=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
 def _fit(tuner: tune.Tuner, run: dict, study: optuna.Study, cfg: StudyConfig) -> None:
     """Run ``tuner`` to its end; raises :class:`RayRunInterrupted` if it stopped first (Ctrl+C)."""
-    grid = tuner.fit()
+    with _driver_heartbeat(study, run["name"]):
+        grid = tuner.fit()
     if _unfinished(grid, run["num_samples"], study, cfg.n_trials):
         raise RayRunInterrupted(run["path"])
     _fail_leftovers(study, run["name"])

@@ -270,8 +270,11 @@ def finish_run(
 ) -> str:
     """Finish a trial that trained to ``result``: its attributes, coefficients and outcome."""
     as_dict = result.to_dict()
-    record_result(trial, [row["val_acc"] for row in result.history], as_dict)
     write_coefficients(folder, result.coefficients)
+    try:
+        record_result(trial, [row["val_acc"] for row in result.history], as_dict)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # finished by another process meanwhile: finish_trial below says so, once
     state, status, reason = outcome(result.status, result.stop_reason)
     values = [result.best_val_acc, params] if state == TrialState.COMPLETE else None
     record = record | {"result": {k: v for k, v in as_dict.items() if k != "coefficients"}}

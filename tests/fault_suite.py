@@ -12,7 +12,9 @@ listed too.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,6 +110,105 @@ def kill_scenario(kills: int, trials: int) -> tuple[str, str, str, bool]:
         )
 
 
+def _finished(folder: pathlib.Path) -> dict[int, tuple]:
+    _, study = open_existing(folder / "k")
+    return {t.number: (t.state, t.values) for t in study.trials if t.state.is_finished()}
+
+
+def journal_scenario(trials: int) -> tuple[str, str, str, bool]:
+    """Half the study, then a record cut off mid-write at the journal's end (a writer killed
+    mid-append, or a full disk), then the rest of the study by re-running the command."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pathlib.Path(tmp)
+        half = subprocess.run(
+            _study_args(folder, trials // 2), cwd=REPO, capture_output=True, text=True, timeout=600
+        )
+        kept = _finished(folder)
+        journal = folder / "k" / "journal.log"
+        with open(journal, "ab") as f:
+            f.write(b'{"op_code":6,"worker_id":"w","trial_id":0,"state":1,"val')
+        done = subprocess.run(
+            _study_args(folder, trials), cwd=REPO, capture_output=True, text=True, timeout=600
+        )
+        after = _finished(folder)
+        lost = [n for n, v in kept.items() if after.get(n) != v]
+        _, study = open_existing(folder / "k")
+        counts = study_counts(study)
+        said = [line for line in done.stderr.splitlines() if "cut off mid-write" in line]
+        copies = list((folder / "k").glob("journal.log.damaged-*"))
+        ok = (
+            half.returncode == 0
+            and done.returncode == 0
+            and not lost
+            and len(said) == 1
+            and len(copies) == 1
+            and counts["complete"] + counts["pruned"] == trials
+        )
+        observed = (
+            f"exit {done.returncode}; {len(kept)} finished before the cut, {len(lost)} changed; "
+            f"{counts['complete'] + counts['pruned']}/{trials} done; {len(said)} warning line(s); "
+            f"{len(copies)} damaged copy kept"
+        )
+        return (
+            "a journal record cut off mid-write, then the study resumed",
+            "mended in one line, damaged file kept, finished trials kept, total reached",
+            observed,
+            ok,
+        )
+
+
+def pid_namespace_scenario(trials: int) -> tuple[str, str, str, bool]:
+    """Two workers in separate PID namespaces (``unshare --pid``: as two containers sharing a
+    hostname) on one journal: the same small pids mean different processes in each."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return (
+            "two workers in separate PID namespaces",
+            "-",
+            "not run (needs root, unshare)",
+            True,
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pathlib.Path(tmp)
+        env = os.environ | {"OMP_NUM_THREADS": "1"}
+        args = ["unshare", "--pid", "--fork", "--mount-proc", *_study_args(folder, trials)]
+        procs = []
+        for _ in range(2):  # a second apart: their process start times differ, as in real life
+            procs.append(
+                subprocess.Popen(
+                    args,
+                    cwd=REPO,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            time.sleep(1.5)
+        errs = [p.communicate(timeout=900)[1] for p in procs]
+        _, study = open_existing(folder / "k")
+        counts = study_counts(study)
+        workers = {(t.user_attrs.get("worker") or {}).get("pidns") for t in study.trials} - {None}
+        died = sum(1 for t in study.trials if "died" in t.user_attrs.get("reason", ""))
+        ok = (
+            all(p.returncode == 0 for p in procs)
+            and died == 0
+            and counts["failed"] == 0
+            and counts["complete"] + counts["pruned"] == trials
+            and len(workers) == 2
+        )
+        observed = (
+            f"exits {[p.returncode for p in procs]}; {counts['complete'] + counts['pruned']}/{trials} "
+            f"done; {died} live trial(s) failed as dead; {len(workers)} PID namespaces seen"
+            + (f"; stderr: {errs[0][-200:]}" if not ok else "")
+        )
+        return (
+            "two workers in separate PID namespaces on one journal",
+            "no live trial failed as dead, none twice, total reached",
+            observed,
+            ok,
+        )
+
+
 def pytest_scenarios() -> list[tuple[str, str, str, bool]]:
     """One row per test of tests/test_faults.py; a parametrised test is one row with its case count."""
     done = subprocess.run(
@@ -163,7 +264,12 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rows = [kill_scenario(args.kills, args.trials), *pytest_scenarios()]
+    rows = [
+        kill_scenario(args.kills, args.trials),
+        journal_scenario(args.trials),
+        pid_namespace_scenario(args.trials),
+        *pytest_scenarios(),
+    ]
     print("| scenario | expected | observed | ok |\n| --- | --- | --- | --- |")
     for scenario, expected, observed, ok in rows:
         print(f"| {scenario} | {expected} | {observed} | {'yes' if ok else 'NO'} |")

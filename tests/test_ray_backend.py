@@ -525,3 +525,19 @@ def test_the_command_line_runs_a_ray_study_and_writes_its_report(tmp_path):
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(_load(tmp_path / "cli", "cli").trials) == len(study.trials)
+
+
+def test_the_driver_refreshes_the_heartbeat_of_its_runs_trials(tmp_path):
+    """A pending Ray trial reports nothing: the driver's heartbeat keeps it from being taken
+    for a dead worker's by another process sharing the storage."""
+    from nas.ray_backend import refresh_heartbeats
+    from nas.storage import STALE_AFTER_S, fail_stale_trials, open_study
+
+    study = open_study("s", open_storage(tmp_path))
+    old = {"host": "elsewhere", "pid": 1, "heartbeat": time.time() - STALE_AFTER_S - 5}
+    for run in ("this-run", "other-run"):
+        study.enqueue_trial({}, user_attrs={"ray_run": run, "worker": old})
+        study.ask()
+    assert refresh_heartbeats(study, "this-run") == 1
+    assert fail_stale_trials(study) == [1]  # the other run's trial is a dead worker's
+    assert study.trials[0].state == TrialState.RUNNING  # this run's is alive
