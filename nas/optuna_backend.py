@@ -11,6 +11,7 @@ server storage) pull trials from the same study. Everything a trial records come
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import multiprocessing
@@ -55,6 +56,8 @@ __all__ = ["run_study", "run_trial", "run_worker"]
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 10
+# OSErrors that say the machine cannot go on (disk full, quota, read-only file system).
+_MACHINE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 REPORT_EVERY_S = 60.0  # refresh the report of a running study at most this often
 
 
@@ -136,6 +139,14 @@ def run_trial(
         )
         raise
     except Exception as exc:  # the study goes on; the reason stays with the trial
+        if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRORS:
+            # The machine's, not the trial's: every later trial would fail the same way, so
+            # the study ends with one line (search.py: exit 74); the slot runs again on resume.
+            try:  # best effort: the storage may sit on the same full disk
+                finish_trial(study, trial, TrialState.FAIL, FAILED, failure_reason(exc))
+            except OSError:
+                log.debug("could not record trial %d as failed", trial.number, exc_info=True)
+            raise
         atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
         reason = failure_reason(exc)
         return finish_trial(

@@ -157,6 +157,88 @@ def journal_scenario(trials: int) -> tuple[str, str, str, bool]:
         )
 
 
+# A study process with a fault injected at the n-th fsync of a file whose name contains WHAT
+# (every project file is written through softshare.checkpoint.atomic_write, which fsyncs it).
+_INJECT = """
+import errno, os, signal, sys
+import search
+
+what, at, fault = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+real, seen = os.fsync, {"n": 0}
+
+
+def fsync(fd):
+    if what in os.readlink(f"/proc/self/fd/{fd}"):
+        seen["n"] += 1
+        if seen["n"] == at:
+            if fault == "kill":  # SIGKILL with the new file written but not yet in place
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise OSError(errno.ENOSPC, "No space left on device")
+    real(fd)
+
+
+os.fsync = fsync
+sys.exit(search.main(sys.argv[4:]))
+"""
+
+
+def _injected(folder: pathlib.Path, trials: int, what: str, at: int, fault: str):
+    args = [sys.executable, "-c", _INJECT, what, str(at), fault, *_study_args(folder, trials)[2:]]
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def write_fault_scenario(trials: int, fault: str) -> tuple[str, str, str, bool]:
+    """SIGKILL in the middle of a checkpoint write, or a disk that fills mid-study (ENOSPC at a
+    checkpoint's fsync); then the same command again, with the disk back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pathlib.Path(tmp)
+        # the 3rd trial's checkpoints: 8 epochs a trial, checkpoint.pt written every epoch
+        hit = _injected(folder, trials, "checkpoint.pt", 8 * 2 + 3, fault)
+        kept = _finished(folder)
+        err = [line for line in hit.stderr.splitlines() if line.strip()]
+        from softshare.checkpoint import load_checkpoint
+
+        readable = all(
+            load_checkpoint(path)["epoch"] >= 1
+            for path in (folder / "k" / "trials").glob("*/checkpoint.pt")
+        )
+        done = subprocess.run(
+            _study_args(folder, trials), cwd=REPO, capture_output=True, text=True, timeout=600
+        )
+        after = _finished(folder)
+        lost = [n for n, v in kept.items() if after.get(n) != v]
+        _, study = open_existing(folder / "k")
+        counts = study_counts(study)
+        expected_exit = -9 if fault == "kill" else 74
+        one_line = fault == "kill" or (len(err) == 1 and "No space left on device" in err[0])
+        ok = (
+            hit.returncode == expected_exit
+            and one_line
+            and readable
+            and done.returncode == 0
+            and not lost
+            and counts["complete"] + counts["pruned"] == trials
+        )
+        observed = (
+            f"exit {hit.returncode}"
+            + ("" if fault == "kill" else f" with {len(err)} line(s)")
+            + f"; every checkpoint left readable: {readable}; resumed: exit {done.returncode}, "
+            f"{len(kept)} finished before, {len(lost)} changed, "
+            f"{counts['complete'] + counts['pruned']}/{trials} done"
+        )
+        scenario = (
+            "study SIGKILLed in the middle of a checkpoint write, then resumed"
+            if fault == "kill"
+            else "disk full mid-study (ENOSPC at a checkpoint write), then resumed"
+        )
+        expected = (
+            "no checkpoint half-written, finished trials kept, total reached"
+            if fault == "kill"
+            else "one line, exit 74, no checkpoint half-written, finished trials kept, total reached"
+        )
+        return scenario, expected, observed, ok
+
+
 def pid_namespace_scenario(trials: int) -> tuple[str, str, str, bool]:
     """Two workers in separate PID namespaces (``unshare --pid``: as two containers sharing a
     hostname) on one journal: the same small pids mean different processes in each."""
@@ -267,6 +349,8 @@ def main() -> int:
     rows = [
         kill_scenario(args.kills, args.trials),
         journal_scenario(args.trials),
+        write_fault_scenario(args.trials, "kill"),
+        write_fault_scenario(args.trials, "enospc"),
         pid_namespace_scenario(args.trials),
         *pytest_scenarios(),
     ]

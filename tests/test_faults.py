@@ -497,3 +497,32 @@ def test_a_worker_killed_right_after_taking_a_slot_gives_it_back_at_once(tmp_pat
     counts = study_counts(study)
     assert counts["complete"] + counts["pruned"] == 2 and counts["failed"] == 1, counts
     assert "died" in study.trials[0].user_attrs["reason"]
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_mid_study_ends_it_with_one_line_and_the_resume_finishes(
+    tmp_path, monkeypatch, capsys
+):
+    args = ["study", "full", "--results-dir", str(tmp_path), "--n-trials", "3", "--epochs", "2"]
+    args += ["--dataset", "synthetic", "--image-size", "12", "--device", "cpu", "--quiet"]
+    args += ["--no-early-stopping", "--baselines", "none"]
+    real_fsync, calls = os.fsync, {"n": 0}
+
+    def disk_fills_in_trial_two(fd):
+        if "checkpoint.pt" in os.readlink(f"/proc/self/fd/{fd}"):
+            calls["n"] += 1
+            if calls["n"] == 2 * 2 + 1:  # two trials of 2 epochs, then the third's first
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_fills_in_trial_two)
+    code = search.main(args)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == search.EXIT_IO and len(err) == 1 and "No space left" in err[0], err
+    _, study = open_existing(tmp_path / "full")
+    assert [t.state for t in study.trials][:2] == [TrialState.COMPLETE] * 2
+    assert study.trials[2].state == TrialState.FAIL  # one trial, not one after another
+    assert search.main(args) == 0  # the disk is back: the resume fills the slot
+    counts = study_counts(open_existing(tmp_path / "full")[1])
+    assert counts["complete"] == 3 and counts["failed"] == 1, counts
