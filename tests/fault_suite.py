@@ -115,6 +115,16 @@ def _finished(folder: pathlib.Path) -> dict[int, tuple]:
     return {t.number: (t.state, t.values) for t in study.trials if t.state.is_finished()}
 
 
+def _resume(folder: pathlib.Path, trials: int, kept: dict[int, tuple]):
+    """Re-run the study command to the end: (its process, trials of ``kept`` changed, counts)."""
+    done = subprocess.run(
+        _study_args(folder, trials), cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    after = _finished(folder)
+    lost = [n for n, v in kept.items() if after.get(n) != v]
+    return done, lost, study_counts(open_existing(folder / "k")[1])
+
+
 def journal_scenario(trials: int) -> tuple[str, str, str, bool]:
     """Half the study, then a record cut off mid-write at the journal's end (a writer killed
     mid-append, or a full disk), then the rest of the study by re-running the command."""
@@ -127,13 +137,7 @@ def journal_scenario(trials: int) -> tuple[str, str, str, bool]:
         journal = folder / "k" / "journal.log"
         with open(journal, "ab") as f:
             f.write(b'{"op_code":6,"worker_id":"w","trial_id":0,"state":1,"val')
-        done = subprocess.run(
-            _study_args(folder, trials), cwd=REPO, capture_output=True, text=True, timeout=600
-        )
-        after = _finished(folder)
-        lost = [n for n, v in kept.items() if after.get(n) != v]
-        _, study = open_existing(folder / "k")
-        counts = study_counts(study)
+        done, lost, counts = _resume(folder, trials, kept)
         said = [line for line in done.stderr.splitlines() if "cut off mid-write" in line]
         copies = list((folder / "k").glob("journal.log.damaged-*"))
         ok = (
@@ -202,13 +206,7 @@ def write_fault_scenario(trials: int, fault: str) -> tuple[str, str, str, bool]:
             load_checkpoint(path)["epoch"] >= 1
             for path in (folder / "k" / "trials").glob("*/checkpoint.pt")
         )
-        done = subprocess.run(
-            _study_args(folder, trials), cwd=REPO, capture_output=True, text=True, timeout=600
-        )
-        after = _finished(folder)
-        lost = [n for n, v in kept.items() if after.get(n) != v]
-        _, study = open_existing(folder / "k")
-        counts = study_counts(study)
+        done, lost, counts = _resume(folder, trials, kept)
         expected_exit = -9 if fault == "kill" else 74
         one_line = fault == "kill" or (len(err) == 1 and "No space left on device" in err[0])
         ok = (
