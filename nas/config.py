@@ -262,6 +262,21 @@ class StudyConfig:
             cfg["recipe"] = {k: v for k, v in cfg["recipe"].items() if k not in TRAIN_RUNTIME}
         return sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs[k])
 
+    def difference_text(self, saved: "StudyConfig") -> str:
+        """Each setting that differs from ``saved``'s, as ``recipe.lr 0.1 (saved) -> 0.2``."""
+        mine, theirs = self.resolved(), saved.resolved()
+        parts = []
+        for key in self.identity_differences(saved):
+            if isinstance(mine[key], dict) and isinstance(theirs[key], dict):
+                for sub in sorted(set(mine[key]) | set(theirs[key])):
+                    if sub not in TRAIN_RUNTIME and mine[key].get(sub) != theirs[key].get(sub):
+                        parts.append(
+                            f"{key}.{sub} {theirs[key].get(sub)!r} -> {mine[key].get(sub)!r}"
+                        )
+            else:
+                parts.append(f"{key} {theirs[key]!r} -> {mine[key]!r}")
+        return "; ".join(parts)
+
     def resolved(self) -> dict:
         """Every field as it runs: :meth:`to_dict`, with the stopping rule's derived budget
         and first rung filled in."""

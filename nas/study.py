@@ -99,10 +99,11 @@ def prepare_study(
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / STUDY_FILE).exists():
         saved = load_study_config(folder)
-        if changed := cfg.identity_differences(saved):
+        if cfg.identity_differences(saved):
             raise ValueError(
-                f"study {cfg.name!r} in {folder} was created with other settings ({', '.join(changed)}); "
-                f"re-run with the same flags to resume, or choose another study name."
+                f"study {cfg.name!r} in {folder} was created with other settings (saved -> now: "
+                f"{cfg.difference_text(saved)}); re-run with the same flags to resume, or choose "
+                f"another study name."
             )
         cfg = replace(cfg, created=saved.created)
     else:

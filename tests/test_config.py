@@ -125,3 +125,9 @@ def test_identity_ignores_how_fast_a_trial_trains():
     fast = cfg.with_flags({"recipe.channels_last": False, "recipe.eval_batch_size": 64})
     assert fast.identity_differences(cfg) == []
     assert cfg.with_flags({"recipe.lr": 0.2}).identity_differences(cfg) == ["recipe"]
+
+
+def test_the_refusal_of_a_resume_names_each_changed_setting():
+    saved = StudyConfig(name="s", preset="cpu")
+    now = saved.with_flags({"recipe.lr": 0.2, "seed": 3})
+    assert now.difference_text(saved) == "recipe.lr 0.1 -> 0.2; seed 0 -> 3"

@@ -65,7 +65,9 @@ def test_rerun_of_finished_study_trains_nothing(smoke_study):
 @pytest.mark.slow
 def test_resume_with_other_settings_is_refused(smoke_study):
     folder, _ = smoke_study
-    with pytest.raises(ValueError, match=r"other settings \(.*recipe"):
+    with pytest.raises(
+        ValueError, match=r"other settings \(saved -> now: .*recipe.epochs 2 -> 3\)"
+    ):
         run_study(_cfg(n_trials=6, recipe={"epochs": 3}), folder)
 
 
