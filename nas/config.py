@@ -255,21 +255,26 @@ class StudyConfig:
     def from_dict(cls, data: dict) -> "StudyConfig":
         return strict_from_dict(cls, data, "study config")
 
+    def _identity(self) -> dict:
+        """What makes the study the study: resolved values, bar runtime fields of the study
+        and of its recipe (how fast a trial trains is not what it learns)."""
+        view = {k: v for k, v in self.resolved().items() if k not in RUNTIME_FIELDS}
+        view["recipe"] = {k: v for k, v in view["recipe"].items() if k not in TRAIN_RUNTIME}
+        return view
+
     def identity_differences(self, other: "StudyConfig") -> list[str]:
         """Fields, other than runtime ones, whose resolved values differ from ``other``'s."""
-        mine, theirs = self.resolved(), other.resolved()
-        for cfg in (mine, theirs):  # how fast a trial trains is not what it learns
-            cfg["recipe"] = {k: v for k, v in cfg["recipe"].items() if k not in TRAIN_RUNTIME}
-        return sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs[k])
+        mine, theirs = self._identity(), other._identity()
+        return sorted(k for k in mine if mine[k] != theirs[k])
 
     def difference_text(self, saved: "StudyConfig") -> str:
-        """Each setting that differs from ``saved``'s, as ``recipe.lr 0.1 (saved) -> 0.2``."""
-        mine, theirs = self.resolved(), saved.resolved()
+        """Each setting that differs from ``saved``'s, as ``recipe.lr 0.1 -> 0.2`` (saved first)."""
+        mine, theirs = self._identity(), saved._identity()
         parts = []
-        for key in self.identity_differences(saved):
+        for key in sorted(k for k in mine if mine[k] != theirs[k]):
             if isinstance(mine[key], dict) and isinstance(theirs[key], dict):
                 for sub in sorted(set(mine[key]) | set(theirs[key])):
-                    if sub not in TRAIN_RUNTIME and mine[key].get(sub) != theirs[key].get(sub):
+                    if mine[key].get(sub) != theirs[key].get(sub):
                         parts.append(
                             f"{key}.{sub} {theirs[key].get(sub)!r} -> {mine[key].get(sub)!r}"
                         )
