@@ -297,23 +297,17 @@ def recover(study: optuna.Study, trial: optuna.trial.FrozenTrial, study_dir: pat
     if run["status"] not in ("complete", "stopped", "diverged"):
         return False
     values = [run["best_val_acc"], params] if state == TrialState.COMPLETE else None
-    storage, tid = study._storage, trial._trial_id
+    live = optuna.Trial(study, trial._trial_id)  # the dead worker's trial, told from here
     try:
-        for key, value in {"curve": curve, "status": status, "reason": reason}.items():
-            storage.set_trial_user_attr(tid, key, value)
-        for key in RESULT_ATTRS:
-            if key in run:
-                storage.set_trial_user_attr(tid, key, run[key])
-        storage.set_trial_user_attr(tid, "recovered", "from metrics.json after its worker died")
-        if not (folder / COEFFICIENTS_FILE).is_file():
-            write_coefficients(folder, coefficients_from_checkpoint(folder))
-        drop_weights(folder)
-        body = {"trial": trial.number, "status": status, "reason": reason, "values": values}
-        record = {"attrs": dict(trial.user_attrs), "result": run, "recovered": True}
-        atomic_write_text(folder / TRIAL_FILE, dumps(record | body))
-        storage.set_trial_state_values(tid, state, values)
+        record_result(live, curve, run)
+        live.set_user_attr("recovered", "from metrics.json after its worker died")
     except optuna.exceptions.UpdateFinishedTrialError:
-        return False
+        return False  # another process finished it first
+    if not (folder / COEFFICIENTS_FILE).is_file():
+        write_coefficients(folder, coefficients_from_checkpoint(folder))
+    drop_weights(folder)
+    record = {"attrs": dict(trial.user_attrs), "result": run, "recovered": True}
+    finish_trial(study, live, state, status, reason, values, folder, record)
     log.warning(
         "trial %d finished training before its worker died; recorded %s from its metrics.json",
         trial.number,
