@@ -41,7 +41,7 @@ from .noise import CLAIM_Z
 from .results import HV_REFERENCE_ACC, format_table, front_rows, hypervolume, knee_row, trial_rows
 from .schema import COEFFICIENTS_FILE, REPORT_DIR, RETRAIN_DIR, counts_text, trial_dir
 from .storage import shown_url
-from .study import open_existing
+from .study import open_existing, study_counts
 from .verdict import HV_REFERENCE_FACTOR, accuracy_text, fewer_text, ties, verdict
 
 __all__ = [
@@ -86,7 +86,7 @@ def report_data(study_folder: str | os.PathLike) -> dict:
     cfg, study = open_existing(folder)
     rows = trial_rows(study)
     front = front_rows(rows)
-    counts = status_counts_of_rows(rows)
+    counts = study_counts(study)  # the terminal's count, by the same function
     if not front:
         raise ValueError(
             f"study {cfg.name!r} in {folder} has no completed trial yet "
@@ -167,11 +167,6 @@ def retrained_text(r: dict) -> str:
     spread = f" ± {100 * r['retrain_test_std']:.2f}" if r["retrain_seeds"] > 1 else ""
     seeds = f"{r['retrain_seeds']} seed{'s' if r['retrain_seeds'] > 1 else ''}"
     return f"{r['retrain_test_acc']:.2%}{spread} ({seeds}, {r['retrain_epochs']} epochs)"
-
-
-def status_counts_of_rows(rows: list[dict]) -> Counter:
-    """Trials per status, from the report's rows: the same count as the terminal's."""
-    return Counter(r["status"] for r in rows)
 
 
 def _hypervolume_series(rows: list[dict], reference_params: float) -> list[dict]:
