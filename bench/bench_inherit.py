@@ -20,11 +20,13 @@ closer than that are in effect tied and cap the rank correlation one can expect.
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import random
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -92,18 +94,42 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument(
         "--fine-tune-lr",
         type=float,
-        default=0.01,
-        help="initial lr of the fine-tuning (cosine over its epochs; default 0.01)",
+        nargs="+",
+        default=[0.01],
+        help="initial lr(s) of the fine-tuning (cosine over its epochs; default 0.01)",
+    )
+    p.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        nargs="+",
+        default=list(FINE_TUNE),
+        help="fine-tuning budgets in epochs (default 1 2 4)",
+    )
+    p.add_argument(
+        "--scratch-seeds",
+        type=int,
+        default=1,
+        help="scratch runs per plan, seeds --seed, --seed+1, ...; with 2 or more the table "
+        "gives the noise ceiling (the rank agreement of one seed with another) and the "
+        "inherited ranking is compared with the mean over seeds (default 1)",
     )
     p.add_argument("--train-subset", type=int, default=5000, help="training images (default 5000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights, batches and parent (default 0)"
+    )
+    p.add_argument(
+        "--plan-seed", type=int, default=0, help="seed of the random plans drawn (default 0)"
+    )
+    p.add_argument("--json", default=None, help="also write every accuracy to this JSON file")
     add_common_arguments(p)
     args = p.parse_args()
     if args.quick:
         args.plans, args.epochs = 5, 2
-    for name in ("plans", "epochs", "train_subset"):
+    for name in ("plans", "epochs", "train_subset", "scratch_seeds"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}.")
+    if any(e < 1 for e in args.fine_tune_epochs) or any(lr <= 0 for lr in args.fine_tune_lr):
+        p.error("--fine-tune-epochs must be >= 1 and --fine-tune-lr > 0.")
     return args
 
 
@@ -146,20 +172,22 @@ def main() -> None:
         seed=args.seed,
         device=str(device),
     )
-    tune = {
-        e: TrainConfig(**(recipe.to_dict() | {"epochs": e, "lr": args.fine_tune_lr}))
-        for e in FINE_TUNE
-    }
-    plans = _plans(space, args.plans, args.seed, shape)
+    # One fine-tuning recipe per (lr, epochs): the same seed, batch and schedule as the scratch runs.
+    arms = [(lr, e) for lr in args.fine_tune_lr for e in args.fine_tune_epochs]
+    tune = {(lr, e): TrainConfig(**(recipe.to_dict() | {"epochs": e, "lr": lr})) for lr, e in arms}
+    seeds = list(range(args.seed, args.seed + args.scratch_seeds))
+    plans = _plans(space, args.plans, args.plan_seed, shape)
     depth, width = space.depths[0], space.widths[0]
     print(
         f"data:          {dcfg.dataset}, {len(data.train.labels)} training / {len(data.val.labels)} validation images"
     )
     print(
-        f"recipe:        {args.epochs} epochs, cosine lr 0.1; fine-tuning: cosine lr {args.fine_tune_lr} over {FINE_TUNE} epochs; seed {args.seed}"
+        f"recipe:        {args.epochs} epochs, cosine lr 0.1, scratch seed(s) {seeds}; "
+        f"fine-tuning: cosine lr {args.fine_tune_lr} over {args.fine_tune_epochs} epochs, seed {args.seed}"
     )
     print(
-        f"plans:         {len(plans)} of depth {depth}, width {width} (the paper's uniform ones first)"
+        f"plans:         {len(plans)} of depth {depth}, width {width} (the paper's uniform ones first; "
+        f"random ones drawn with seed {args.plan_seed})"
     )
 
     def run(plan_text: str, cfg: TrainConfig, initial=None, out_dir=None):
@@ -172,46 +200,97 @@ def main() -> None:
         parent_acc, parent_s = run(f"WRN-{depth}-{width}", recipe, out_dir=tmp)
         parent_model = load(pathlib.Path(tmp) / "checkpoint.pt", device=str(device))
     print(f"parent:        WRN-{depth}-{width} val {parent_acc:.4f} ({parent_s:.0f} s)\n")
+
+    def arm_name(lr: float, e: int) -> str:
+        return f"{e}ep" if len(args.fine_tune_lr) == 1 else f"{e}ep@{lr:g}"
+
     header = (
-        f"{'plan':<34} {'params':>8}  {'scratch':>7}  "
-        + "  ".join(f"inh+{e}ep" for e in FINE_TUNE)
+        f"{'plan':<34} {'params':>8}  "
+        + "  ".join(f"{'seed ' + str(s):>7}" for s in seeds)
+        + "  "
+        + "  ".join(f"{'inh+' + arm_name(lr, e):>8}" for lr, e in arms)
         + "  proj.err (max)"
     )
     print(header)
     print("-" * len(header))
-    scratch, inherited = [], {e: [] for e in FINE_TUNE}
-    seconds = {"scratch": 0.0} | {e: 0.0 for e in FINE_TUNE}
+    scratch = {s: [] for s in seeds}
+    inherited = {arm: [] for arm in arms}
+    seconds = {"scratch": 0.0} | {arm: 0.0 for arm in arms}
+    rows = []
     for plan in plans:
-        acc, s = run(plan.text, recipe)
-        scratch.append(acc)
-        seconds["scratch"] += s
+        accs = []
+        for s in seeds:
+            acc, sec = run(plan.text, replace(recipe, seed=s))
+            scratch[s].append(acc)
+            accs.append(acc)
+            seconds["scratch"] += sec / len(seeds)
         child = inherit(parent_model, plan)
         err = max((g["relative_error"] for g in child.projection_errors), default=0.0)
-        row = []
-        for e in FINE_TUNE:
-            acc_e, s_e = run(plan.text, tune[e], initial=inherit(parent_model, plan))
-            inherited[e].append(acc_e)
-            seconds[e] += s_e
-            row.append(f"{acc_e:8.4f}")
+        tuned = []
+        for arm in arms:
+            acc_e, s_e = run(plan.text, tune[arm], initial=inherit(parent_model, plan))
+            inherited[arm].append(acc_e)
+            seconds[arm] += s_e
+            tuned.append(acc_e)
         params = plan.num_parameters(*shape)
+        rows.append(
+            {
+                "plan": plan.text,
+                "name": plan.name,
+                "params": params,
+                "scratch": dict(zip(map(str, seeds), accs)),
+                "inherited": {arm_name(*arm): a for arm, a in zip(arms, tuned)},
+                "projection_error": err,
+            }
+        )
         print(
-            f"{plan.name:<34} {params:>8,}  {acc:7.4f}  " + "  ".join(row) + f"  {err:.3f}",
+            f"{plan.name:<34} {params:>8,}  "
+            + "  ".join(f"{a:7.4f}" for a in accs)
+            + "  "
+            + "  ".join(f"{a:8.4f}" for a in tuned)
+            + f"  {err:.3f}",
             flush=True,
         )
     n = len(plans)
+    truth = [sum(scratch[s][i] for s in seeds) / len(seeds) for i in range(n)]
     print()
+    if len(seeds) > 1:  # the ceiling: how well one scratch seed ranks the plans as another does
+        pairs = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1 :]]
+        taus = [kendall_tau(scratch[a], scratch[b]) for a, b in pairs]
+        rhos = [spearman_rho(scratch[a], scratch[b]) for a, b in pairs]
+        print(
+            f"noise ceiling: scratch seed against scratch seed, Kendall tau {sum(taus) / len(taus):.3f}, "
+            f"Spearman rho {sum(rhos) / len(rhos):.3f} (mean over {len(pairs)} pair(s))"
+        )
+        print(f"ground truth:  the mean scratch accuracy over seeds {seeds}\n")
     print(
-        f"{'fine-tuning':<12} {'Kendall tau':>11} {'Spearman rho':>12} {'compute/trial (epochs)':>24} {'seconds/trial':>14}"
+        f"{'fine-tuning':<14} {'Kendall tau':>11} {'Spearman rho':>12} {'compute/trial (epochs)':>24} {'seconds/trial':>14}"
     )
-    for e in FINE_TUNE:
-        tau, rho = kendall_tau(scratch, inherited[e]), spearman_rho(scratch, inherited[e])
+    summary = []
+    for arm in arms:
+        lr, e = arm
+        tau, rho = kendall_tau(truth, inherited[arm]), spearman_rho(truth, inherited[arm])
         share = (e + args.epochs / n) / args.epochs  # the parent's budget amortised over the plans
-        per = (seconds[e] + parent_s) / n / (seconds["scratch"] / n)
+        per = (seconds[arm] + parent_s) / n / (seconds["scratch"] / n)
         verdict = "PASS" if tau >= 0.7 and share <= 0.25 else "fail"
-        print(f"{e:>2} epoch(s)   {tau:11.3f} {rho:12.3f} {share:23.1%} {per:13.1%}  {verdict}")
+        label = f"{e} ep, lr {lr:g}"
+        print(f"{label:<14} {tau:11.3f} {rho:12.3f} {share:23.1%} {per:13.1%}  {verdict}")
+        summary.append({"lr": lr, "epochs": e, "tau": tau, "rho": rho, "compute_share": share})
     print(
         f"\n(scratch: {args.epochs} epochs a trial; parent {args.epochs} epochs amortised over {n} plans)"
     )
+    if args.json:
+        pathlib.Path(args.json).write_text(
+            json.dumps(
+                {
+                    "parent": {"plan": f"WRN-{depth}-{width}", "val_acc": parent_acc},
+                    "seeds": seeds,
+                    "plans": rows,
+                    "summary": summary,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

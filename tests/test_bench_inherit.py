@@ -43,5 +43,5 @@ def test_bench_inherit_quick_prints_the_table():
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    for fragment in ("parent:        WRN-16-1", "Kendall tau", "Spearman rho", " 4 epoch(s)"):
+    for fragment in ("parent:        WRN-16-1", "Kendall tau", "Spearman rho", "4 ep, lr 0.01"):
         assert fragment in done.stdout, fragment
