@@ -183,7 +183,7 @@ def run_worker(
     failures, refreshed = 0, time.monotonic()
     while True:
         fail_stale_trials(study, recover=functools.partial(recover, study, study_dir=folder))
-        if slots_left(study, cfg.n_trials) <= 0:
+        if slots_left(study, cfg.n_trials) <= 0 and not _queued(study):
             return
         if study.sampler.exhausted(study):
             log.warning(
@@ -238,11 +238,19 @@ def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optu
     STALE_AFTER_S), so a resumed study gets its slot back. Queued baselines go first: ask() takes
     the oldest queued trial, so none of ours is queued while one waits."""
     with _slot_lock(folder):
+        if _queued(
+            study
+        ):  # its slot is counted already: it runs even when the queue fills them all
+            return study.ask()
         if slots_left(study, n_trials) <= 0:
             return None
-        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            study.enqueue_trial({}, user_attrs={"worker": worker_identity()})
+        study.enqueue_trial({}, user_attrs={"worker": worker_identity()})
         return study.ask()
+
+
+def _queued(study: optuna.Study) -> bool:
+    """True while the study holds a queued trial (a baseline, or fixed values a user enqueued)."""
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _refresh_report(folder: pathlib.Path) -> None:
@@ -275,6 +283,7 @@ def _worker_main(
     logging.basicConfig(
         level=logging.WARNING, format=f"worker {worker}: %(levelname)s %(message)s"
     )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as search.py sets it in the parent
     apply_placement(place)
     run_worker(
         cfg,
