@@ -364,3 +364,11 @@ def test_retrain_tests_on_the_recipes_device_and_precision(tmp_path, monkeypatch
         }
     ]
     assert summary["seeds"][0]["test_acc"] == 0.25 and summary["seeds"][0]["precision"] == "bf16"
+
+
+@pytest.mark.slow
+def test_queued_trials_run_even_when_they_fill_every_slot(tmp_path):
+    """bench_packing queues its whole plan list; baselines paper:N with N = n_trials do too."""
+    study = run_study(_study_cfg(name="queue", baselines="paper:2"), tmp_path / "q")
+    assert study_counts(study)["complete"] == 2
+    assert all(t.user_attrs.get("baseline") for t in study.trials)
