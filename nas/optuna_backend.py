@@ -32,8 +32,15 @@ from softshare.runtime import resolve_device
 from softshare.train import EpochMetrics, train
 
 from .config import StudyConfig
+from .devices import (
+    Placement,
+    apply_placement,
+    oom_reason,
+    release_memory,
+    visible_gpus,
+    worker_placements,
+)
 from .early_stop import decide
-from .report import write_report
 from .sampler import SpaceExhausted
 from .schema import ERROR_FILE, FAILED, trial_dir
 from .storage import HEARTBEAT_S, fail_stale_trials, open_storage, open_study, worker_identity
@@ -138,6 +145,12 @@ def run_trial(
             study, trial, TrialState.FAIL, FAILED, "interrupted", folder=folder, record=record
         )
         raise
+    except torch.OutOfMemoryError as exc:  # the trial's size, not the machine: the study goes on
+        atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
+        reason = oom_reason(exc)
+        return finish_trial(
+            study, trial, TrialState.FAIL, FAILED, reason, folder=folder, record=record
+        )
     except Exception as exc:  # the study goes on; the reason stays with the trial
         if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRORS:
             # The machine's, not the trial's: every later trial would fail the same way, so
@@ -152,6 +165,8 @@ def run_trial(
         return finish_trial(
             study, trial, TrialState.FAIL, FAILED, reason, folder=folder, record=record
         )
+    finally:  # the next trial gets the card back (the exception's frames are gone by now)
+        release_memory()
     drop_weights(folder, keep_checkpoints)
     return finish_run(study, trial, result, attrs["params"], folder, record)
 
@@ -168,7 +183,7 @@ def run_worker(
     failures, refreshed = 0, time.monotonic()
     while True:
         fail_stale_trials(study, recover=functools.partial(recover, study, study_dir=folder))
-        if slots_left(study, cfg.n_trials) <= 0:
+        if slots_left(study, cfg.n_trials) <= 0 and not _queued(study):
             return
         if study.sampler.exhausted(study):
             log.warning(
@@ -223,17 +238,31 @@ def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optu
     STALE_AFTER_S), so a resumed study gets its slot back. Queued baselines go first: ask() takes
     the oldest queued trial, so none of ours is queued while one waits."""
     with _slot_lock(folder):
+        if _queued(
+            study
+        ):  # its slot is counted already: it runs even when the queue fills them all
+            return study.ask()
         if slots_left(study, n_trials) <= 0:
             return None
-        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            study.enqueue_trial({}, user_attrs={"worker": worker_identity()})
+        study.enqueue_trial({}, user_attrs={"worker": worker_identity()})
         return study.ask()
+
+
+def _queued(study: optuna.Study) -> bool:
+    """True while the study holds a queued trial (a baseline, or fixed values a user enqueued)."""
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _refresh_report(folder: pathlib.Path) -> None:
     """Keep the report current while the study runs (about a second; nothing to show is fine)."""
     try:
+        # Here, not at the top: the report needs plotly, which a GPU box running only studies
+        # may lack (bench/gpu_check.py); such a study runs without the live report.
+        from .report import write_report
+
         write_report(folder)
+    except ImportError as exc:
+        log.warning("report not refreshed: %s", exc)
     except ValueError:
         pass
     except OSError as exc:
@@ -241,17 +270,21 @@ def _refresh_report(folder: pathlib.Path) -> None:
 
 
 def _worker_main(
-    cfg_dict: dict, folder: str, worker: int, threads: int, device: str | None, quiet: bool
+    cfg_dict: dict, folder: str, worker: int, threads: int, place: Placement, quiet: bool
 ) -> None:
     from .progress import StudyReporter  # in the child: fresh imports under spawn
 
+    if place.visible is not None:  # the parent set it for this child; CUDA has not started yet
+        os.environ["CUDA_VISIBLE_DEVICES"] = place.visible
     torch.set_num_threads(threads)
     cfg = StudyConfig.from_dict(cfg_dict)
-    if device is not None:
-        cfg = replace(cfg, device=device)
+    if place.device is not None:
+        cfg = replace(cfg, device=place.device)
     logging.basicConfig(
         level=logging.WARNING, format=f"worker {worker}: %(levelname)s %(message)s"
     )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as search.py sets it in the parent
+    apply_placement(place)
     run_worker(
         cfg,
         pathlib.Path(folder),
@@ -260,12 +293,28 @@ def _worker_main(
     )
 
 
-def _worker_devices(cfg: StudyConfig) -> list[str | None]:
-    """One GPU per worker where there are several; else every worker on the configured device."""
-    gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    if gpus > 1:
-        return [f"cuda:{i % gpus}" for i in range(cfg.workers)]
-    return [None] * cfg.workers
+def _worker_placements(cfg: StudyConfig) -> list[Placement]:
+    """Each local worker's card (round-robin over the visible GPUs) and memory share."""
+    gpus = visible_gpus() if cfg.device != "cpu" else []
+    return worker_placements(cfg.workers, cfg.device, gpus)
+
+
+@contextlib.contextmanager
+def _child_environment(place: Placement):
+    """``CUDA_VISIBLE_DEVICES`` of one spawned worker, set in this process while it starts (a
+    spawned child copies the environment), so it holds before the child's CUDA starts."""
+    if place.visible is None:
+        yield
+        return
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = place.visible
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
 
 
 def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.Study:
@@ -282,16 +331,18 @@ def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.S
         # 10x slower here), so each gets its share.
         threads = max(1, (os.cpu_count() or 1) // cfg.workers)
         ctx = multiprocessing.get_context("spawn")
+        placements = _worker_placements(cfg)
         procs = [
             ctx.Process(
                 target=_worker_main,
-                args=(cfg.to_dict(), str(folder), k, threads, dev, reporter is None),
+                args=(cfg.to_dict(), str(folder), k, threads, place, reporter is None),
                 daemon=False,
             )
-            for k, dev in enumerate(_worker_devices(cfg))
+            for k, place in enumerate(placements)
         ]
-        for p in procs:
-            p.start()
+        for p, place in zip(procs, placements):
+            with _child_environment(place):
+                p.start()
         try:
             for p in procs:
                 p.join()

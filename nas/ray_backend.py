@@ -30,7 +30,7 @@ import pathlib
 import shutil
 import threading
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import optuna
 import torch
@@ -44,6 +44,7 @@ from softshare.runtime import resolve_device, resolve_precision
 from softshare.train import CHECKPOINT, METRICS, EpochMetrics, train
 
 from .config import StudyConfig
+from .devices import apply_placement, check_ray_device, oom_reason, ray_placement, release_memory
 from .ray_search import PLAN, SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch
 from .schema import ERROR_FILE, RAY_DIR, trial_dir
 from .storage import (
@@ -238,8 +239,13 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     if config.get(SKIP):
         tune.report(_run_report(blank | {"status": "skipped"}, number, params, final=True))
         return
-    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))
+    resources = tune.get_context().get_trial_resources().required_resources
+    torch.set_num_threads(max(1, int(resources.get("CPU", 1))))
+    # The device Ray gave this trial, not the study's setting: cuda:0 of the cards Ray made
+    # visible, or the CPU when it gave none (the trial would otherwise see every card).
+    place = ray_placement(cfg.device, _assigned_gpus(), float(resources.get("GPU", 0)))
+    cfg = replace(cfg, device=place.device)
+    apply_placement(place)
     out = trial_dir(pathlib.Path(folder), number)
     out.mkdir(parents=True, exist_ok=True)
     restored = _restore_from_ray(out)
@@ -261,15 +267,25 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
         )
     except Exception as exc:  # failed, as on the Optuna backend; a dead worker is retried instead
         atomic_write_text(out / ERROR_FILE, traceback.format_exc())
-        failed = blank | {"status": "failed", "stop_reason": failure_reason(exc)}
+        reason = oom_reason(exc) or failure_reason(exc)
+        failed = blank | {"status": "failed", "stop_reason": reason}
         tune.report(_run_report(failed, number, params, final=True))
         return
+    finally:  # the actor is reused for the next trial: give the card back (OOM included)
+        release_memory()
     shutil.rmtree(out / SNAPSHOT, ignore_errors=True)
     write_coefficients(out, result.coefficients)
     drop_weights(out)
     final = {k: v for k, v in result.to_dict().items() if k != "coefficients"}
     resumed = reporter.resumed_from
     tune.report(_run_report(final, number, params, final=True, resumed_from_epoch=resumed))
+
+
+def _assigned_gpus() -> list:
+    """The GPU ids Ray assigned this trial's worker (empty when it asked for none)."""
+    import ray
+
+    return list(ray.get_gpu_ids())
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -478,6 +494,7 @@ def run_ray(
     RuntimeError when every trial of a run failed (as a worker of the Optuna backend does).
     """
     folder = pathlib.Path(folder).resolve()
+    check_ray_device(cfg.device, options.gpus_per_trial)  # before anything is loaded or started
     data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
     cfg = prepare_study(cfg, folder, data_shape(data))
     # CheckpointConfig(num_to_keep=1) snapshots the run state at every trial checkpoint (so a restore

@@ -17,6 +17,8 @@ from softshare import ModelConfig
 from softshare.checkpoint import atomic_write_text, dumps
 from softshare.data import DataConfig, load_dataset
 from softshare.evaluate import evaluate, load
+from softshare.models import to_channels_last
+from softshare.runtime import resolve_device
 from softshare.train import TrainConfig, train
 
 from .results import front_rows, knee_row, trial_rows
@@ -135,14 +137,17 @@ def retrain(
             resume=True,
             progress=progress,
         )
-        runs.append(_test_once(seed_dir, result, data))
+        runs.append(_test_once(seed_dir, result, data, seed_cfg))
     summary = _summary(row, rule, runs, dcfg, recipe, full_train)
     atomic_write_text(out / "summary.json", dumps(summary))
     return summary
 
 
-def _test_once(seed_dir: pathlib.Path, result, data) -> dict:
-    """Test accuracy of the final model, computed once and then read back from test.json."""
+def _test_once(seed_dir: pathlib.Path, result, data, recipe: TrainConfig) -> dict:
+    """Test accuracy of the final model, computed once and then read back from test.json.
+
+    Measured as the run validated: on the recipe's device, in the precision it trained in
+    (``result.precision``, ``auto`` resolved), with its memory format and evaluation batch."""
     path = seed_dir / "test.json"
     if (
         path.exists()
@@ -150,8 +155,19 @@ def _test_once(seed_dir: pathlib.Path, result, data) -> dict:
         == result.epochs_run
     ):
         return saved
-    model = load(seed_dir / "checkpoint.pt")
-    loss, acc = evaluate(model, data.test, data.mean, data.std)
+    device = resolve_device(recipe.device)
+    model = load(seed_dir / "checkpoint.pt", device=str(device))
+    if recipe.channels_last:
+        to_channels_last(model)
+    loss, acc = evaluate(
+        model,
+        data.test.to(device),
+        data.mean,
+        data.std,
+        batch_size=recipe.eval_batch_size,
+        precision=result.precision or "fp32",
+        channels_last=recipe.channels_last,
+    )
     record = {
         "seed_dir": str(seed_dir),
         "status": result.status,

@@ -1,0 +1,87 @@
+"""On a CUDA card: a two-trial study, a retrain tested on the card, and an out-of-memory trial
+recorded as failed with its memory given back. Skipped without CUDA (the CPU stand-ins of the
+same paths are in tests/test_gpu_assign.py); bench/gpu_check.py runs these first."""
+
+import json
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import nas.optuna_backend as optuna_backend
+from nas.config import StudyConfig
+from nas.optuna_backend import run_study
+from nas.retrain import retrain
+from nas.study import study_counts
+from softshare.train import TrainConfig
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+DATA = {"synthetic_train": 512, "synthetic_test": 128, "image_size": 16}
+
+
+def _cfg(name: str, **kw) -> StudyConfig:
+    base = dict(
+        name=name,
+        preset="smoke",
+        n_trials=2,
+        data=DATA,
+        recipe={"epochs": 2, "batch_size": 64},
+        device="cuda",
+        early_stopping={"enabled": False},
+        baselines="none",
+        space={"depths": [16], "widths": [1]},
+    )
+    return StudyConfig(**(base | kw))
+
+
+def test_a_two_trial_study_then_a_retrain_on_the_card(tmp_path):
+    folder = tmp_path / "g"
+    study = run_study(_cfg("g"), folder)
+    assert study_counts(study)["complete"] == 2
+    for t in study.trials:
+        metrics = json.loads((folder / "trials" / f"{t.number:04d}" / "metrics.json").read_text())
+        assert metrics["device"].startswith("cuda")
+    recipe = TrainConfig(epochs=1, batch_size=64, schedule="cosine", device="cuda")
+    summary = retrain(folder, "best", recipe)
+    seed = summary["seeds"][0]
+    assert seed["device"].startswith("cuda") and 0.0 <= seed["test_acc"] <= 1.0
+    assert seed["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
+
+
+def test_two_packed_workers_share_the_card(tmp_path):
+    study = run_study(_cfg("w", n_trials=2, workers=2), tmp_path / "w")
+    assert study_counts(study)["complete"] == 2
+
+
+def test_an_out_of_memory_trial_fails_and_gives_its_memory_back(tmp_path, monkeypatch):
+    torch.cuda.synchronize()
+    baseline = torch.cuda.memory_allocated()
+    real_train = optuna_backend.train
+    after_release = []
+
+    def train_then_run_out(model_config, cfg, data, **kw):
+        if not after_release:
+            held = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")  # 256 MiB held
+            held.fill_(1)
+            huge = torch.cuda.get_device_properties(0).total_memory * 4
+            torch.empty(huge, dtype=torch.uint8, device="cuda")  # raises torch.OutOfMemoryError
+        return real_train(model_config, cfg, data, **kw)
+
+    real_release = optuna_backend.release_memory
+
+    def release_and_measure():
+        real_release()
+        after_release.append(torch.cuda.memory_allocated())
+
+    monkeypatch.setattr(optuna_backend, "train", train_then_run_out)
+    monkeypatch.setattr(optuna_backend, "release_memory", release_and_measure)
+    study = run_study(_cfg("oom"), tmp_path / "oom")
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].user_attrs["reason"].startswith("out of GPU memory")
+    assert after_release[0] == baseline  # the 256 MiB the failed trial held are back
+    assert study_counts(study)["complete"] == 2  # and the study went on
