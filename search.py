@@ -145,6 +145,7 @@ STUDY_TOP_FLAGS = (
     "workers",
     "storage",
 )
+STUDY_FIDELITY_FLAGS = ("fidelity", "inherit_epochs", "inherit_lr")
 STUDY_DATA_FLAGS = ("dataset", "root", "download", "val_fraction", "train_subset", "image_size")
 STUDY_RECIPE_FLAGS = ("epochs", "batch_size", "lr", "schedule", "cutout", "weight_decay")
 STUDY_STOP_FLAGS = ("eta", "min_epochs", "margin", "patience", "enabled")
@@ -459,6 +460,12 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
         g = p.add_argument_group(title)
         for name in names:
             config_flag(g, cls, name, dest=f"{section}.{name}", given_only=True)
+    g = p.add_argument_group(
+        "fidelity (where a trial's accuracy comes from; inherit: parents trained once, in "
+        "<study>/parents/)"
+    )
+    for name in STUDY_FIDELITY_FLAGS:
+        config_flag(g, StudyConfig, name, given_only=True, show_default=True)
     g = p.add_argument_group("runtime")
     for name in ("device", "precision"):
         config_flag(g, StudyConfig, name, given_only=True, show_default=True)
