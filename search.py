@@ -590,6 +590,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             train_subset=args.train_subset,
             data_root=args.data,
             progress_factory=factory,
+            from_parent=args.from_parent,
         )
     except KeyboardInterrupt:
         print(
@@ -598,8 +599,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     spread = f" +- {summary['test_acc_std']:.2%}" if len(summary["seeds"]) > 1 else ""
+    start = f", from parent {summary['from_parent']}" if summary["from_parent"] else ""
     print(
-        f"trial {summary['trial']} ({summary['plan_name']}, {summary['params']:,} params): search val "
+        f"trial {summary['trial']} ({summary['plan_name']}, {summary['params']:,} params{start}): search val "
         f"{summary['search_val_acc']:.2%}; retrained test acc {summary['test_acc_mean']:.2%}{spread} over "
         f"{len(summary['seeds'])} seed(s)"
     )
@@ -717,6 +719,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="train on N images (default: the whole training split)",
+    )
+    p.add_argument(
+        "--from-parent",
+        action="store_true",
+        help="start from the study's trained parent of the plan's depth and width "
+        "(softshare.inherit; an inherit study's <study>/parents/WRN-d-k), not from scratch",
     )
     add_recipe_args(p)
     add_runtime_args(p)

@@ -128,7 +128,9 @@ class TrialRow(TypedDict):
 
     ``val_acc`` is the objective (best validation accuracy) of a complete trial, else None;
     ``val_se`` its binomial standard error on ``val_images`` images (0.0 when unknown);
-    ``state`` the Optuna state and ``status`` the vocabulary's word (:func:`status_of`)."""
+    ``state`` the Optuna state and ``status`` the vocabulary's word (:func:`status_of`);
+    ``fidelity`` where the accuracy comes from (scratch, or inherit from ``parent`` with
+    ``inherit_epochs`` of fine-tuning and ``projection_error`` the largest of its groups)."""
 
     trial: int
     state: str
