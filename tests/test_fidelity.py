@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 import search
-from nas.config import StudyConfig, load_study_config
+from nas.config import StudyConfig, load_study_config, save_study_config
 from nas.fidelity import parent_names, parent_runs, trial_recipe
 from nas.optuna_backend import run_study
 from nas.report import report_data, terminal_summary, write_report
@@ -199,40 +199,53 @@ def test_a_rerun_trains_no_parent_and_the_cli_report_and_retrain_say_inherit(inh
     assert json.loads(summary.read_text())["from_parent"] == "WRN-16-1"
 
 
-def _study_args(results: pathlib.Path, trials: int) -> list[str]:
+def _study_args(results: pathlib.Path) -> list[str]:
+    """The command that creates or resumes study ``k`` (its settings saved in study.json)."""
     return [sys.executable, str(REPO / "search.py"), "study", "k", "--results-dir", str(results)]+[
-        "--n-trials", str(trials), "--epochs", "2", "--fidelity", "inherit",
-        "--inherit-epochs", "2", "--device", "cpu", "--quiet", "--dataset", "synthetic",
-        "--image-size", "12", "--no-early-stopping",
-    ]  # fmt: skip
+        "--quiet"]  # fmt: skip
+
+
+def _mid_trial(folder: pathlib.Path) -> bool:
+    """A trial has fine-tuned its first epoch of two."""
+    for path in (folder / "trials").glob("*/metrics.json"):
+        try:
+            if json.loads(path.read_text())["epochs_run"] == 1:
+                return True
+        except (OSError, ValueError, KeyError):
+            continue
+    return False
 
 
 @pytest.mark.slow
 def test_a_study_killed_after_its_parent_finished_resumes_without_retraining_it(tmp_path):
     parent = tmp_path / "k" / "parents" / "WRN-16-1"
+    (tmp_path / "k").mkdir()  # TINY_DATA, which no flag sets: the command resumes these settings
+    cfg = _cfg("k", n_trials=2, inherit_epochs=2, early_stopping={"enabled": False})
+    save_study_config(cfg, tmp_path / "k")
     proc = subprocess.Popen(
-        _study_args(tmp_path, 3), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _study_args(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 240
     try:  # the parent is complete and a trial has fine-tuned an epoch: kill it mid-trial
         while time.time() < deadline and proc.poll() is None:
             time.sleep(0.1)
             runs = parent_runs(tmp_path / "k")
-            tuned = list((tmp_path / "k" / "trials").glob("*/metrics.json"))
-            if runs and runs[0]["status"] == "complete" and tuned:
+            if runs and runs[0]["status"] == "complete" and _mid_trial(tmp_path / "k"):
                 break
         assert proc.poll() is None, "the study ended before it could be killed mid-trial"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    _, study = open_existing(tmp_path / "k")
+    assert [t.state for t in study.trials].count(TrialState.RUNNING) == 1  # killed mid-trial
     before = {f: (parent / f).stat().st_mtime_ns for f in ("checkpoint.pt", "metrics.json")}
-    done = subprocess.run(_study_args(tmp_path, 3), cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(_study_args(tmp_path), cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert {f: (parent / f).stat().st_mtime_ns for f in before} == before  # never retrained
     assert json.loads((parent / "metrics.json").read_text())["epochs_run"] == 2
     _, study = open_existing(tmp_path / "k")
     counts = study_counts(study)
-    assert counts["complete"] + counts["pruned"] == 3 and counts["running"] == 0
+    assert counts["complete"] + counts["pruned"] == 2 and counts["running"] == 0
     died = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert all(t.user_attrs["reason"].endswith("died") for t in died), died
+    assert len(died) == 1 and died[0].user_attrs["reason"].endswith("died"), died
     assert all(t.user_attrs.get("fidelity") == "inherit" for t in study.trials if t.values)
