@@ -38,22 +38,26 @@ import argparse
 import contextlib
 import logging
 import pathlib
+import sys
 import tempfile
 import time
 
-import _common
-import bench_search as search_bench
-import optuna
-import torch
+# This checkout's packages first (as bench_inherit.py), not an installed copy of another one.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from nas.baselines import baseline_budget
-from nas.config import StudyConfig
-from nas.fidelity import parent_runs
-from nas.results import front_rows, hypervolume
-from softshare import ModelConfig
-from softshare.data import load_dataset
-from softshare.runtime import resolve_device
-from softshare.train import train
+import _common  # noqa: E402
+import bench_search as search_bench  # noqa: E402
+import optuna  # noqa: E402
+import torch  # noqa: E402
+
+from nas.baselines import baseline_budget  # noqa: E402
+from nas.config import StudyConfig  # noqa: E402
+from nas.fidelity import parent_runs  # noqa: E402
+from nas.results import front_rows, hypervolume  # noqa: E402
+from softshare import ModelConfig  # noqa: E402
+from softshare.data import load_dataset  # noqa: E402
+from softshare.runtime import resolve_device  # noqa: E402
+from softshare.train import train  # noqa: E402
 
 RUNS = ("scratch", "inherit")
 STUDY_NAMES = {"scratch": "fidelity-scratch", "inherit": "fidelity-inherit"}
