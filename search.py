@@ -145,6 +145,7 @@ STUDY_TOP_FLAGS = (
     "workers",
     "storage",
 )
+STUDY_FIDELITY_FLAGS = ("fidelity", "inherit_epochs", "inherit_lr")
 STUDY_DATA_FLAGS = ("dataset", "root", "download", "val_fraction", "train_subset", "image_size")
 STUDY_RECIPE_FLAGS = ("epochs", "batch_size", "lr", "schedule", "cutout", "weight_decay")
 STUDY_STOP_FLAGS = ("eta", "min_epochs", "margin", "patience", "enabled")
@@ -459,6 +460,12 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
         g = p.add_argument_group(title)
         for name in names:
             config_flag(g, cls, name, dest=f"{section}.{name}", given_only=True)
+    g = p.add_argument_group(
+        "fidelity (where a trial's accuracy comes from; inherit: parents trained once, in "
+        "<study>/parents/)"
+    )
+    for name in STUDY_FIDELITY_FLAGS:
+        config_flag(g, StudyConfig, name, given_only=True, show_default=True)
     g = p.add_argument_group("runtime")
     for name in ("device", "precision"):
         config_flag(g, StudyConfig, name, given_only=True, show_default=True)
@@ -583,6 +590,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             train_subset=args.train_subset,
             data_root=args.data,
             progress_factory=factory,
+            from_parent=args.from_parent,
         )
     except KeyboardInterrupt:
         print(
@@ -591,8 +599,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     spread = f" +- {summary['test_acc_std']:.2%}" if len(summary["seeds"]) > 1 else ""
+    start = f", from parent {summary['from_parent']}" if summary["from_parent"] else ""
     print(
-        f"trial {summary['trial']} ({summary['plan_name']}, {summary['params']:,} params): search val "
+        f"trial {summary['trial']} ({summary['plan_name']}, {summary['params']:,} params{start}): search val "
         f"{summary['search_val_acc']:.2%}; retrained test acc {summary['test_acc_mean']:.2%}{spread} over "
         f"{len(summary['seeds'])} seed(s)"
     )
@@ -710,6 +719,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="train on N images (default: the whole training split)",
+    )
+    p.add_argument(
+        "--from-parent",
+        action="store_true",
+        help="start from the study's trained parent of the plan's depth and width "
+        "(softshare.inherit; an inherit study's <study>/parents/WRN-d-k), not from scratch",
     )
     add_recipe_args(p)
     add_runtime_args(p)

@@ -615,22 +615,8 @@ def _write_csv(path: pathlib.Path, rows: dict[str, list[dict]], s: dict[str, dic
 
 
 def _describe(base: StudyConfig, args, ref_params: int, device: torch.device) -> None:
-    d, space, rule = base.data_config(), base.search_space(), base.stop_rule()
-    what = (
-        f"synthetic {d.image_size}x{d.image_size}, {d.synthetic_train} images"
-        if d.dataset == "synthetic"
-        else f"CIFAR-10 from {os.path.abspath(d.root)}: {d.train_subset} training images (stratified), "
-        f"{d.val_fraction:.0%} of the 50,000 held out for validation"
-    )
-    print(f"data:          {what}")
-    print(
-        f"space:         depths {list(space.depths)}, widths {list(space.widths)}, templates "
-        f"{space.min_templates}-{space.max_templates}; largest model {ref_params:,} params"
-    )
-    print(
-        f"recipe:        {base.train_config().epochs} epochs a trial, batch {base.train_config().batch_size}, "
-        f"{base.train_config().schedule} lr {base.train_config().lr}; seed {base.seed}; device {device}"
-    )
+    rule = base.stop_rule()
+    _describe_task(base, ref_params, device)
     print(
         f"studies:       no ES: {args.trials} trials, early_stopping enabled=False; ES: {args.es_trials} trials, "
         f"rungs {list(rule.rungs)} (eta {rule.eta}, Pareto-aware); sampler {base.sampler}; otherwise identical"
@@ -645,6 +631,26 @@ def _describe(base: StudyConfig, args, ref_params: int, device: torch.device) ->
     print(
         f"hypervolume:   nas.results.hypervolume over completed trials in (val acc, log10 params), reference "
         f"(0, log10 {10 * ref_params:,}) = 10x the largest model, the same for both"
+    )
+
+
+def _describe_task(base: StudyConfig, ref_params: int, device: torch.device) -> None:
+    """The data, space and recipe both studies share (bench_fidelity.py prints them too)."""
+    d, space = base.data_config(), base.search_space()
+    what = (
+        f"synthetic {d.image_size}x{d.image_size}, {d.synthetic_train} images"
+        if d.dataset == "synthetic"
+        else f"CIFAR-10 from {os.path.abspath(d.root)}: {d.train_subset} training images (stratified), "
+        f"{d.val_fraction:.0%} of the 50,000 held out for validation"
+    )
+    print(f"data:          {what}")
+    print(
+        f"space:         depths {list(space.depths)}, widths {list(space.widths)}, templates "
+        f"{space.min_templates}-{space.max_templates}; largest model {ref_params:,} params"
+    )
+    print(
+        f"recipe:        {base.train_config().epochs} epochs a trial, batch {base.train_config().batch_size}, "
+        f"{base.train_config().schedule} lr {base.train_config().lr}; seed {base.seed}; device {device}"
     )
 
 

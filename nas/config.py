@@ -24,9 +24,9 @@ from softshare.train import TrainConfig
 
 from .baselines import baseline_count
 from .early_stop import StopRule
-from .schema import STUDY_FILE
+from .schema import FIDELITIES, INHERIT, STUDY_FILE
 from .space import SearchSpace, load_space
-from .validate import require_int
+from .validate import is_number, require_int
 
 __all__ = [
     "StudyConfig",
@@ -124,6 +124,16 @@ class StudyConfig:
         "space, a quarter of the trials; paper:N: N of them; none: search only",
         metavar="paper|paper:N|none",
     )
+    fidelity: str = option(
+        "scratch",
+        "where a trial's accuracy comes from: scratch (trained for the recipe's epochs) or "
+        "inherit (started from the trained plain WRN of its depth and width, then fine-tuned)",
+        choices=FIDELITIES,
+    )
+    inherit_epochs: int = option(2, "inherit: fine-tuning epochs of a trial", min=1, metavar="N")
+    inherit_lr: float = option(
+        0.01, "inherit: initial fine-tuning learning rate (cosine schedule)", gt=0.0, metavar="LR"
+    )
     workers: int = option(1, "local worker processes", min=1)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     precision: str = option(
@@ -145,7 +155,16 @@ class StudyConfig:
             raise ValueError(f"unknown preset {self.preset!r}; accepted: {', '.join(PRESETS)}.")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; accepted: {', '.join(SAMPLERS)}.")
-        for name, low in (("n_trials", 1), ("workers", 1), ("seed", 0)):
+        if self.fidelity not in FIDELITIES:
+            raise ValueError(
+                f"fidelity must be one of {', '.join(FIDELITIES)}, but got fidelity={self.fidelity!r}."
+            )
+        if not is_number(self.inherit_lr) or self.inherit_lr <= 0:
+            raise ValueError(
+                f"inherit_lr must be a number > 0, but got inherit_lr={self.inherit_lr!r}."
+            )
+        object.__setattr__(self, "inherit_lr", float(self.inherit_lr))
+        for name, low in (("n_trials", 1), ("workers", 1), ("seed", 0), ("inherit_epochs", 1)):
             require_int(name, getattr(self, name), low)
             object.__setattr__(self, name, int(getattr(self, name)))  # numpy ints: JSON-native
         baseline_count(self.baselines, self.n_trials)  # validates the baselines field
@@ -185,7 +204,7 @@ class StudyConfig:
             for k, v in (preset["early_stopping"] | self.early_stopping).items()
             if k != "max_epochs"
         }
-        stop = StopRule(max_epochs=train.epochs, **stop_given)
+        stop = StopRule(max_epochs=self.trial_epochs(train.epochs), **stop_given)
         stop_stored = asdict(stop) | {"min_epochs": stop_given.get("min_epochs")}
         del stop_stored["max_epochs"]
         for name, value in (
@@ -209,7 +228,15 @@ class StudyConfig:
         return replace(self._parts[2], **runtime) if runtime else self._parts[2]
 
     def stop_rule(self) -> StopRule:
+        """The stopping rule, its budget a trial's (:meth:`trial_epochs`)."""
         return self._parts[3]
+
+    def trial_epochs(self, recipe_epochs: int | None = None) -> int:
+        """The epochs a trial trains: the recipe's from scratch, ``inherit_epochs`` when it
+        inherits (the parents train the recipe's)."""
+        if self.fidelity == INHERIT:
+            return self.inherit_epochs
+        return self.train_config().epochs if recipe_epochs is None else recipe_epochs
 
     def with_flags(self, flags: dict) -> "StudyConfig":
         """This config with command-line values merged in, resolved again.

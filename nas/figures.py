@@ -325,7 +325,8 @@ def hypervolume_figure(data: dict) -> go.Figure:
             col=col,
         )
     fig.update_xaxes(title_text="trial", row=1, col=1)
-    fig.update_xaxes(title_text=f"cumulative training time ({unit})", row=1, col=2)
+    paid = " (parents first)" if data.get("parents") else ""
+    fig.update_xaxes(title_text=f"cumulative training time ({unit}){paid}", row=1, col=2)
     fig.update_yaxes(title_text="hypervolume", row=1, col=1)
     return _style(fig, 340)
 

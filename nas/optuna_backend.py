@@ -46,6 +46,7 @@ from .schema import ERROR_FILE, FAILED, trial_dir
 from .storage import HEARTBEAT_S, fail_stale_trials, open_storage, open_study, worker_identity
 from .study import make_sampler, prepare_study, rung_history, slots_left, stop_rule_for
 from .trial import (
+    begin_training,
     data_shape,
     describe,
     drop_weights,
@@ -132,13 +133,15 @@ def run_trial(
     record = trial_record(attrs, cfg, shape)
     try:
         with _Heartbeat(trial):
+            start = begin_training(trial, cfg, study_dir, data, model_config)  # scratch | parent
             result = train(
                 model_config,
-                cfg.train_config(),
+                start.recipe,
                 data,
                 data_config=cfg.data_config(),
                 out_dir=folder,
                 callback=_callback(study, trial, attrs, cfg, reporter),
+                initial=start.model,
             )
     except KeyboardInterrupt:
         finish_trial(

@@ -45,8 +45,9 @@ from softshare.train import CHECKPOINT, METRICS, EpochMetrics, train
 
 from .config import StudyConfig
 from .devices import apply_placement, check_ray_device, oom_reason, ray_placement, release_memory
+from .fidelity import ensure_parent, parent_names, trial_start
 from .ray_search import PLAN, SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch
-from .schema import ERROR_FILE, RAY_DIR, trial_dir
+from .schema import ERROR_FILE, INHERIT, RAY_DIR, trial_dir
 from .storage import (
     HEARTBEAT_S,
     fail_running_trial,
@@ -184,6 +185,7 @@ class _EpochReporter:
         self.device, self.precision = run["device"], run["precision"]
         self.resumed_from = len(self.rows)
         self.seconds = float(run.get("train_seconds") or 0.0)
+        self.extra: dict = {}  # how the trial started (nas.fidelity), in every report
 
     def __call__(self, metrics: EpochMetrics) -> None:
         self.rows.append(asdict(metrics))
@@ -209,7 +211,9 @@ class _EpochReporter:
         for name in (CHECKPOINT, METRICS):
             _link_or_copy(self.out / name, snapshot / name)
         tune.report(
-            _run_report(run, self.number, self.params, resumed_from_epoch=self.resumed_from),
+            _run_report(
+                run, self.number, self.params, resumed_from_epoch=self.resumed_from, **self.extra
+            ),
             checkpoint=tune.Checkpoint.from_directory(str(snapshot)),
         )
         return None  # stopping is the scheduler's call: Ray ends this worker
@@ -256,14 +260,17 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     reporter = _EpochReporter(out, number, params, restored or fresh)
     model_config = ModelConfig(plan.text, num_classes=classes, in_channels=channels)
     try:
+        start = trial_start(cfg, pathlib.Path(folder), data, model_config, train_config)
+        reporter.extra = start.attrs  # scratch, or inherit from the parent the driver trained
         result = train(
             model_config,
-            train_config,
+            start.recipe,
             data,
             data_config=cfg.data_config(),
             out_dir=out,
             resume=restored is not None,
             callback=reporter,
+            initial=start.model,
         )
     except Exception as exc:  # failed, as on the Optuna backend; a dead worker is retried instead
         atomic_write_text(out / ERROR_FILE, traceback.format_exc())
@@ -278,7 +285,47 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     drop_weights(out)
     final = {k: v for k, v in result.to_dict().items() if k != "coefficients"}
     resumed = reporter.resumed_from
-    tune.report(_run_report(final, number, params, final=True, resumed_from_epoch=resumed))
+    tune.report(
+        _run_report(
+            final, number, params, final=True, resumed_from_epoch=resumed, **reporter.extra
+        )
+    )
+
+
+def _parent_task(study: dict, folder: str, data: Dataset, name: str) -> None:
+    """Ray task: train parent ``name`` of the study in ``folder`` (if it is not yet)."""
+    cpus = _assigned_cpus()
+    torch.set_num_threads(max(1, int(cpus)))
+    ensure_parent(StudyConfig.from_dict(study), pathlib.Path(folder), data, name)
+
+
+def _assigned_cpus() -> float:
+    """CPUs this Ray task or actor was given."""
+    import ray
+
+    return ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+
+
+def _train_parents(
+    cfg: StudyConfig, folder: pathlib.Path, data: Dataset, options: RayOptions
+) -> None:
+    """inherit: every parent of the space trained before any trial starts, each once, as a Ray
+    task with a trial's resources (in parallel where they fit); the trials load them from the
+    study folder (shared by every node on a cluster). One already trained costs nothing."""
+    import ray
+
+    task = ray.remote(_parent_task).options(
+        num_cpus=options.cpus_per_trial,
+        num_gpus=options.gpus_per_trial,
+        max_retries=options.max_failures,  # a dead worker: the parent resumes at its last epoch
+    )
+    shared = ray.put(data)
+    names = parent_names(cfg.search_space())
+    try:
+        ray.get([task.remote(cfg.to_dict(), str(folder), shared, name) for name in names])
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None) or exc
+        raise RuntimeError(str(cause).strip().splitlines()[-1]) from None
 
 
 def _assigned_gpus() -> list:
@@ -503,6 +550,8 @@ def run_ray(
     started = _connect(options)
     try:
         _check_resources(options)
+        if cfg.fidelity == INHERIT:
+            _train_parents(cfg, folder, data, options)
         study = open_study(cfg.name, open_storage(folder, cfg.storage))
         fn = tune.with_resources(
             tune.with_parameters(

@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 
 from softshare.checkpoint import atomic_write_bytes
 
+from .fidelity import parent_runs
 from .figures import (
     curves_figure,
     hypervolume_figure,
@@ -38,7 +39,15 @@ from .figures import (
     templates_text,
 )
 from .noise import CLAIM_Z
-from .results import HV_REFERENCE_ACC, format_table, front_rows, hypervolume, knee_row, trial_rows
+from .results import (
+    HV_REFERENCE_ACC,
+    fidelity_text,
+    format_table,
+    front_rows,
+    hypervolume,
+    knee_row,
+    trial_rows,
+)
 from .schema import COEFFICIENTS_FILE, REPORT_DIR, RETRAIN_DIR, counts_text, trial_dir
 from .storage import shown_url
 from .study import open_existing, study_counts
@@ -50,6 +59,7 @@ __all__ = [
     "terminal_summary",
     "retrain_command",
     "retrained_text",
+    "fidelity_line",
     "REPORT_DIR",
     "KNEE_RULE",
 ]
@@ -78,7 +88,8 @@ def report_data(study_folder: str | os.PathLike) -> dict:
     ``retrain_seeds``, ``retrain_epochs`` (from ``retrain/NNNN/summary.json``; None and 0 when
     the trial was not retrained), ``tied_with_next`` (a front member within noise of the next one,
     nas.verdict.ties; False off the front)), front, knee, reference ({accuracy, params}), hypervolume
-    (one entry per trial: trial, seconds (cumulative training), value), similarity ({trial:
+    (one entry per trial: trial, seconds (cumulative training, the parents' first), value),
+    parents (nas.fidelity.parent_runs: an inherit study's parents), similarity ({trial:
     [{bank, layers, templates, similarity}] or None when no coefficients.json}), counts,
     running, environment, verdict (nas.verdict.verdict: does sharing pay?).
     """
@@ -111,6 +122,7 @@ def report_data(study_folder: str | os.PathLike) -> dict:
         r["tied_with_next"] = tied
     max_params = max(r["params"] for r in rows if r["params"])
     reference = {"accuracy": HV_REFERENCE_ACC, "params": HV_REFERENCE_FACTOR * max_params}
+    parents = parent_runs(folder)
     return {
         "name": cfg.name,
         "folder": str(folder),
@@ -120,7 +132,10 @@ def report_data(study_folder: str | os.PathLike) -> dict:
         "front": front,
         "knee": knee,
         "reference": reference,
-        "hypervolume": _hypervolume_series(rows, reference["params"]),
+        "parents": parents,
+        "hypervolume": _hypervolume_series(
+            rows, reference["params"], sum(p["train_seconds"] or 0.0 for p in parents)
+        ),
         "similarity": {r["trial"]: _similarity(folder, r["trial"]) for r in front},
         "counts": dict(counts),
         "running": counts["running"] + counts["waiting"] > 0
@@ -135,6 +150,7 @@ NOT_RETRAINED = {
     "retrain_test_std": None,
     "retrain_seeds": 0,
     "retrain_epochs": None,
+    "retrain_from": None,
 }
 
 
@@ -149,6 +165,7 @@ def _retrain_results(folder: pathlib.Path) -> dict[int, dict]:
                 "retrain_test_std": summary["test_acc_std"],
                 "retrain_seeds": len(summary["seeds"]),
                 "retrain_epochs": summary["recipe"]["epochs"],
+                "retrain_from": summary.get("from_parent"),
             }
         except (
             OSError,
@@ -166,12 +183,41 @@ def retrained_text(r: dict) -> str:
         return ""
     spread = f" ± {100 * r['retrain_test_std']:.2f}" if r["retrain_seeds"] > 1 else ""
     seeds = f"{r['retrain_seeds']} seed{'s' if r['retrain_seeds'] > 1 else ''}"
-    return f"{r['retrain_test_acc']:.2%}{spread} ({seeds}, {r['retrain_epochs']} epochs)"
+    start = f", from parent {r['retrain_from']}" if r.get("retrain_from") else ""
+    return f"{r['retrain_test_acc']:.2%}{spread} ({seeds}, {r['retrain_epochs']} epochs{start})"
 
 
-def _hypervolume_series(rows: list[dict], reference_params: float) -> list[dict]:
-    """Hypervolume after each trial (trial order) and the training seconds spent up to it."""
-    series, front, seconds = [], [], 0.0
+def fidelity_line(data: dict) -> str:
+    """One sentence: where the study's accuracies come from, and its parents (accuracy,
+    epochs, seconds), whose compute the study spent before its first trial."""
+    res = data["resolved"]
+    if res.get("fidelity", "scratch") != "inherit":
+        return (
+            f"accuracies: fidelity scratch, each trial trained from a random initialisation "
+            f"(up to {res['recipe']['epochs']} epochs)"
+        )
+    parents = (
+        ", ".join(
+            f"{p['name']} ({p['status']}, val "
+            f"{'-' if p['best_val_acc'] is None else accuracy_text(p['best_val_acc'], 0.0)}, "
+            f"{p['epochs_run']} epochs, {p['train_seconds'] or 0:.0f} s)"
+            for p in data["parents"]
+        )
+        or "none trained yet"
+    )
+    return (
+        f"accuracies: fidelity inherit, each trial started from its parent (softshare.inherit) "
+        f"and fine-tuned up to {res['inherit_epochs']} epochs from lr {res['inherit_lr']:g}; "
+        f"parents (trained once, {res['recipe']['epochs']} epochs, counted in the compute): {parents}"
+    )
+
+
+def _hypervolume_series(
+    rows: list[dict], reference_params: float, parent_seconds: float = 0.0
+) -> list[dict]:
+    """Hypervolume after each trial (trial order) and the training seconds spent up to it; an
+    inherit study's parents are paid before its first trial (``parent_seconds``)."""
+    series, front, seconds = [], [], parent_seconds
     for r in rows:
         if r["status"] != "duplicate":  # a duplicate re-uses a result: no compute spent
             seconds += r["train_seconds"] or 0.0
@@ -261,7 +307,8 @@ def _similarity_html(data: dict) -> str:
 def _table_html(data: dict) -> str:
     head = (
         "<tr><th>trial</th><th>plan</th><th>depth</th><th>width</th><th>templates per group</th>"
-        "<th>params</th><th>mult-adds</th><th>epochs</th><th>val acc</th><th>retrained: test acc</th></tr>"
+        "<th>params</th><th>mult-adds</th><th>epochs</th><th>val acc</th><th>fidelity</th>"
+        "<th>retrained: test acc</th></tr>"
     )
     body = []
     for r in data["front"]:
@@ -284,8 +331,9 @@ def _table_html(data: dict) -> str:
             f'<td class="num">{r["width"]}</td><td><code>{templates_text(r["templates"])}</code></td>'
             f'<td class="num">{r["params"]:,}</td><td class="num">{(r["macs"] or 0) / 1e6:,.2f} M</td>'
             f'<td class="num">{r["epochs"]}</td><td class="num">{accuracy_text(r["val_acc"], r["val_se"])}{tied}</td>'
+            f"<td>{html.escape(fidelity_text(r))}</td>"
             f'<td class="num">{html.escape(retrained_text(r)) or "-"}</td></tr>'
-            f'<tr class="cmd{" knee" if r["knee"] else ""}"><td></td><td colspan="9">'
+            f'<tr class="cmd{" knee" if r["knee"] else ""}"><td></td><td colspan="10">'
             f'<code class="cmd">{html.escape(r["retrain"])}</code></td></tr>'
         )
     return f"<table>{head}{''.join(body)}</table>"
@@ -359,6 +407,7 @@ def _settings_html(data: dict) -> str:
         ("device(s)", ", ".join(env["devices"]) or cfg["device"]),
         ("dataset", res["data"]),
         ("search space", res["space"]),
+        ("fidelity", fidelity_line(data).removeprefix("accuracies: ")),
         ("recipe per trial", res["recipe"]),
         ("early stopping", res["early_stopping"]),
         ("versions", env["versions"]),
@@ -483,6 +532,7 @@ def terminal_summary(data: dict, page: str | os.PathLike | None = None) -> str:
         "Pareto front (validation accuracy vs parameters):",
         format_table(data["front"], knee),
         f"knee (best trade-off): trial {knee['trial']}; retrain it with: {knee['retrain']}",
+        fidelity_line(data),
     ]
     lines += [
         f"retrained: trial {r['trial']} ({r['plan_name']}, {r['params']:,} params): test acc {retrained_text(r)}"

@@ -12,12 +12,13 @@ import optuna
 
 from .noise import binomial_se
 from .pareto import hypervolume_2d, knee_point, pareto_front
-from .schema import COMPLETE, DIRECTIONS, DUPLICATE, TrialRow, status_of
+from .schema import COMPLETE, DIRECTIONS, DUPLICATE, SCRATCH, TrialRow, status_of
 
 __all__ = [
     "trial_rows",
     "completed_rows",
     "front_rows",
+    "fidelity_text",
     "format_table",
     "knee_row",
     "hypervolume",
@@ -69,6 +70,10 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
             "finished": t.datetime_complete.isoformat(timespec="seconds")
             if t.datetime_complete
             else None,
+            "fidelity": a.get("fidelity") or SCRATCH,  # studies before --fidelity: scratch
+            "parent": a.get("parent"),
+            "inherit_epochs": a.get("inherit_epochs"),
+            "projection_error": a.get("projection_error"),
         }
         row["val_se"] = (
             binomial_se(row["val_acc"], row["val_images"]) if row["val_acc"] is not None else None
@@ -112,10 +117,19 @@ def hypervolume(rows: list[dict], max_params: float) -> float:
     return hypervolume_2d(points, (HV_REFERENCE_ACC, math.log10(max_params)), DIRECTIONS)
 
 
+def fidelity_text(row: dict) -> str:
+    """Where a row's accuracy comes from: 'scratch', or 'inherit WRN-16-1' (its parent)."""
+    if row.get("fidelity") == SCRATCH or not row.get("parent"):
+        return row.get("fidelity") or SCRATCH
+    return f"{row['fidelity']} {row['parent']}"
+
+
 def format_table(rows: list[dict], knee: dict | None = None, limit: int | None = None) -> str:
-    """A small fixed-width table of trials (the front, usually)."""
+    """A small fixed-width table of trials (the front, usually); ``epochs`` are a trial's own
+    (an inherit trial's fine-tuning), ``fidelity`` where its accuracy comes from."""
     header = (
-        f"{'trial':>5}  {'val acc':>7}  {'params':>11}  {'mult-adds':>13}  {'epochs':>6}  plan"
+        f"{'trial':>5}  {'val acc':>7}  {'params':>11}  {'mult-adds':>13}  {'epochs':>6}  "
+        f"{'fidelity':<16}  plan"
     )
     lines = [header, "-" * len(header)]
     shown = rows if limit is None else rows[:limit]
@@ -124,7 +138,7 @@ def format_table(rows: list[dict], knee: dict | None = None, limit: int | None =
         acc = f"{r['val_acc']:.2%}" if r["val_acc"] is not None else "-"
         lines.append(
             f"{r['trial']:>5}  {acc:>7}  {r['params'] or 0:>11,}  {r['macs'] or 0:>13,}  "
-            f"{r['epochs'] or 0:>6}  {r['plan_name'] or r['plan']}{' (baseline)' if r.get('baseline') else ''}"
+            f"{r['epochs'] or 0:>6}  {fidelity_text(r):<16}  {r['plan_name'] or r['plan']}{' (baseline)' if r.get('baseline') else ''}"
             f"{mark}"
         )
     if limit is not None and len(rows) > limit:

@@ -13,7 +13,9 @@ import re
 import statistics
 from dataclasses import replace
 
-from softshare import ModelConfig
+import torch
+
+from softshare import ModelConfig, inherit, parse_plan
 from softshare.checkpoint import atomic_write_text, dumps
 from softshare.data import DataConfig, load_dataset
 from softshare.evaluate import evaluate, load
@@ -21,6 +23,7 @@ from softshare.models import to_channels_last
 from softshare.runtime import resolve_device
 from softshare.train import TrainConfig, train
 
+from .fidelity import load_parent, parent_name
 from .results import front_rows, knee_row, trial_rows
 from .schema import retrain_dir
 from .study import open_existing
@@ -107,14 +110,20 @@ def retrain(
     train_subset: int | None = None,
     data_root: str | None = None,
     progress_factory=None,
+    from_parent: bool = False,
 ) -> dict:
     """Train the picked trial ``seeds`` times with ``recipe`` and test each once; returns the summary.
 
-    Re-running resumes: finished seeds are kept, an interrupted one continues from its checkpoint.
+    ``from_parent``: start each seed from :func:`softshare.inherit` of the study's trained parent
+    of the plan's depth and width (an inherit study's ``parents/WRN-d-k``; FileNotFoundError in
+    one line when it has none) instead of a random initialisation; its seeds get their own
+    folders (``from-parent-seed-K``). Re-running resumes: finished seeds are kept, an
+    interrupted one continues from its checkpoint.
     """
     folder = pathlib.Path(folder)
     cfg, study = open_existing(folder)
     row = pick(trial_rows(study), rule)
+    parent = _parent_of(folder, row["plan"]) if from_parent else None  # before any data is read
     dcfg = _data_config(cfg.data_config(), full_train, train_subset)
     if data_root:
         dcfg = replace(dcfg, root=data_root)
@@ -126,7 +135,7 @@ def retrain(
     runs = []
     for k in range(seeds):
         seed_cfg = replace(recipe, seed=recipe.seed + k)
-        seed_dir = out / f"seed-{seed_cfg.seed}"
+        seed_dir = out / f"{'from-parent-' if parent else ''}seed-{seed_cfg.seed}"
         progress = progress_factory(f"[seed {seed_cfg.seed}]") if progress_factory else None
         result = train(
             model_config,
@@ -136,11 +145,28 @@ def retrain(
             out_dir=seed_dir,
             resume=True,
             progress=progress,
+            initial=_inherited(parent, model_config, seed_cfg.seed),
         )
         runs.append(_test_once(seed_dir, result, data, seed_cfg))
     summary = _summary(row, rule, runs, dcfg, recipe, full_train)
+    summary["from_parent"] = parent.config.sharing_plan.name if parent is not None else None
     atomic_write_text(out / "summary.json", dumps(summary))
     return summary
+
+
+def _parent_of(folder: pathlib.Path, plan_text: str):
+    """The study's trained parent of the plan's depth and width (nas.fidelity)."""
+    plan = parse_plan(plan_text)
+    return load_parent(folder, parent_name(plan.depth, plan.width))
+
+
+def _inherited(parent, model_config: ModelConfig, seed: int):
+    """The plan started from ``parent`` (None: a random initialisation), spare templates seeded."""
+    if parent is None:
+        return None
+    return inherit(
+        parent, model_config.sharing_plan, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def _test_once(seed_dir: pathlib.Path, result, data, recipe: TrainConfig) -> dict:

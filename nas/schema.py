@@ -12,6 +12,7 @@ Folder layout of a study ``results/NAME/``::
                             coefficients.json, error.txt when it raised
     report/                 index.html, pareto.png, trials.csv (nas.report)
     retrain/NNNN/           full-budget retrains of trial NNNN (nas.retrain)
+    parents/WRN-d-k/        an inherit study's parents: checkpoint.pt, metrics.json (nas.fidelity)
     ray/                    Ray Tune's run folders (nas.ray_backend)
 """
 
@@ -36,6 +37,7 @@ ERROR_FILE = "error.txt"
 REPORT_DIR = "report"
 RETRAIN_DIR = "retrain"
 RAY_DIR = "ray"
+PARENTS_DIR = "parents"
 
 
 def trial_dir(study_dir: str | pathlib.Path, number: int) -> pathlib.Path:
@@ -46,6 +48,18 @@ def trial_dir(study_dir: str | pathlib.Path, number: int) -> pathlib.Path:
 def retrain_dir(study_dir: str | pathlib.Path, number: int) -> pathlib.Path:
     """``study_dir/retrain/NNNN``: the retrains of trial ``number``."""
     return pathlib.Path(study_dir) / RETRAIN_DIR / f"{number:04d}"
+
+
+def parent_dir(study_dir: str | pathlib.Path, name: str) -> pathlib.Path:
+    """``study_dir/parents/NAME``: the parent ``name`` (``WRN-d-k``) an inherit study trained."""
+    return pathlib.Path(study_dir) / PARENTS_DIR / name
+
+
+# --- where a trial's accuracy comes from --------------------------------------------------------
+# scratch: trained from a random initialisation for the study's budget; inherit: started from
+# the trained plain WRN of its depth and width (softshare.inherit), then fine-tuned (nas.fidelity).
+SCRATCH, INHERIT = "scratch", "inherit"
+FIDELITIES = (SCRATCH, INHERIT)
 
 
 # --- the status vocabulary --------------------------------------------------------------------
@@ -96,6 +110,17 @@ RESULT_ATTRS = (
     "device",
     "precision",
 )
+# What a trial records of how it started (nas.fidelity.trial_start): user attribute names, the
+# same keys in a Ray report. "fidelity" is scratch or inherit; the others are an inherit trial's.
+START_ATTRS = (
+    "fidelity",
+    "inherit_epochs",
+    "inherit_lr",
+    "parent",
+    "parent_val_acc",
+    "parent_epochs",
+    "projection_error",
+)
 
 
 class TrialRow(TypedDict):
@@ -103,7 +128,9 @@ class TrialRow(TypedDict):
 
     ``val_acc`` is the objective (best validation accuracy) of a complete trial, else None;
     ``val_se`` its binomial standard error on ``val_images`` images (0.0 when unknown);
-    ``state`` the Optuna state and ``status`` the vocabulary's word (:func:`status_of`)."""
+    ``state`` the Optuna state and ``status`` the vocabulary's word (:func:`status_of`);
+    ``fidelity`` where the accuracy comes from (scratch, or inherit from ``parent`` with
+    ``inherit_epochs`` of fine-tuning and ``projection_error`` the largest of its groups)."""
 
     trial: int
     state: str
@@ -132,3 +159,7 @@ class TrialRow(TypedDict):
     started: str | None
     finished: str | None
     val_se: float | None
+    fidelity: str
+    parent: str | None
+    inherit_epochs: int | None
+    projection_error: float | None

@@ -29,6 +29,7 @@ from softshare.evaluate import load
 from softshare.train import BEST, CHECKPOINT, METRICS, RunResult
 
 from .config import StudyConfig
+from .fidelity import TrialStart, trial_recipe, trial_start
 from .schema import (
     BASELINE_ATTR,
     COEFFICIENTS_FILE,
@@ -38,6 +39,7 @@ from .schema import (
     OVER_BUDGET,
     PRUNED,
     RESULT_ATTRS,
+    START_ATTRS,
     TRAINED,
     TRIAL_FILE,
     trial_dir,
@@ -48,6 +50,7 @@ from .storage import worker_identity
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "begin_training",
     "coefficients_from_checkpoint",
     "data_shape",
     "describe",
@@ -139,9 +142,25 @@ def trial_record(attrs: dict, cfg: StudyConfig, shape: tuple[int, int, int], **e
     return {
         "attrs": attrs,
         "model_config": model_config.to_dict(),
-        "train_config": cfg.train_config().to_dict(),
+        "train_config": trial_recipe(cfg).to_dict(),
         "data_config": cfg.data_config().to_dict(),
+        "fidelity": {k: getattr(cfg, k) for k in ("fidelity", "inherit_epochs", "inherit_lr")},
     } | extra
+
+
+def begin_training(
+    trial: optuna.Trial,
+    cfg: StudyConfig,
+    study_dir: pathlib.Path,
+    data: Dataset,
+    model_config: ModelConfig,
+) -> TrialStart:
+    """How ``trial`` starts (:func:`nas.fidelity.trial_start`: from scratch, or from its
+    parent, trained first if no trial needed it before), written as its user attributes."""
+    start = trial_start(cfg, study_dir, data, model_config)
+    for key, value in start.attrs.items():
+        trial.set_user_attr(key, value)
+    return start
 
 
 # --- skip ---------------------------------------------------------------------------------------
@@ -213,9 +232,10 @@ def outcome(run_status: str, stop_reason: str = "") -> tuple[TrialState, str, st
 def record_result(trial: optuna.Trial, curve: list, result: dict) -> None:
     """Write what a training result says as user attributes: the ``curve`` (validation
     accuracy per epoch) and the final accuracy, epochs, speed and device found in ``result``
-    (a RunResult as a dict, or a Ray report carrying the same keys)."""
+    (a RunResult as a dict, or a Ray report carrying the same keys, and how the trial started:
+    nas.schema.START_ATTRS)."""
     trial.set_user_attr("curve", list(curve))
-    for key in RESULT_ATTRS:
+    for key in RESULT_ATTRS + START_ATTRS:
         if key in result:
             trial.set_user_attr(key, result[key])
 

@@ -225,6 +225,25 @@ def test_smoke_study_runs_end_to_end_on_ray(sequential_study):
             assert rows[t.number]["val_acc"] == t.values[0] and rows[t.number]["epochs"] == 3
 
 
+def test_an_inherit_study_on_ray_trains_its_parent_first_and_fine_tunes_from_it(
+    ray_runtime, tmp_path
+):
+    cfg = _cfg("inh", n_trials=2, recipe={"epochs": 2}, fidelity="inherit", inherit_epochs=1)
+    study = run_ray(cfg, tmp_path / "inh", RayOptions(max_concurrent=1, **QUIET))
+    counts = study_counts(study)
+    assert counts["complete"] + counts["pruned"] == 2 and counts["failed"] == 0, counts
+    parent = tmp_path / "inh" / "parents" / "WRN-16-1"
+    run = json.loads((parent / "metrics.json").read_text())
+    assert run["status"] == "complete" and run["epochs_run"] == 2
+    for t in study.trials:
+        a = t.user_attrs
+        assert a["fidelity"] == "inherit" and a["parent"] == "WRN-16-1", a
+        assert len(a["curve"]) == 1 and 0.0 <= a["projection_error"] <= 1.0
+    stamp = (parent / "checkpoint.pt").stat().st_mtime_ns
+    run_ray(cfg.with_flags({"n_trials": 3}), tmp_path / "inh", RayOptions(**QUIET))
+    assert (parent / "checkpoint.pt").stat().st_mtime_ns == stamp  # trained once
+
+
 def test_ray_scheduler_stops_exactly_the_trials_the_shared_rule_stops(sequential_study):
     _, study = sequential_study
     val_sizes = {t.user_attrs["val_images"] for t in study.trials}
