@@ -17,7 +17,9 @@ On a GPU (the same code runs on the CPU):
   memory, found with an event query, never waited for. The epoch's one sync reads its totals
   after the last step; a non-finite loss is caught there, or earlier at a progress point.
 - ``cudnn.benchmark`` is switched on (process-wide) for CUDA runs: every training batch has
-  the same shape (drop_last), so the autotuning is paid once.
+  the same shape (drop_last), so the autotuning is paid once. Not where the caller asked for
+  reproducible kernels (``torch.backends.cudnn.deterministic`` or
+  ``torch.use_deterministic_algorithms``): resuming is then exact on CUDA too.
 - ``eval_batch_size=0`` (the default) evaluates the whole split in as few chunks as the free
   memory allows (:func:`softshare.evaluate.auto_batch_size`); 500 images on the CPU.
 - A checkpoint is read onto the CPU and ``load_state_dict`` moves the weights and the optimizer
@@ -232,7 +234,7 @@ class _Run:
                 )
             self.model.load_state_dict(initial.state_dict())
         self.model = self.model.to(self.device)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and not _deterministic():
             # Every training batch has one shape (drop_last), so cuDNN's autotuning is paid
             # once per run; the flag is process-wide and stays on.
             torch.backends.cudnn.benchmark = True
@@ -324,6 +326,12 @@ class _Run:
             device=environment(self.device)["device"],
             precision=self.precision,
         )
+
+
+def _deterministic() -> bool:
+    """Whether the caller asked for reproducible kernels: then no autotuning, whose choice of
+    algorithm depends on timings and so changes the rounding from run to run."""
+    return torch.backends.cudnn.deterministic or torch.are_deterministic_algorithms_enabled()
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
