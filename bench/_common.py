@@ -7,6 +7,7 @@ folder first on sys.path), so it is never installed and softshare never imports 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -90,6 +91,20 @@ def print_header(title: str, goal: str, device: torch.device) -> None:
     print(f"torch:         {torch.__version__}, {torch.get_num_threads()} intra-op threads")
     print(f"device:        {device}" + (f" ({gpu})" if device.type == "cuda" else ""))
     print(f"load average:  {load} (1/5/15 min; timings are only comparable within this run)")
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu`` or ``cuda:0 (NVIDIA H200)``: what the --json figures say they ran on."""
+    if device.type != "cuda":
+        return str(device)
+    return f"{device} ({torch.cuda.get_device_name(device)})"
+
+
+def write_json(path: str, figures: dict) -> None:
+    """The figures as one flat JSON dict, for scripts that collect them (bench/gpu_check.py)."""
+    with open(path, "w") as f:
+        json.dump(figures, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 def synchronize(device: torch.device) -> None:

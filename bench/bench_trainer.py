@@ -7,15 +7,30 @@ worker processes, an NCHW fp32 model, SGD with Nesterov momentum and a loss.item
 
 Ours: softshare.train's own epoch function (_train_epoch) on a softshare.train run: the data sit
 on the device as uint8 and are augmented by batched tensor ops (softshare.data), channels_last,
-precision "auto" (bf16 on CUDA and on CPUs with native bf16, else fp32). Both train the same
-SWRN for the same number of steps of the same batch size; contenders are interleaved.
+precision "auto" (bf16 on CUDA cards with bf16 tensor cores and on CPUs with native bf16, else
+fp32), no host sync in the step loop. Both train the same SWRN for the same number of steps of
+the same batch size; contenders are interleaved. On CUDA both run with cudnn.benchmark on (the
+trainer sets it; most CIFAR code does too), so the ratio is not about autotuning.
+
+``--compile`` adds ours with TrainConfig.compile (torch.compile; on by default on CUDA, where
+its figure is what a compiled run would get; compilation falls in the warm-up). The model-FLOPs
+utilisation (MFU) of ours at its defaults: 3 x 2 x the forward's mult-adds
+(softshare.plan.SharingPlan.multiply_adds) per image, times images/s, over the card's dense
+bf16 peak (``PEAK_BF16_TFLOPS``, matched by the device name; ``--peak-tflops`` overrides, and
+is the only source on the CPU).
 
 Goal: ours at its defaults >= 1.5x the reference's images/s on the CPU, >= 3x on a GPU.
 
     python bench/bench_trainer.py --data /work/data     # real CIFAR-10 if DIR has it
     python bench/bench_trainer.py                       # synthetic data
-    python bench/bench_trainer.py --device cuda --steps 50 --workers 4
+    python bench/bench_trainer.py --device cuda --steps 50 --workers 4 --json trainer.json
     python bench/bench_trainer.py --quick               # checks the script runs (< 30 s)
+    python bench/bench_trainer.py --quick --compile     # also the compiled contender
+
+``--json PATH`` writes the figures as one flat dict: device, plan, precision (of ours at its
+defaults), images_per_s (ours), baseline_images_per_s (the reference, fp32), speedup (the median
+of back-to-back ratios, the figure the goal is judged on), goal, mfu (a fraction, or null),
+peak_tflops (or null), compile_images_per_s (or null).
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 
 import _common
 import numpy as np
@@ -33,14 +49,29 @@ from torchvision import transforms
 
 from softshare.data import DataConfig, Dataset, load_dataset
 from softshare.models import SWRN, ModelConfig
-from softshare.runtime import cpu_has_fast_bf16, resolve_precision
+from softshare.plan import parse_plan
+from softshare.runtime import cpu_has_fast_bf16, cuda_has_fast_bf16, resolve_precision
 
 # Private on purpose: _train_epoch is the exact step loop every trial runs (autocast, loss,
-# zero_grad, backward, step, the every-20-steps host sync). The public train() would also
-# rebuild the model and move the data at every call, which is not per-step cost.
+# zero_grad, backward, step, the device-side tallies and progress snapshots). The public
+# train() would also rebuild the model and move the data at every call, not per-step cost.
 from softshare.train import TrainConfig, _Run, _train_epoch
 
 GOALS = {"cpu": 1.5, "cuda": 3.0}
+# Dense bf16 tensor-core peaks in TFLOP/s (no sparsity), from NVIDIA's data sheets; the first
+# pattern found in torch.cuda.get_device_name wins, so the specific names come first.
+PEAK_BF16_TFLOPS = (
+    (r"B200", 2250.0),
+    (r"H200", 989.0),  # GH200 too: the same Hopper chip
+    (r"H100.*PCIe", 756.0),
+    (r"H100.*NVL", 835.0),
+    (r"H100|H800", 989.0),  # SXM
+    (r"A100|A800", 312.0),
+    (r"L40S", 362.0),
+    (r"L40\b", 181.0),
+    (r"\bL4\b", 121.0),
+    (r"\bA10\b", 125.0),
+)
 
 
 def _parse_args() -> argparse.Namespace:
@@ -58,6 +89,19 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument(
         "--workers", type=int, default=2, help="reference DataLoader num_workers (default 2)"
     )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time ours with torch.compile (default: on CUDA yes, on the CPU no)",
+    )
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's dense bf16 peak for the MFU (default: known GPUs by name; none on CPU)",
+    )
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     _common.add_common_arguments(p)
     args = p.parse_args()
     quick = args.quick
@@ -71,6 +115,8 @@ def _parse_args() -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}.")
     if args.workers < 0:
         p.error(f"--workers must be >= 0, but got {args.workers}.")
+    if args.peak_tflops is not None and not args.peak_tflops > 0:
+        p.error(f"--peak-tflops must be > 0, but got {args.peak_tflops}.")
     return args
 
 
@@ -191,7 +237,14 @@ def _reference(config: ModelConfig, stream: _Stream, device: torch.device, preci
 # ----------------------------------------------------------------------------- ours
 
 
-def _ours(config: ModelConfig, data: Dataset, args, device: torch.device, precision: str):
+def _ours(
+    config: ModelConfig,
+    data: Dataset,
+    args,
+    device: torch.device,
+    precision: str,
+    compile: bool = False,
+):
     """A softshare.train run whose training split is swapped for one of exactly steps x batch images."""
     n = (args.steps + args.warmup) * args.batch_size
     idx = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(1))[:n]
@@ -205,6 +258,7 @@ def _ours(config: ModelConfig, data: Dataset, args, device: torch.device, precis
         device=str(device),
         precision=precision,
         channels_last=True,
+        compile=compile,
         seed=0,
     )
     run = _Run(
@@ -228,7 +282,7 @@ def _ours(config: ModelConfig, data: Dataset, args, device: torch.device, precis
 def _contenders(config, data, args, device) -> tuple[dict, str, bool]:
     """Runners by name; ours at its default precision, then fp32 and bf16 where they differ."""
     auto = resolve_precision("auto", device)
-    bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_fast_bf16()
+    bf16 = cuda_has_fast_bf16(device) if device.type == "cuda" else cpu_has_fast_bf16()
     stream = _reference_stream(data, args, device)
     runners = {
         "reference fp32": _reference(config, stream, device, "fp32"),
@@ -240,7 +294,35 @@ def _contenders(config, data, args, device) -> tuple[dict, str, bool]:
         runners["reference bf16"] = _reference(config, stream, device, "bf16")
         if auto != "bf16":
             runners["ours bf16"] = _ours(config, data, args, device, "bf16")
+    if args.compile:
+        runners[COMPILED.format(auto)] = _ours(config, data, args, device, auto, compile=True)
     return runners, auto, bf16
+
+
+COMPILED = "ours auto ({}), compiled"
+
+
+def _peak_tflops(args, device: torch.device) -> float | None:
+    if args.peak_tflops is not None or device.type != "cuda":
+        return args.peak_tflops
+    name = torch.cuda.get_device_name(device)
+    return next((peak for pattern, peak in PEAK_BF16_TFLOPS if re.search(pattern, name)), None)
+
+
+def _warm_up(runners: dict, steps: int) -> None:
+    """Untimed steps (compilation and autotuning fall here); a compiled contender that fails
+    to compile is dropped with one line, so the other figures still come out."""
+    for name, run in list(runners.items()):
+        try:
+            run(steps)
+        except Exception as exc:  # noqa: BLE001 - torch.compile raises many kinds
+            if name.startswith("ours") and name.endswith("compiled"):
+                print(
+                    f"compile:       failed, left out ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                )
+                del runners[name]
+            else:
+                raise
 
 
 def _comparisons(
@@ -309,9 +391,12 @@ def main() -> None:
         f"setup:         {args.plan}, batch {args.batch_size}, {args.steps} steps per sample, "
         f"warm-up {args.warmup} steps, {args.repeats} repeats; reference DataLoader num_workers={args.workers}"
     )
+    if args.compile is None:
+        args.compile = device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # for both contenders (ours sets it anyway)
     runners, auto, bf16 = _contenders(config, data, args, device)
-    for run in runners.values():
-        run(args.warmup)
+    _warm_up(runners, max(args.warmup, 1 if args.compile else 0))
     _common.synchronize(device)
     seconds = _common.interleaved(
         {name: (lambda r=run: r(args.steps)) for name, run in runners.items()},
@@ -338,9 +423,50 @@ def main() -> None:
         _comparisons(seconds, images, auto, bf16, device, args.quick),
     )
     print()
+    figures = _figures(args, data, device, seconds, images, auto)
+    print(f"model FLOPs:   {_flops_line(figures, args, data)}")
     print(f"noise:         {_common.noise_line(seconds)}")
     if args.quick:
         print("note:          --quick sizes: the figures say nothing about the goal")
+    if args.json:
+        _common.write_json(args.json, figures)
+
+
+def _flops_per_image(args, data: Dataset) -> int:
+    """3 x 2 x the forward's mult-adds: a multiply-add is 2 FLOPs, backward costs 2 forwards."""
+    size = data.train.images.shape[-1]
+    return 6 * parse_plan(args.plan).multiply_adds(size, data.num_classes)
+
+
+def _figures(args, data: Dataset, device, seconds: dict, images: int, auto: str) -> dict:
+    """The flat dict --json writes (the keys bench/gpu_check.py reads)."""
+    ips = {name: images / _common.median(s) for name, s in seconds.items()}
+    ours = f"ours auto ({auto})"
+    peak = _peak_tflops(args, device)
+    mfu = _flops_per_image(args, data) * ips[ours] / (peak * 1e12) if peak else None
+    return {
+        "device": _common.device_name(device),
+        "plan": args.plan,
+        "precision": auto,
+        "images_per_s": ips[ours],
+        "baseline_images_per_s": ips["reference fp32"],
+        "speedup": _common.paired_ratio(seconds["reference fp32"], seconds[ours]),
+        "goal": GOALS.get(device.type, GOALS["cuda"]),
+        "mfu": mfu,
+        "peak_tflops": peak,
+        "compile_images_per_s": ips.get(COMPILED.format(auto)),
+    }
+
+
+def _flops_line(figures: dict, args, data: Dataset) -> str:
+    per_image = _flops_per_image(args, data)
+    line = f"{per_image / 1e9:.3f} GFLOP per training image (3 x 2 x {per_image / 6e6:,.1f}M mult-adds)"
+    if figures["mfu"] is None:
+        return line + "; MFU n/a (no known bf16 peak: --peak-tflops X)"
+    return (
+        line + f"; MFU {100 * figures['mfu']:.2f}% of {figures['peak_tflops']:g} TFLOP/s "
+        f"dense bf16 (ours at its defaults, {figures['precision']})"
+    )
 
 
 if __name__ == "__main__":

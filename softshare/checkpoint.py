@@ -14,7 +14,9 @@ import os
 import pathlib
 import pickle
 import platform
+import shutil
 import tempfile
+import uuid
 import zipfile
 from typing import Any
 
@@ -25,6 +27,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "atomic_write_text",
+    "atomic_same_file",
     "environment",
     "FORMAT",
 ]
@@ -69,6 +72,29 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes, shared: bool = F
 def atomic_write_text(path: str | os.PathLike, text: str, shared: bool = False) -> None:
     """Replace ``path`` with ``text`` (UTF-8) atomically (:func:`atomic_write`)."""
     atomic_write_bytes(path, text.encode(), shared)
+
+
+def atomic_same_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make ``path`` atomically a second name of the file ``source`` (a hard link).
+
+    A link to a temporary name beside ``path``, then renamed over it: a reader sees the old
+    file or the new one. Safe because the project never writes a file in place (every write
+    is :func:`atomic_write`'s new file renamed over the old), so the next write of ``source``
+    leaves ``path`` as it was. Where the file system has no hard links, a copy (atomic too).
+    """
+    source, path = pathlib.Path(source), pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        os.link(source, tmp)
+    except OSError:  # no hard links here (some network and FUSE file systems)
+        with open(source, "rb") as src:
+            atomic_write(path, lambda handle: shutil.copyfileobj(src, handle))
+        return
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:

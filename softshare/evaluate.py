@@ -1,5 +1,10 @@
 """Measure a model on a split (:func:`evaluate`), and rebuild a trained model from its
-checkpoint alone to measure it on the test set."""
+checkpoint alone to measure it on the test set.
+
+The evaluation batch is free to be large (no gradients are kept): on CUDA,
+:func:`auto_batch_size` takes the whole split where the free memory allows it, so an epoch's
+validation is one or a few launches of each layer instead of ten.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,36 @@ from .data import DataConfig, Split, batches, load_dataset
 from .models import SWRN, ModelConfig
 from .runtime import autocast_context, resolve_device, resolve_precision
 
-__all__ = ["evaluate", "evaluate_checkpoint", "load"]
+__all__ = ["auto_batch_size", "evaluate", "evaluate_checkpoint", "load"]
+
+CPU_BATCH = 500  # the CPU gains nothing from larger batches, and they cost memory
+# Share of the free CUDA memory an evaluation may plan for, and live activations per image in
+# units of the largest conv output (block input, BN-ReLU output, conv output, shortcut, sum,
+# cuDNN workspace: 8 is a generous bound for a pre-activation block).
+FREE_SHARE, LIVE_ACTIVATIONS = 0.5, 8
+
+
+def auto_batch_size(model: nn.Module, split: Split, precision: str = "fp32") -> int:
+    """Images per evaluation batch: 500 on the CPU; on CUDA the whole split where
+    ``FREE_SHARE`` of the free memory (the driver's plus the caching allocator's unused blocks)
+    holds its activations, else the largest power of two that does (the same one every epoch,
+    so cuDNN's autotuning is not repeated)."""
+    device = next(model.parameters()).device
+    n = max(len(split), 1)
+    if device.type != "cuda":
+        return min(CPU_BATCH, n)
+    free, _ = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    c, h, w = split.images.shape[1:]
+    widest = max(
+        (m.out_channels for m in model.modules() if hasattr(m, "out_channels")), default=c
+    )
+    element = 2 if precision == "bf16" else 4
+    per_image = LIVE_ACTIVATIONS * widest * h * w * element + c * h * w * 5  # + uint8, fp32 input
+    fits = int(FREE_SHARE * free) // per_image
+    if fits >= n:
+        return n
+    return 1 << max(fits, 1).bit_length() - 1
 
 
 def evaluate(
@@ -24,12 +58,18 @@ def evaluate(
     mean,
     std,
     *,
-    batch_size: int = 500,
+    batch_size: int = 0,
     precision: str = "fp32",
     channels_last: bool = True,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (fraction) of ``model`` on ``split``, no augmentation."""
+    """Mean cross-entropy and accuracy (fraction) of ``model`` on ``split``, no augmentation.
+
+    ``batch_size``: images per batch; 0 (the default) picks it (:func:`auto_batch_size`).
+    """
+    if batch_size < 0:
+        raise ValueError(f"batch_size must be >= 0 (0: auto), but got {batch_size=}.")
     device = next(model.parameters()).device
+    batch_size = batch_size or auto_batch_size(model, split, precision)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)

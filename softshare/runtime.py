@@ -1,14 +1,21 @@
 """Device and precision, chosen once: the CPU runs the same code as the GPU.
 
-``precision="auto"`` picks bf16 autocast on CUDA and on CPUs with native bf16 matrix units
-(AVX-512 BF16 or AMX), where it trains about 3x faster than fp32; elsewhere bf16 would be
-emulated and slower, so fp32.
+``precision="auto"`` picks bf16 autocast where the device has native bf16 matrix units: CUDA
+cards of compute capability 8.0 and later (Ampere, Ada, Hopper, Blackwell) and CPUs with
+AVX-512 BF16 or AMX, where it trains about 3x faster than fp32 (measured on the CPU); elsewhere
+bf16 would be emulated and slower, so fp32. ``torch.cuda.is_bf16_supported()`` is not the test:
+it also says yes where bf16 is emulated (a V100, a T4) and asks about the current device, not
+the chosen one.
+
+:func:`release_memory` hands the CUDA caching allocator's unused blocks back when a run ends,
+so the next trial of a study (or another process on the card) gets them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import pathlib
 
@@ -18,7 +25,9 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "cpu_has_fast_bf16",
+    "cuda_has_fast_bf16",
     "autocast_context",
+    "release_memory",
     "PRECISIONS",
 ]
 
@@ -38,6 +47,16 @@ def cpu_has_fast_bf16() -> bool:
         [],
     )
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+# bf16 tensor cores arrived with Ampere (compute capability 8.0); Volta (7.0) and Turing (7.5)
+# run bf16 by emulation, slower than fp32 (NVIDIA Ampere architecture whitepaper).
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+def cuda_has_fast_bf16(device: torch.device | str | int | None = None) -> bool:
+    """True where the CUDA device (None: the current one) has bf16 tensor cores (capability >= 8.0)."""
+    return tuple(torch.cuda.get_device_capability(device)) >= NATIVE_BF16_CAPABILITY
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -71,7 +90,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if cuda_has_fast_bf16(device) else "fp32"
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
@@ -80,3 +99,14 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def release_memory(device: torch.device) -> None:
+    """Collect garbage and, on CUDA, return the caching allocator's free blocks to the driver.
+
+    Called when a run ends or raises: what the run held is garbage by then, but the allocator
+    keeps it reserved for this process until ``empty_cache``. On the CPU, only the collection.
+    """
+    gc.collect()  # reference cycles (a model, an optimizer) would otherwise hold tensors
+    if device.type == "cuda" and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()

@@ -8,6 +8,28 @@ coefficients. A cosine schedule is offered for short budgets.
 The data stay on the device as uint8 and are augmented by batched tensor ops (see data.py); a
 per-epoch callback can stop the run (this is how the search early-stops trials without this
 module knowing about the search); checkpoints are atomic and resuming is exact on the CPU.
+
+On a GPU (the same code runs on the CPU):
+
+- The step loop has no host sync: the epoch's random draws reach the device in one
+  non-blocking copy (data.py), the loss and accuracy sums stay on the device, and the progress
+  figures (every 20 steps) are the newest snapshot that has already arrived in pinned host
+  memory, found with an event query, never waited for. The epoch's one sync reads its totals
+  after the last step; a non-finite loss is caught there, or earlier at a progress point.
+- ``cudnn.benchmark`` is switched on (process-wide) for CUDA runs: every training batch has
+  the same shape (drop_last), so the autotuning is paid once. Not where the caller asked for
+  reproducible kernels (``torch.backends.cudnn.deterministic`` or
+  ``torch.use_deterministic_algorithms``): resuming is then exact on CUDA too.
+- ``eval_batch_size=0`` (the default) evaluates the whole split in as few chunks as the free
+  memory allows (:func:`softshare.evaluate.auto_batch_size`); 500 images on the CPU.
+- A checkpoint is read onto the CPU and ``load_state_dict`` moves the weights and the optimizer
+  state to the run's device; the RNG states stay CPU tensors (``Generator.set_state`` and
+  ``torch.set_rng_state`` take nothing else), and the CUDA generator's state is saved too.
+- When a run ends or raises (``torch.OutOfMemoryError`` included, which propagates as itself),
+  its tensors are released and the CUDA cache emptied (:func:`softshare.runtime.release_memory`),
+  so the next trial of a study starts with the card's memory free.
+- ``compile=True`` wraps the model in ``torch.compile`` for the training steps; evaluation runs
+  the eager model (its last chunk has another shape, which would cost a recompile).
 """
 
 from __future__ import annotations
@@ -17,6 +39,7 @@ import math
 import os
 import pathlib
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -25,12 +48,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from .analysis import coefficient_matrices
-from .checkpoint import atomic_write_text, dumps, environment, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    atomic_same_file,
+    atomic_write_text,
+    dumps,
+    environment,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .data import Augment, DataConfig, Dataset, batches
 from .evaluate import evaluate
 from .layers import parameter_groups
 from .models import SWRN, ModelConfig, count_parameters, to_channels_last
-from .runtime import PRECISIONS, autocast_context, resolve_device, resolve_precision
+from .runtime import (
+    PRECISIONS,
+    autocast_context,
+    release_memory,
+    resolve_device,
+    resolve_precision,
+)
 from .strict import option, strict_from_dict
 
 __all__ = [
@@ -49,6 +85,7 @@ CHECKPOINT, BEST, METRICS = "checkpoint.pt", "model_best.pt", "metrics.json"
 SCHEDULES = ("step", "cosine")
 # TrainConfig fields that say how fast a run goes, not what it learns: a resume may change them.
 RUNTIME_FIELDS = ("device", "precision", "channels_last", "compile", "eval_batch_size")
+PROGRESS_EVERY = 20  # steps between progress figures (and early checks for a non-finite loss)
 
 
 @dataclass(frozen=True)
@@ -77,13 +114,15 @@ class TrainConfig:
     )
     channels_last: bool = option(True, "NHWC memory format (--no-channels-last: NCHW)")
     compile: bool = option(False, "torch.compile the model")
-    eval_batch_size: int = 500
+    # images per evaluation batch; 0: auto (500 on the CPU, on CUDA as many as free memory
+    # allows, the whole split where it fits). Saved configs with 500 keep meaning 500.
+    eval_batch_size: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(self.milestones))
         _check_int(self, "epochs", 1)
         _check_int(self, "batch_size", 1)
-        _check_int(self, "eval_batch_size", 1)
+        _check_int(self, "eval_batch_size", 0)
         _check_int(self, "cutout", 0)
         _check_int(self, "crop_padding", 0)
         _check_int(self, "seed", 0)
@@ -195,6 +234,10 @@ class _Run:
                 )
             self.model.load_state_dict(initial.state_dict())
         self.model = self.model.to(self.device)
+        if self.device.type == "cuda" and not _deterministic():
+            # Every training batch has one shape (drop_last), so cuDNN's autotuning is paid
+            # once per run; the flag is process-wide and stays on.
+            torch.backends.cudnn.benchmark = True
         if cfg.channels_last:
             to_channels_last(self.model)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
@@ -226,7 +269,7 @@ class _Run:
             "status": self.status,
             "stop_reason": self.stop_reason,
             "train_seconds": self.train_seconds,
-            "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "rng": self._rng_state(),
             "environment": environment(self.device),
             "precision": self.precision,
             "num_classes": self.data.num_classes,
@@ -235,7 +278,18 @@ class _Run:
             "std": list(self.data.std),
         }
 
+    def _rng_state(self) -> dict:
+        rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
     def restore(self, ckpt: dict) -> None:
+        """Continue from a checkpoint read onto the CPU (:func:`load_checkpoint`'s default).
+
+        ``load_state_dict`` copies weights and optimizer state onto the run's device; the RNG
+        states must stay CPU ByteTensors, which is why the file is not read onto the device.
+        """
         self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.scheduler.load_state_dict(ckpt["scheduler_state"])
@@ -250,8 +304,11 @@ class _Run:
         self.status = "complete" if status == "completed" else status
         self.stop_reason = ckpt["stop_reason"]
         self.train_seconds = ckpt["train_seconds"]
-        self.generator.set_state(ckpt["rng"]["generator"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
+        rng = ckpt["rng"]
+        self.generator.set_state(rng["generator"])
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and "cuda" in rng:  # absent where the run began on a CPU
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     def result(self) -> RunResult:
         val = [row["val_acc"] for row in self.history]
@@ -271,6 +328,12 @@ class _Run:
         )
 
 
+def _deterministic() -> bool:
+    """Whether the caller asked for reproducible kernels: then no autotuning, whose choice of
+    algorithm depends on timings and so changes the rounding from run to run."""
+    return torch.backends.cudnn.deterministic or torch.are_deterministic_algorithms_enabled()
+
+
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
@@ -279,14 +342,58 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     )
 
 
+class _Tally:
+    """An epoch's loss sum and correct count, kept on the device and read without a host sync.
+
+    :meth:`poll` (at progress points) gives the newest snapshot that has reached the host, or
+    None: on CUDA a snapshot is a non-blocking copy into pinned memory whose arrival an event
+    query tells, so the step loop never waits for the GPU (the figures lag by one progress
+    interval); on the CPU it arrives at once. :meth:`final` is the epoch's one sync.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        cuda = device.type == "cuda"
+        self.device = device
+        self.sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, correct
+        self.host = torch.zeros(2, dtype=torch.float64, pin_memory=cuda)
+        self.event = torch.cuda.Event() if cuda else None
+        self.pending: tuple[int, int] | None = None  # (step, images) of the snapshot in flight
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.sums[0] += loss.detach().double() * len(y)
+        self.sums[1] += (logits.detach().argmax(1) == y).sum()
+
+    def poll(self, step: int, seen: int) -> tuple[int, int, float, float] | None:
+        """(step, images, loss sum, correct) of the newest snapshot on the host, or None; takes
+        a new snapshot at (step, seen) when none is in flight."""
+        ready = self._arrived()
+        if self.pending is None:
+            self.host.copy_(self.sums, non_blocking=self.event is not None)
+            if self.event is not None:
+                self.event.record(torch.cuda.current_stream(self.device))
+            self.pending = (step, seen)
+            ready = self._arrived() or ready
+        return ready
+
+    def _arrived(self) -> tuple[int, int, float, float] | None:
+        if self.pending is None or (self.event is not None and not self.event.query()):
+            return None
+        (step, seen), self.pending = self.pending, None
+        loss_sum, correct = self.host.tolist()  # host memory: no sync
+        return step, seen, loss_sum, correct
+
+    def final(self) -> tuple[float, float]:
+        loss_sum, correct = self.sums.tolist()  # waits for the epoch's last step
+        return loss_sum, correct
+
+
 def _train_epoch(run: _Run, progress) -> tuple[float, float, int, bool]:
     """One pass over the training split; returns loss, accuracy, images, and whether finite."""
     cfg, model = run.cfg, run.model
     model.train()
     augment = Augment(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout)
-    loss_sum = torch.zeros((), device=run.device, dtype=torch.float64)
-    correct = torch.zeros((), device=run.device, dtype=torch.int64)
-    seen, finite = 0, True
+    tally = _Tally(run.device)
+    seen, finite, step = 0, True, 0
     total = len(run.data.train.labels) // cfg.batch_size or 1
     for step, (x, y) in enumerate(
         batches(
@@ -308,27 +415,31 @@ def _train_epoch(run: _Run, progress) -> tuple[float, float, int, bool]:
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
-        loss_sum += loss.detach().double() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
+        tally.add(loss, logits, y)
         seen += len(y)
-        if step % 20 == 0 or step == total:  # a host sync only every 20 steps
-            mean_loss = loss_sum.item() / seen
-            if not math.isfinite(mean_loss):
-                finite = False
-                break
-            if progress is not None:
-                progress.batch(step, total, mean_loss, correct.item() / seen)
-    mean_loss = loss_sum.item() / max(seen, 1)
-    return mean_loss, correct.item() / max(seen, 1), seen, finite and math.isfinite(mean_loss)
+        if step % PROGRESS_EVERY == 0:  # no host sync: figures that have arrived, if any
+            ready = tally.poll(step, seen)
+            if ready is not None:
+                at, images, loss_sum, correct = ready
+                if not math.isfinite(loss_sum):
+                    finite = False
+                    break
+                if progress is not None:
+                    progress.batch(at, total, loss_sum / images, correct / images)
+    loss_sum, correct = tally.final()  # the epoch's one host sync
+    mean_loss, accuracy = loss_sum / max(seen, 1), correct / max(seen, 1)
+    finite = finite and math.isfinite(mean_loss)
+    if progress is not None and finite and seen:
+        progress.batch(step, total, mean_loss, accuracy)
+    return mean_loss, accuracy, seen, finite
 
 
 def _save(run: _Run, out: pathlib.Path | None, best: bool) -> None:
     if out is None:
         return
-    state = run.state()
-    save_checkpoint(out / CHECKPOINT, state)
-    if best:
-        save_checkpoint(out / BEST, state)
+    save_checkpoint(out / CHECKPOINT, run.state())
+    if best:  # the same state: a second name of the file just written, not a second write
+        atomic_same_file(out / CHECKPOINT, out / BEST)
     atomic_write_text(out / METRICS, dumps(run.result().to_dict()))
 
 
@@ -406,6 +517,9 @@ def train(
     ``progress``: an object with epoch_start/batch/epoch_end methods (see softshare.console), or None.
     ``initial``: a model of ``model_config`` whose weights the run starts from (e.g. one made by
     :func:`softshare.inherit`) instead of a random initialisation; a resume ignores it.
+
+    Whatever the run raises (``torch.OutOfMemoryError`` included) propagates as itself, after
+    the run's memory is released (the locals of the traceback's frames are cleared for that).
     """
     if model_config.num_classes != data.num_classes:
         raise ValueError(
@@ -413,9 +527,26 @@ def train(
             f"{data.num_classes}; set num_classes={data.num_classes}."
         )
     out = pathlib.Path(out_dir) if out_dir is not None else None
-    run = _Run(model_config, cfg, data, data_config, initial)
+    device, run = resolve_device(cfg.device), None
+    try:
+        run = _Run(model_config, cfg, data, data_config, initial)
+        return _train(run, out, resume, callback, progress)
+    except BaseException as exc:
+        # The traceback holds every frame the error went through, and with them the model, the
+        # batch and its activations: clear their locals, so that the memory is released below
+        # and not kept by the caller's copy of the error (a study records a failed trial, an
+        # out-of-memory one included, and goes on to the next). The error itself propagates.
+        traceback.clear_frames(exc.__traceback__)
+        raise
+    finally:
+        del run
+        release_memory(device)
+
+
+def _train(run: _Run, out: pathlib.Path | None, resume: bool, callback, progress) -> RunResult:
+    model_config, cfg, data_config = run.model_config, run.cfg, run.data_config
     if resume and out is not None and (out / CHECKPOINT).exists():
-        ckpt = load_checkpoint(out / CHECKPOINT, map_location=run.device)
+        ckpt = load_checkpoint(out / CHECKPOINT)  # onto the CPU: see _Run.restore
         _check_resumable(ckpt, run, out / CHECKPOINT)
         run.restore(ckpt)
         log.info("resumed %s at epoch %d", out, run.epoch)

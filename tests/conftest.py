@@ -12,6 +12,7 @@ formats), tests/studies.py (hand-made studies on disk, the tiny generated data o
 
 Markers (registered in pyproject.toml): ``slow``, ``ray``, ``browser``, ``postgres``, ``gpu``. The fast
 core suite: ``python -m pytest -q -m "not slow and not ray and not browser and not postgres and not gpu"``.
+Tests marked ``gpu`` skip, saying why, where torch sees no CUDA device.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tests.browser import CHROMEDRIVER, CHROMIUM, ERROR_COLLECTOR
 
@@ -30,6 +32,19 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Ray is the [ray] extra: without it the Ray backend's tests are not collected (they import it).
 collect_ignore = [] if importlib.util.find_spec("ray") else ["test_ray_backend.py"]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip the ``gpu`` tests, with the reason, where there is no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    why = pytest.mark.skip(
+        reason=f"no CUDA device: torch {torch.__version__} sees none "
+        f"(built with CUDA {torch.version.cuda or 'none'}); the gpu tests need one"
+    )
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(why)
 
 
 def run_search(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import softshare.checkpoint as checkpoint
 from softshare.data import Augment, DataConfig, Split, batches, load_dataset, stratified_split
@@ -374,3 +375,59 @@ def test_randomness_needs_a_cpu_generator():
     )
     moved = ds.to("meta")
     assert moved.train.images.is_meta and moved.val.labels.is_meta and not ds.test.images.is_meta
+
+
+class _HostToDevice(TorchDispatchMode):
+    """Counts copies from the CPU to another device (the meta device stands in for CUDA)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.copies = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if func is torch.ops.aten._to_copy.default and tensors[0].device.type == "cpu":
+            self.copies += out.device.type != "cpu"
+        elif func is torch.ops.aten.copy_.default and tensors[1].device.type == "cpu":
+            self.copies += tensors[0].device.type != "cpu"
+        return out
+
+
+def test_an_epoch_copies_its_randomness_to_the_device_once():
+    """A blocking host-to-device copy is a host sync on CUDA: the epoch makes a fixed number of
+    copies (draws, normalisation constants), however many batches it has."""
+    s = _split(64, size=16).to("meta")
+    counts = []
+    for batch in (32, 8):
+        g = torch.Generator().manual_seed(0)
+        with _HostToDevice() as mode:
+            out = list(
+                batches(
+                    s, batch, mean=MEAN, std=STD, generator=g, augment=Augment(4, True, 8),
+                    shuffle=True, drop_last=True, channels_last=True,
+                )
+            )  # fmt: skip
+        assert len(out) == 64 // batch and out[0][0].is_meta
+        counts.append(mode.copies)
+    assert counts[0] == counts[1] <= 2, counts
+
+
+def test_the_whole_epoch_is_drawn_with_the_first_batch():
+    """The generator has moved past the whole epoch once the first batch is out, and the
+    batches do not depend on how many of them a step asks for: their draws are fixed."""
+    s = _split(40)
+    aug = Augment(4, True, 16)
+    g = torch.Generator().manual_seed(5)
+    epoch = batches(s, 8, mean=MEAN, std=STD, generator=g, augment=aug, shuffle=True)
+    first = next(epoch)
+    after_first = g.get_state()
+    rest = list(epoch)
+    assert torch.equal(g.get_state(), after_first) and len(rest) == 4
+    again = list(
+        batches(
+            s, 8, mean=MEAN, std=STD, generator=torch.Generator().manual_seed(5), augment=aug,
+            shuffle=True,
+        )
+    )  # fmt: skip
+    assert all(torch.equal(a[0], b[0]) for a, b in zip([first, *rest], again))

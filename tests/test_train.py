@@ -1,13 +1,20 @@
+import gc
 import json
+import math
+import os
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import softshare
+import softshare.checkpoint
+import softshare.data
+import softshare.train
 from softshare import ModelConfig
 from softshare.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from softshare.data import DataConfig, load_dataset
-from softshare.evaluate import evaluate_checkpoint, load
+from softshare.evaluate import auto_batch_size, evaluate_checkpoint, load
 from softshare.train import BEST, CHECKPOINT, TrainConfig, train
 from tests.conftest_data import write_cifar10
 
@@ -293,3 +300,186 @@ def test_a_run_can_start_from_given_weights(synthetic, tmp_path):
     other = softshare.build_model("WRN-16-1")
     with pytest.raises(ValueError, match="initial weights are of WRN-16-1, not SWRN-16-1-1"):
         train(ModelConfig("SWRN-16-1-1"), tiny, data, initial=other)
+
+
+# ----------------------------------------------------------------------------- ready for the GPU
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """64 training and 16 validation images of 8x8: a WRN-10-1 epoch takes well under a second."""
+    cfg = DataConfig(
+        dataset="synthetic", synthetic_train=80, synthetic_test=16, image_size=8, val_fraction=0.2
+    )
+    return cfg, load_dataset(cfg)
+
+
+def _tiny_cfg(**kw):
+    return _cfg(**({"epochs": 1, "batch_size": 8} | kw))
+
+
+def test_resume_reads_the_checkpoint_onto_the_cpu_whatever_the_device(tiny, tmp_path, monkeypatch):
+    """A CUDA run used to read its checkpoint onto the GPU, and Generator.set_state refused the
+    RNG state there. The meta device stands in for the GPU: a run resolved onto it restores a
+    CPU-written checkpoint, RNG states included."""
+    dcfg, data = tiny
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_one(metrics):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(
+            ModelConfig("WRN-10-1"),
+            _tiny_cfg(epochs=2),
+            data,
+            data_config=dcfg,
+            out_dir=tmp_path,
+            callback=stop_after_one,
+        )
+    saved = load_checkpoint(tmp_path / CHECKPOINT)
+    monkeypatch.setattr(softshare.train, "resolve_device", lambda device: torch.device("meta"))
+    restored = {}
+    real_restore = softshare.train._Run.restore
+
+    def restore_then_stop(run, ckpt):
+        real_restore(run, ckpt)
+        restored.update(epoch=run.epoch, generator=run.generator.get_state(), device=run.device)
+        raise Stop  # a run on the meta device cannot train on: stop once it has resumed
+
+    monkeypatch.setattr(softshare.train._Run, "restore", restore_then_stop)
+    with pytest.warns(UserWarning, match="meta parameter"), pytest.raises(Stop):
+        train(
+            ModelConfig("WRN-10-1"),
+            _tiny_cfg(epochs=2),
+            data,
+            data_config=dcfg,
+            out_dir=tmp_path,
+            resume=True,
+        )
+    assert restored["device"].type == "meta" and restored["epoch"] == 1
+    assert torch.equal(restored["generator"], saved["rng"]["generator"])
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def epoch_start(self, epoch: int, epochs: int) -> None:
+        pass
+
+    def batch(self, step, total, loss, acc, batch_size=None) -> None:
+        assert math.isfinite(loss) and 0.0 <= acc <= 1.0
+        self.steps.append(step)
+
+    def epoch_end(self, metrics) -> None:
+        pass
+
+
+class _ScalarReads(TorchDispatchMode):
+    """Counts tensor-to-Python-number reads (``.item()``): each is a host sync on CUDA."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.reads += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_step_loop_reads_no_scalar(tmp_path):
+    """45 steps with a progress bar: progress at steps 20, 40 and the end, and no ``.item()``
+    (on CUDA the progress figures are snapshots already copied to the host)."""
+    data = load_dataset(
+        DataConfig(dataset="synthetic", synthetic_train=360, image_size=8, val_fraction=0.0)
+    )
+    run = softshare.train._Run(ModelConfig("WRN-10-1"), _tiny_cfg(), data, None)
+    recorder = _Recorder()
+    with _ScalarReads() as mode:
+        loss, acc, seen, finite = softshare.train._train_epoch(run, recorder)
+    assert (seen, finite) == (360, True) and math.isfinite(loss) and 0.0 <= acc <= 1.0
+    assert recorder.steps == [20, 40, 45]
+    assert mode.reads == 0
+
+
+def test_an_improving_epoch_serialises_its_state_once(tiny, tmp_path, monkeypatch):
+    """checkpoint.pt and model_best.pt of an improving epoch are one torch.save: the best is a
+    second name of the file (a hard link), or a byte copy where links fail; the next epoch's
+    checkpoint replaces checkpoint.pt and leaves the best as it was."""
+    dcfg, data = tiny
+    saves = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda *a, **k: saves.append(1) or real_save(*a, **k))
+    for where, link in (("linked", True), ("copied", False)):
+        if not link:
+            monkeypatch.setattr(softshare.checkpoint.os, "link", _no_link)
+        saves.clear()
+        out, linked = tmp_path / where, []
+
+        def look(metrics, out=out, linked=linked):  # called after the epoch's files are written
+            if metrics.epoch == 1:  # the first epoch always improves: both names written
+                linked.append(os.path.samefile(out / CHECKPOINT, out / BEST))
+                first = load_checkpoint(out / BEST)
+                assert first["epoch"] == 1 and len(saves) == 1
+                assert (out / CHECKPOINT).read_bytes() == (out / BEST).read_bytes()
+
+        result = train(
+            ModelConfig("WRN-10-1"),
+            _tiny_cfg(epochs=3),
+            data,
+            data_config=dcfg,
+            out_dir=out,
+            callback=look,
+        )
+        assert linked == [link] and len(saves) == 3, (
+            where
+        )  # one per epoch, the first of which always improves
+        val = [row["val_acc"] for row in result.history]
+        best_epoch = val.index(max(val)) + 1
+        a, b = load_checkpoint(out / CHECKPOINT), load_checkpoint(out / BEST)
+        assert (a["epoch"], b["epoch"]) == (3, best_epoch)
+        assert os.path.samefile(out / CHECKPOINT, out / BEST) == (link and best_epoch == 3)
+        if best_epoch == 3:
+            assert (out / CHECKPOINT).read_bytes() == (out / BEST).read_bytes()
+            assert all(torch.equal(a["model_state"][k], v) for k, v in b["model_state"].items())
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            [CHECKPOINT, BEST, "metrics.json", "config.json"]
+        )  # no temporary file left behind
+
+
+def _no_link(source, target):
+    raise OSError(95, "Operation not supported")
+
+
+def test_a_run_that_runs_out_of_memory_frees_it_and_raises_as_itself(tiny):
+    """A study records an out-of-memory trial as failed and goes on: the error must come out as
+    torch.OutOfMemoryError, and the run's model must be freed though the caller holds it."""
+    dcfg, data = tiny
+
+    class OutOfMemory(_Recorder):
+        def batch(self, *args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    def models() -> int:
+        gc.collect()
+        return sum(isinstance(o, softshare.SWRN) for o in gc.get_objects())
+
+    before = models()
+    with pytest.raises(torch.OutOfMemoryError, match="Tried to allocate") as raised:
+        train(ModelConfig("WRN-10-1"), _tiny_cfg(), data, progress=OutOfMemory())
+    assert raised.value.__traceback__ is not None and models() == before
+
+
+def test_eval_batch_size_auto_is_the_default_and_saved_sizes_still_load():
+    assert TrainConfig().eval_batch_size == 0
+    assert TrainConfig.from_dict({"eval_batch_size": 500}).eval_batch_size == 500
+    with pytest.raises(ValueError, match="eval_batch_size"):
+        TrainConfig(eval_batch_size=-1)
+    model = softshare.build_model("WRN-10-1")
+    images = torch.zeros(1200, 3, 8, 8, dtype=torch.uint8)
+    split = softshare.data.Split(images, torch.zeros(1200, dtype=torch.int64))
+    assert auto_batch_size(model, split) == 500  # the CPU: 500 as before
+    assert auto_batch_size(model, split.subset(torch.arange(30))) == 30

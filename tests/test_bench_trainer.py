@@ -1,0 +1,83 @@
+"""bench/bench_trainer.py: --quick end to end, and the --json figures bench/gpu_check.py reads."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+KEYS = {
+    "device": str,
+    "plan": str,
+    "precision": str,
+    "images_per_s": float,
+    "baseline_images_per_s": float,
+    "speedup": float,
+    "goal": float,
+    "mfu": (float, type(None)),
+    "peak_tflops": (float, type(None)),
+    "compile_images_per_s": (float, type(None)),
+}
+
+
+def _bench():
+    sys.path.insert(0, str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location(
+        "bench_trainer", REPO / "bench" / "bench_trainer.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "name,peak",
+    [
+        ("NVIDIA H200", 989.0),
+        ("NVIDIA GH200 480GB", 989.0),
+        ("NVIDIA H100 80GB HBM3", 989.0),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA L40S", 362.0),
+        ("NVIDIA L4", 121.0),
+        ("NVIDIA A10", 125.0),
+        ("NVIDIA A10G", None),
+        ("Tesla V100-SXM2-16GB", None),
+    ],
+)
+def test_the_bf16_peak_is_found_by_the_device_name(monkeypatch, name, peak):
+    import torch
+
+    b = _bench()
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    args = type("Args", (), {"peak_tflops": None})()
+    assert b._peak_tflops(args, torch.device("cuda")) == peak
+    args.peak_tflops = 50.0
+    assert b._peak_tflops(args, torch.device("cuda")) == 50.0
+    assert b._peak_tflops(type("Args", (), {"peak_tflops": None})(), torch.device("cpu")) is None
+
+
+@pytest.mark.slow
+def test_bench_trainer_quick_writes_the_figures(tmp_path):
+    out = tmp_path / "trainer.json"
+    done = subprocess.run(
+        [sys.executable, "bench/bench_trainer.py", "--quick", "--threads", "1", "--json", str(out),
+         "--peak-tflops", "1"],
+        cwd=REPO,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "model FLOPs:" in done.stdout and "MFU" in done.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures) == set(KEYS)
+    assert all(isinstance(figures[k], t) for k, t in KEYS.items()), figures
+    assert figures["device"] == "cpu" and figures["plan"] == "SWRN-16-1-2"
+    assert figures["peak_tflops"] == 1.0 and 0 < figures["mfu"] < 1
+    assert figures["compile_images_per_s"] is None  # off on the CPU unless --compile
