@@ -19,7 +19,6 @@ little under the share, because each process's CUDA context (a few hundred MB) s
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from collections import Counter
@@ -27,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from softshare.runtime import release_memory  # after every trial: softshare's own
 
 __all__ = [
     "HEADROOM",
@@ -149,14 +150,6 @@ def apply_placement(placement: Placement) -> None:
     if placement.memory_fraction is not None:
         torch.cuda.set_per_process_memory_fraction(placement.memory_fraction, 0)
         log.info("memory capped at %.0f%% of the card", 100 * placement.memory_fraction)
-
-
-def release_memory() -> None:
-    """Give a finished trial's GPU memory back to the card: collect what its frames held, then
-    empty the caching allocator (a no-op where CUDA never started)."""
-    gc.collect()
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
 
 
 def oom_reason(exc: BaseException) -> str | None:

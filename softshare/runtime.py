@@ -101,12 +101,14 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
     return contextlib.nullcontext()
 
 
-def release_memory(device: torch.device) -> None:
+def release_memory(device: torch.device | None = None) -> None:
     """Collect garbage and, on CUDA, return the caching allocator's free blocks to the driver.
 
-    Called when a run ends or raises: what the run held is garbage by then, but the allocator
-    keeps it reserved for this process until ``empty_cache``. On the CPU, only the collection.
+    Called when a run ends or raises (and by nas after every trial): what the run held is
+    garbage by then, but the allocator keeps it reserved for this process until
+    ``empty_cache``. ``device``: the run's; on the CPU, only the collection. None: whatever this
+    process used, so the cache is emptied where CUDA has started (a no-op where it never did).
     """
     gc.collect()  # reference cycles (a model, an optimizer) would otherwise hold tensors
-    if device.type == "cuda" and torch.cuda.is_initialized():
+    if (device is None or device.type == "cuda") and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
