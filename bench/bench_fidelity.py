@@ -35,11 +35,9 @@ compares that front's hypervolume, scored from scratch, with the scratch study's
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import pathlib
 import sys
-import tempfile
 import time
 
 # This checkout's packages first (as bench_inherit.py), not an installed copy of another one.
@@ -217,15 +215,8 @@ def main() -> None:
         f"{args.inherit_epochs} epoch(s) from cosine lr {args.inherit_lr}; same stopping rule "
         f"(rungs relative to each trial's budget)"
     )
-    keep = (
-        contextlib.nullcontext(args.out)
-        if args.out
-        else tempfile.TemporaryDirectory(prefix="bench_fidelity_")
-    )
-    with keep as folder:
-        root = pathlib.Path(folder)
-        if taken := [c.name for c in configs.values() if (root / c.name).exists()]:
-            raise SystemExit(f"{root} already holds {', '.join(taken)}; choose an empty --out.")
+    names = [c.name for c in configs.values()]
+    with search_bench.fresh_folder(args.out, names, "bench_fidelity_") as root:
         print()
         start = time.perf_counter()
         rows, wall = search_bench._run_both(configs, root)

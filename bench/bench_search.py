@@ -654,6 +654,21 @@ def _describe_task(base: StudyConfig, ref_params: int, device: torch.device) -> 
     )
 
 
+@contextlib.contextmanager
+def fresh_folder(out: str | None, names: list[str], prefix: str):
+    """The folder the studies are made in: ``--out`` (kept), else a temporary one (removed).
+    ``--out`` holding a study of one of ``names`` already ends the script in one line."""
+    keep = contextlib.nullcontext(out) if out else tempfile.TemporaryDirectory(prefix=prefix)
+    with keep as folder:
+        root = pathlib.Path(folder)
+        if taken := [name for name in names if (root / name).exists()]:
+            raise SystemExit(
+                f"{root} already holds {', '.join(taken)}; "
+                f"choose an empty --out so the studies start fresh."
+            )
+        yield root
+
+
 def main() -> None:
     args = _parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -684,18 +699,7 @@ def main() -> None:
     _describe(base, args, space_max, device)
     if args.quick:
         print("quick:         tiny sizes; checks that the script runs, its figures mean nothing")
-    keep = (
-        contextlib.nullcontext(args.out)
-        if args.out
-        else tempfile.TemporaryDirectory(prefix="bench_search_")
-    )
-    with keep as folder:
-        root = pathlib.Path(folder)
-        if taken := [c.name for c in configs.values() if (root / c.name).exists()]:
-            raise SystemExit(
-                f"{root} already holds {', '.join(taken)}; "
-                f"choose an empty --out so the studies start fresh."
-            )
+    with fresh_folder(args.out, [c.name for c in configs.values()], "bench_search_") as root:
         print()
         rows, wall = _run_both(configs, root)
     ref = 10 * max([space_max] + [r["params"] or 0 for rs in rows.values() for r in rs])
