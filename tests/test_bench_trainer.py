@@ -1,6 +1,5 @@
 """bench/bench_trainer.py: --quick end to end, and the --json figures bench/gpu_check.py reads."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -8,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+
+from tests.benches import load_bench
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {
@@ -25,13 +26,7 @@ KEYS = {
 
 
 def _bench():
-    sys.path.insert(0, str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location(
-        "bench_trainer", REPO / "bench" / "bench_trainer.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_trainer")
 
 
 @pytest.mark.parametrize(
