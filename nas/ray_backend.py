@@ -573,22 +573,24 @@ def run_ray(
         # it does: when every trial of a run failed (RuntimeError), or when the space is exhausted.
         recover_from_disk = functools.partial(recover, study, study_dir=folder)
         fail_stale_trials(study, recover=recover_from_disk)
-        while (slots := slots_left(study, cfg.n_trials)) > 0:
-            if make_sampler(cfg, data_shape(data)).exhausted(study):
+        # Queued trials (baselines, a user's fixed values) hold slots already counted, so they run
+        # even when they fill every slot.
+        while True:
+            slots, queued = slots_left(study, cfg.n_trials), _waiting(study)
+            if slots <= 0 and not queued:
+                break
+            if not queued and make_sampler(cfg, data_shape(data)).exhausted(study):
                 log.warning(
                     "the search space is exhausted: every architecture in it is trained, running or over "
                     "the budget; stopping with %d slot(s) left",
                     slots,
                 )
                 break
-            queued = len(
-                study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            )  # baselines: Ray runs them
-            tuner, run = _new_tuner(cfg, folder, options, fn, study, data, slots + queued)
+            tuner, run = _new_tuner(cfg, folder, options, fn, study, data, max(slots, 0) + queued)
             study.set_user_attr("ray_runs", (study.user_attrs.get("ray_runs") or []) + [run])
             _fit(tuner, run, study, cfg)
             fail_stale_trials(study, recover=recover_from_disk)
-            if slots_left(study, cfg.n_trials) >= slots:
+            if slots_left(study, cfg.n_trials) >= slots and _waiting(study) >= queued:
                 _check_not_all_failed(study, run["name"], folder)
                 log.warning(
                     "Ray run %s trained nothing new; stopping with %d slot(s) left",
@@ -602,3 +604,8 @@ def run_ray(
             import ray
 
             ray.shutdown()
+
+
+def _waiting(study: optuna.Study) -> int:
+    """How many queued trials the study holds (Ray runs each as one of its samples)."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

@@ -206,14 +206,15 @@ class StudySearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if trial_id not in self._ot_trials:
-            if slots_left(self._ot_study, self._cfg.n_trials) <= 0:
+            waiting = self._ot_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            if slots_left(self._ot_study, self._cfg.n_trials) <= 0 and not waiting:
                 # The study is full (other workers share it, or a restored run had lost a trial):
                 # n_trials bounds the study, whatever number of samples Ray was asked for.
                 return Searcher.FINISHED
             # Created with its owner (this driver) in one write: a driver killed right after
             # asking leaves a trial that fail_stale_trials recognises as its own, not an anonymous one.
             # Queued baselines go first: ask() takes the oldest queued trial, so queue none of ours then.
-            if not self._ot_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if not waiting:
                 owner = {
                     "backend": "ray",
                     "ray_run": self._run_name,

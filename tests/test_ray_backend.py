@@ -277,6 +277,15 @@ def test_ray_scheduler_stops_exactly_the_trials_the_shared_rule_stops(sequential
     assert rung_checks > 0, "no trial met enough others at a rung: the test checked nothing"
 
 
+def test_queued_trials_run_on_ray_even_when_they_fill_every_slot(ray_runtime, tmp_path):
+    """Baselines paper:N with N = n_trials queue every slot; they ran on the Optuna backend only."""
+    cfg = _cfg("queue", n_trials=2, baselines="paper:2", recipe={"epochs": 1})
+    study = run_ray(cfg, tmp_path / "queue", RayOptions(max_concurrent=2, **QUIET))
+    counts = study_counts(study)
+    assert counts["complete"] + counts["pruned"] == 2 and counts["waiting"] == 0, counts
+    assert all(t.user_attrs.get("baseline") for t in study.trials)
+
+
 def test_rerun_of_a_finished_ray_study_runs_nothing(ray_runtime, sequential_study):
     folder, study = sequential_study
     before = [(t.number, t.state, t.values) for t in study.trials]
