@@ -39,6 +39,7 @@ from .schema import INHERIT, PARENTS_DIR, SCRATCH, parent_dir
 from .space import SearchSpace
 
 __all__ = [
+    "ParentDiverged",
     "TrialStart",
     "ensure_parent",
     "load_parent",
@@ -102,6 +103,11 @@ def _ended_run(folder: pathlib.Path) -> dict | None:
     return run if (folder / CHECKPOINT).is_file() else None
 
 
+class ParentDiverged(RuntimeError):
+    """A parent whose training diverged: no trial of its depth and width can start, so a study
+    stops at once (one line) rather than failing trial after trial."""
+
+
 def ensure_parent(
     cfg: StudyConfig,
     study_dir: pathlib.Path,
@@ -112,7 +118,7 @@ def ensure_parent(
     """Parent ``name`` of the study in ``study_dir``, trained if it is not yet (resuming a killed
     run at its last epoch), with ``recipe`` (default: the study's; its runtime fields say where);
     returns its run (metrics.json: status, epochs_run, best_val_acc, train_seconds, ...).
-    RuntimeError (one line) for a parent that diverged: nothing can inherit from it."""
+    :class:`ParentDiverged` (one line) for a parent that diverged: nothing can inherit from it."""
     folder = parent_dir(study_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
@@ -133,7 +139,7 @@ def ensure_parent(
             run = {k: v for k, v in result.to_dict().items() if k != "coefficients"}
             (folder / BEST).unlink(missing_ok=True)  # children inherit the last epoch's weights
     if run["status"] != "complete":
-        raise RuntimeError(
+        raise ParentDiverged(
             f"parent {name} of study {cfg.name!r} {run['status']} ({run.get('stop_reason') or '-'}); "
             f"inherit needs a trained parent: change the recipe (e.g. --lr) or use --fidelity scratch"
         )

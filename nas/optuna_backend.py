@@ -41,6 +41,7 @@ from .devices import (
     worker_placements,
 )
 from .early_stop import decide
+from .fidelity import ParentDiverged
 from .sampler import SpaceExhausted
 from .schema import ERROR_FILE, FAILED, trial_dir
 from .storage import HEARTBEAT_S, fail_stale_trials, open_storage, open_study, worker_identity
@@ -155,9 +156,12 @@ def run_trial(
             study, trial, TrialState.FAIL, FAILED, reason, folder=folder, record=record
         )
     except Exception as exc:  # the study goes on; the reason stays with the trial
-        if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRORS:
-            # The machine's, not the trial's: every later trial would fail the same way, so
-            # the study ends with one line (search.py: exit 74); the slot runs again on resume.
+        if isinstance(exc, ParentDiverged) or (
+            isinstance(exc, OSError) and exc.errno in _MACHINE_ERRORS
+        ):
+            # The machine's or the parent's, not the trial's: every later trial would fail the
+            # same way, so the study ends with one line (search.py: exit 74 for the machine's);
+            # the slot runs again on resume.
             try:  # best effort: the storage may sit on the same full disk
                 finish_trial(study, trial, TrialState.FAIL, FAILED, failure_reason(exc))
             except OSError:

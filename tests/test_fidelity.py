@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 import search
 from nas.config import StudyConfig, load_study_config, save_study_config
-from nas.fidelity import parent_names, parent_runs, trial_recipe
+from nas.fidelity import ParentDiverged, parent_names, parent_runs, trial_recipe
 from nas.optuna_backend import run_study
 from nas.report import report_data, terminal_summary, write_report
 from nas.study import open_existing, prepare_study, study_counts
@@ -249,3 +249,26 @@ def test_a_study_killed_after_its_parent_finished_resumes_without_retraining_it(
     died = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(died) == 1 and died[0].user_attrs["reason"].endswith("died"), died
     assert all(t.user_attrs.get("fidelity") == "inherit" for t in study.trials if t.values)
+
+
+def test_a_diverged_parent_stops_the_study_at_once_in_one_line(tmp_path, capsys):
+    """Every trial of its shape would fail the same way: one failed trial, then one line."""
+    from nas.schema import parent_dir
+
+    folder = tmp_path / "div"
+    cfg = _cfg("div", n_trials=4)
+    prepare_study(cfg, folder)
+    parent = parent_dir(folder, "WRN-16-1")
+    parent.mkdir(parents=True)
+    (parent / "metrics.json").write_text(
+        json.dumps({"status": "diverged", "stop_reason": "non-finite loss at epoch 1"})
+    )
+    (parent / "checkpoint.pt").write_bytes(b"weights of a diverged run")
+    with pytest.raises(ParentDiverged, match="parent WRN-16-1 of study 'div' diverged"):
+        run_study(cfg, folder)
+    code = search.main(["study", "div", "--results-dir", str(tmp_path), "--quiet"])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "error" in line]
+    assert code == 1 and len(err) == 1, err
+    assert "parent WRN-16-1 of study 'div' diverged" in err[0] and "--fidelity scratch" in err[0]
+    counts = study_counts(open_existing(folder)[1])
+    assert counts["failed"] == 2 and counts["complete"] + counts["pruned"] == 0, counts
