@@ -316,8 +316,8 @@ class StudyConfig:
 
 
 def save_study_config(config: StudyConfig, folder: pathlib.Path) -> StudyConfig:
-    """Write ``folder/study.json`` (stamped with its creation time if it has none); returns
-    the config as written."""
+    """Write ``folder/study.json`` (stamped with its creation time if it has none; a storage
+    URL without its password); returns the config, password kept."""
     from softshare.checkpoint import atomic_write_text, dumps
 
     if not config.created:
@@ -325,7 +325,12 @@ def save_study_config(config: StudyConfig, folder: pathlib.Path) -> StudyConfig:
             config,
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         )
-    atomic_write_text(folder / STUDY_FILE, dumps(config.to_dict()))
+    from .storage import url_without_password
+
+    data = config.to_dict()
+    if data.get("storage"):  # never a password on disk; the config returned keeps it
+        data["storage"] = url_without_password(data["storage"])
+    atomic_write_text(folder / STUDY_FILE, dumps(data))
     return config
 
 

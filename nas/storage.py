@@ -146,6 +146,22 @@ def shown_url(url: str) -> str:
         return url
 
 
+def url_without_password(url: str) -> str:
+    """A storage URL with its password left out, for what is written to disk (study.json): the
+    database driver then takes it from the environment (PostgreSQL: PGPASSWORD or ~/.pgpass;
+    give ``--storage`` with the password again to resume otherwise)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy parses: it holds no password it knows of
+        return url
+    if parsed.password is None:
+        return url
+    # URL.set(password=None) keeps the old one (None there means "unchanged")
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
 def storage_failure(url: str, exc: BaseException) -> str:
     """One line for a storage URL that cannot be opened: what failed, what to check or install.
     The URL is shown without its password."""
@@ -166,6 +182,15 @@ def storage_failure(url: str, exc: BaseException) -> str:
         todo = "check that the database file's folder exists and is writable"
     else:
         todo = "check that the server is running and reachable and the user, password and database exist"
+        if (
+            "@" in url
+            and url_without_password(url) == url
+            and url.startswith(("postgres", "mysql"))
+        ):
+            todo += (
+                " (study.json keeps the URL without its password: set PGPASSWORD or ~/.pgpass, "
+                "or give --storage with the password)"
+            )
     return f"cannot open the storage {shown}: {what}; {todo}"
 
 

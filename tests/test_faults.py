@@ -536,3 +536,19 @@ def test_a_disk_that_fills_mid_study_ends_it_with_one_line_and_the_resume_finish
     assert search.main(args) == 0  # the disk is back: the resume fills the slot
     counts = study_counts(open_existing(tmp_path / "full")[1])
     assert counts["complete"] == 3 and counts["failed"] == 1, counts
+
+
+def test_study_json_never_holds_the_storage_password(tmp_path):
+    from nas.config import load_study_config, save_study_config
+    from nas.storage import storage_failure
+
+    cfg = StudyConfig(name="pw", storage="postgresql+psycopg2://nas:hunter2@db.example:5432/nas")
+    written = save_study_config(cfg, tmp_path)
+    assert written.storage == cfg.storage  # this process keeps it, to open the server now
+    assert "hunter2" not in (tmp_path / "study.json").read_text()
+    stored = load_study_config(tmp_path).storage
+    assert stored == "postgresql+psycopg2://nas@db.example:5432/nas"
+    # opening the stored URL later says where the password is to come from
+    line = storage_failure(stored, ConnectionError("password authentication failed"))
+    assert "PGPASSWORD" in line and "--storage" in line
+    assert "PGPASSWORD" not in storage_failure(cfg.storage, ConnectionError("refused"))

@@ -113,3 +113,26 @@ def test_a_stopped_server_gives_one_line_and_writes_nothing(tmp_path, capsys):
     assert code == 2 and len(err) == 1, err
     assert "cannot open the storage" in err[0] and "check that the server is running" in err[0]
     assert not list((tmp_path / "x").glob("journal.log"))
+
+
+def test_the_study_folder_keeps_no_password_and_a_resume_still_opens_the_server(
+    pg_url, tmp_path, monkeypatch
+):
+    """study.json is a results file (copied, shared, committed): the password stays out of it.
+    The test server trusts local users, so the password here is never checked, only carried."""
+    from sqlalchemy.engine import make_url
+
+    import search
+
+    with_password = make_url(pg_url).set(password="hunter2").render_as_string(hide_password=False)
+    flags = ["--results-dir", str(tmp_path), "--quiet", "--n-trials", "1", "--epochs", "1"]
+    flags += ["--train-subset", "100", "--image-size", "8", "--device", "cpu"]
+    code = search.main(["study", "nopw", "--storage", with_password, *flags])
+    assert code == 0
+    saved = (tmp_path / "nopw" / "study.json").read_text()
+    assert "hunter2" not in saved
+    assert json.loads(saved)["storage"] == make_url(pg_url).render_as_string(hide_password=False)
+    # report and a resume open the study from study.json alone (here: trust; else PGPASSWORD)
+    assert search.main(["report", str(tmp_path / "nopw")]) == 0
+    assert search.main(["study", "nopw", *flags[:3], "--n-trials", "2"]) == 0
+    assert study_counts(optuna.load_study(study_name="nopw", storage=pg_url))["complete"] >= 1
