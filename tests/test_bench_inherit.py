@@ -90,13 +90,22 @@ def test_bench_inherit_quick_with_two_shapes_and_two_seeds(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    for fragment in ("parent:        WRN-16-1", "parent:        WRN-16-2", "within a shape tau"):
+    for fragment in (
+        "parent:        WRN-16-1",
+        "parent:        WRN-16-2",
+        "within a shape tau",
+        "against scratch seed(s) [1] (not the proxies' own seed)",
+        "scratch, first 1 epoch(s)",
+    ):
         assert fragment in done.stdout, fragment
     record = json.loads(out.read_text())
     assert set(record["parents"]) == {"WRN-16-1", "WRN-16-2"}
     assert {"tau", "rho", "tau_within"} <= set(record["noise_ceiling"])
     # 2 parents of 2 epochs over 5 plans, plus 1 epoch of fine-tuning: (1 + 4/5) / 2
     assert record["summary"][0]["compute_share"] == pytest.approx(0.9)
+    cut = record["proxies"][0]
+    assert cut["proxy"] == "scratch, first 1 epoch(s)" and cut["compute_share"] == 0.5
+    assert all(len(p["scratch_curves"]["0"]) == 2 for p in record["plans"])
 
 
 def test_bench_inherit_refuses_a_bad_space_in_one_line():
