@@ -590,7 +590,8 @@ def run_ray(
             study.set_user_attr("ray_runs", (study.user_attrs.get("ray_runs") or []) + [run])
             _fit(tuner, run, study, cfg)
             fail_stale_trials(study, recover=recover_from_disk)
-            if slots_left(study, cfg.n_trials) >= slots and _waiting(study) >= queued:
+            # Progress: more trials hold a slot without waiting (trained or training) than before.
+            if slots_left(study, cfg.n_trials) + _waiting(study) >= slots + queued:
                 _check_not_all_failed(study, run["name"], folder)
                 log.warning(
                     "Ray run %s trained nothing new; stopping with %d slot(s) left",
