@@ -81,6 +81,19 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument("--inherit-lr", type=float, default=0.01, help="fine-tuning lr (default 0.01)")
     p.add_argument("--min-epochs", type=int, default=None, help="first rung (default: the rule's)")
     p.add_argument("--eta", type=int, default=3, help="early-stopping reduction factor")
+    p.add_argument(
+        "--depths",
+        type=int,
+        nargs="+",
+        default=None,
+        help="depths of the space (default 22; the cpu preset's: 22 28)",
+    )
+    p.add_argument(
+        "--max-templates",
+        type=int,
+        default=None,
+        help="largest bank (default 3; the cpu preset's: 4)",
+    )
     p.add_argument("--train-subset", type=int, default=None, help="CIFAR-10 images (default 5000)")
     p.add_argument("--val-fraction", type=float, default=0.02, help="validation share (0.02)")
     p.add_argument("--seed", type=int, default=0, help="both studies' seed (default 0)")
@@ -94,8 +107,10 @@ def _parse_args() -> argparse.Namespace:
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    if args.inherit_trials is None:  # equal compute: the parent (one, at the recipe's epochs) paid
-        spare = args.trials * args.epochs - args.epochs
+    # one parent per depth (width 1), each at the recipe's epochs
+    args.n_parents = 1 if args.quick or not args.depths else len(set(args.depths))
+    if args.inherit_trials is None:  # equal compute: the parents paid
+        spare = args.trials * args.epochs - args.n_parents * args.epochs
         args.inherit_trials = max(args.trials, spare // args.inherit_epochs)
     for name in ("trials", "inherit_trials", "epochs", "inherit_epochs", "train_subset"):
         if getattr(args, name) < 1:
@@ -210,8 +225,8 @@ def main() -> None:
         f"trial's own budget; hypervolume reference (0, log10 {10 * space_max:,}), the same for both"
     )
     print(
-        f"fidelities:    scratch: {args.trials} trials of {args.epochs} epochs; inherit: parent "
-        f"trained {args.epochs} epochs once, then {args.inherit_trials} trials fine-tuned "
+        f"fidelities:    scratch: {args.trials} trials of {args.epochs} epochs; inherit: "
+        f"{args.n_parents} parent(s) trained {args.epochs} epochs once, then {args.inherit_trials} trials fine-tuned "
         f"{args.inherit_epochs} epoch(s) from cosine lr {args.inherit_lr}; same stopping rule "
         f"(rungs relative to each trial's budget)"
     )

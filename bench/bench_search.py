@@ -206,9 +206,9 @@ def _base_config(args) -> StudyConfig:
         flags
         | {
             "preset": "cpu",
-            "space.depths": [22],
+            "space.depths": getattr(args, "depths", None) or [22],
             "space.widths": [1],
-            "space.max_templates": 3,
+            "space.max_templates": getattr(args, "max_templates", None) or 3,
             "data.dataset": "cifar10",
             "data.root": args.data,
             "data.train_subset": args.train_subset,
