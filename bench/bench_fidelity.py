@@ -50,7 +50,7 @@ import torch  # noqa: E402
 
 from nas.baselines import baseline_budget  # noqa: E402
 from nas.config import StudyConfig  # noqa: E402
-from nas.fidelity import parent_runs  # noqa: E402
+from nas.fidelity import parent_names, parent_runs  # noqa: E402
 from nas.results import front_rows, hypervolume  # noqa: E402
 from softshare import ModelConfig  # noqa: E402
 from softshare.data import load_dataset  # noqa: E402
@@ -107,13 +107,8 @@ def _parse_args() -> argparse.Namespace:
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    # one parent per depth (width 1), each at the recipe's epochs
-    args.n_parents = 1 if args.quick or not args.depths else len(set(args.depths))
-    if args.inherit_trials is None:  # equal compute: the parents paid
-        spare = args.trials * args.epochs - args.n_parents * args.epochs
-        args.inherit_trials = max(args.trials, spare // args.inherit_epochs)
     for name in ("trials", "inherit_trials", "epochs", "inherit_epochs", "train_subset"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}.")
     if not args.inherit_lr > 0:
         p.error(f"--inherit-lr must be > 0, but got {args.inherit_lr}.")
@@ -205,7 +200,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
-        configs = _configs(search_bench._base_config(args), args)
+        base = search_bench._base_config(args)
+        n_parents = len(parent_names(base.search_space()))  # one per depth and width
+        if args.inherit_trials is None:  # equal compute: the parents, at the recipe's epochs, paid
+            spare = args.trials * args.epochs - n_parents * args.epochs
+            args.inherit_trials = max(args.trials, spare // args.inherit_epochs)
+        configs = _configs(base, args)
     except ValueError as e:
         raise SystemExit(str(e)) from None
     if not args.quick and not (pathlib.Path(args.data) / "cifar-10-batches-py").is_dir():
@@ -226,7 +226,7 @@ def main() -> None:
     )
     print(
         f"fidelities:    scratch: {args.trials} trials of {args.epochs} epochs; inherit: "
-        f"{args.n_parents} parent(s) trained {args.epochs} epochs once, then {args.inherit_trials} trials fine-tuned "
+        f"{n_parents} parent(s) trained {args.epochs} epochs once, then {args.inherit_trials} trials fine-tuned "
         f"{args.inherit_epochs} epoch(s) from cosine lr {args.inherit_lr}; same stopping rule "
         f"(rungs relative to each trial's budget)"
     )

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from statistics import mean
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -257,13 +258,13 @@ def main() -> None:
         start = time.perf_counter()
         mc = ModelConfig(plan_text, num_classes=data.num_classes, in_channels=shape[1])
         result = train(mc, cfg, data, initial=initial, out_dir=out_dir)
-        run.curve = [h["val_acc"] for h in result.history]  # the last run's, epoch by epoch
-        return result.best_val_acc, time.perf_counter() - start
+        curve = [h["val_acc"] for h in result.history]  # validation accuracy epoch by epoch
+        return result.best_val_acc, time.perf_counter() - start, curve
 
     parents, parent_acc, parent_s = {}, {}, 0.0
     for depth, width in shapes:  # one parent per shape, its last checkpoint: its weights
         with tempfile.TemporaryDirectory() as tmp:
-            acc, sec = run(f"WRN-{depth}-{width}", recipe, out_dir=tmp)
+            acc, sec, _ = run(f"WRN-{depth}-{width}", recipe, out_dir=tmp)
             parents[depth, width] = load(pathlib.Path(tmp) / "checkpoint.pt", device=str(device))
         parent_acc[f"WRN-{depth}-{width}"], parent_s = acc, parent_s + sec
         print(f"parent:        WRN-{depth}-{width} val {acc:.4f} ({sec:.0f} s)", flush=True)
@@ -289,8 +290,8 @@ def main() -> None:
     for plan in plans:
         accs = []
         for s in seeds:
-            acc, sec = run(plan.text, replace(recipe, seed=s))
-            curves[s].append(run.curve)
+            acc, sec, curve = run(plan.text, replace(recipe, seed=s))
+            curves[s].append(curve)
             scratch[s].append(acc)
             accs.append(acc)
             seconds["scratch"] += sec / len(seeds)
@@ -299,7 +300,7 @@ def main() -> None:
         err = max((g["relative_error"] for g in child.projection_errors), default=0.0)
         tuned = []
         for arm in arms:
-            acc_e, s_e = run(plan.text, tune[arm], initial=inherit(parent_model, plan))
+            acc_e, s_e, _ = run(plan.text, tune[arm], initial=inherit(parent_model, plan))
             inherited[arm].append(acc_e)
             seconds[arm] += s_e
             tuned.append(acc_e)
@@ -324,16 +325,12 @@ def main() -> None:
             flush=True,
         )
     n = len(plans)
-    truth = [sum(scratch[s][i] for s in seeds) / len(seeds) for i in range(n)]
+    truth = [mean(scratch[s][i] for s in seeds) for i in range(n)]
     several = len(shapes) > 1  # then also within each shape: the sharing plans of one net
     print()
     ceiling = None
     if len(seeds) > 1:  # the ceiling: how well one scratch seed ranks the plans as another does
         pairs = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1 :]]
-
-        def mean(values):
-            return sum(values) / len(values)
-
         ceiling = {
             "tau": mean([kendall_tau(scratch[a], scratch[b]) for a, b in pairs]),
             "rho": mean([spearman_rho(scratch[a], scratch[b]) for a, b in pairs]),
@@ -384,7 +381,7 @@ def main() -> None:
     # several seeds both proxies (seed --seed) are scored against the other seeds only, so the
     # cut-short run is not scored against itself.
     others = seeds[1:] if len(seeds) > 1 else seeds
-    held = [sum(scratch[s][i] for s in others) / len(others) for i in range(n)]
+    held = [mean(scratch[s][i] for s in others) for i in range(n)]
     cut = sorted(k for k in {1, 2, *args.fine_tune_epochs} if k < args.epochs)
     print(
         f"\nproxies at equal seeds, against scratch seed(s) {others}"

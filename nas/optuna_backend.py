@@ -45,7 +45,14 @@ from .fidelity import ParentDiverged
 from .sampler import SpaceExhausted
 from .schema import ERROR_FILE, FAILED, trial_dir
 from .storage import HEARTBEAT_S, fail_stale_trials, open_storage, open_study, worker_identity
-from .study import make_sampler, prepare_study, rung_history, slots_left, stop_rule_for
+from .study import (
+    make_sampler,
+    prepare_study,
+    queued_count,
+    rung_history,
+    slots_left,
+    stop_rule_for,
+)
 from .trial import (
     begin_training,
     data_shape,
@@ -190,7 +197,7 @@ def run_worker(
     failures, refreshed = 0, time.monotonic()
     while True:
         fail_stale_trials(study, recover=functools.partial(recover, study, study_dir=folder))
-        if slots_left(study, cfg.n_trials) <= 0 and not _queued(study):
+        if slots_left(study, cfg.n_trials) <= 0 and not queued_count(study):
             return
         if study.sampler.exhausted(study):
             log.warning(
@@ -245,7 +252,7 @@ def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optu
     STALE_AFTER_S), so a resumed study gets its slot back. Queued baselines go first: ask() takes
     the oldest queued trial, so none of ours is queued while one waits."""
     with _slot_lock(folder):
-        if _queued(
+        if queued_count(
             study
         ):  # its slot is counted already: it runs even when the queue fills them all
             return study.ask()
@@ -253,11 +260,6 @@ def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optu
             return None
         study.enqueue_trial({}, user_attrs={"worker": worker_identity()})
         return study.ask()
-
-
-def _queued(study: optuna.Study) -> bool:
-    """True while the study holds a queued trial (a baseline, or fixed values a user enqueued)."""
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _refresh_report(folder: pathlib.Path) -> None:

@@ -56,7 +56,14 @@ from .storage import (
     open_study,
     worker_identity,
 )
-from .study import make_sampler, prepare_study, rung_history, slots_left, stop_rule_for
+from .study import (
+    make_sampler,
+    prepare_study,
+    queued_count,
+    rung_history,
+    slots_left,
+    stop_rule_for,
+)
 from .trial import (
     data_shape,
     drop_weights,
@@ -576,7 +583,7 @@ def run_ray(
         # Queued trials (baselines, a user's fixed values) hold slots already counted, so they run
         # even when they fill every slot.
         while True:
-            slots, queued = slots_left(study, cfg.n_trials), _waiting(study)
+            slots, queued = slots_left(study, cfg.n_trials), queued_count(study)
             if slots <= 0 and not queued:
                 break
             if not queued and make_sampler(cfg, data_shape(data)).exhausted(study):
@@ -591,7 +598,7 @@ def run_ray(
             _fit(tuner, run, study, cfg)
             fail_stale_trials(study, recover=recover_from_disk)
             # Progress: more trials hold a slot without waiting (trained or training) than before.
-            if slots_left(study, cfg.n_trials) + _waiting(study) >= slots + queued:
+            if slots_left(study, cfg.n_trials) + queued_count(study) >= slots + queued:
                 _check_not_all_failed(study, run["name"], folder)
                 log.warning(
                     "Ray run %s trained nothing new; stopping with %d slot(s) left",
@@ -605,8 +612,3 @@ def run_ray(
             import ray
 
             ray.shutdown()
-
-
-def _waiting(study: optuna.Study) -> int:
-    """How many queued trials the study holds (Ray runs each as one of its samples)."""
-    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

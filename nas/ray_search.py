@@ -33,7 +33,7 @@ from .sampler import SpaceExhausted
 from .schema import BASELINE_ATTR, COEFFICIENTS_FILE, DIRECTIONS, FAILED, trial_dir
 from .space import define_space
 from .storage import fail_stale_trials, worker_identity
-from .study import make_sampler, slots_left
+from .study import make_sampler, queued_count, slots_left
 from .trial import (
     coefficients_from_checkpoint,
     drop_weights,
@@ -206,7 +206,7 @@ class StudySearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if trial_id not in self._ot_trials:
-            waiting = self._ot_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            waiting = queued_count(self._ot_study)
             if slots_left(self._ot_study, self._cfg.n_trials) <= 0 and not waiting:
                 # The study is full (other workers share it, or a restored run had lost a trial):
                 # n_trials bounds the study, whatever number of samples Ray was asked for.

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import optuna
 import torch
+from optuna.trial import TrialState
 
 from .baselines import baseline_count, baseline_plans
 from .config import StudyConfig, load_study_config, save_study_config
@@ -47,6 +48,7 @@ __all__ = [
     "open_existing",
     "prepare_study",
     "rung_history",
+    "queued_count",
     "slots_left",
     "stop_rule_for",
     "study_counts",
@@ -150,6 +152,12 @@ def slots_left(study: optuna.Study, n_trials: int) -> int:
     takes none."""
     counts = study_counts(study)
     return n_trials - sum(counts[s] for s in TAKES_SLOT)
+
+
+def queued_count(study: optuna.Study) -> int:
+    """How many queued trials the study holds (baselines, fixed values a user enqueued): their
+    slots are counted already, so they run even when they fill every slot."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def stop_rule_for(cfg: StudyConfig, val_size: int | None) -> StopRule:
