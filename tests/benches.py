@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import subprocess
 import sys
 from types import ModuleType
 
@@ -18,3 +19,14 @@ def load_bench(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_bench(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python bench/NAME.py ARGS`` in a fresh process run from bench/, output captured."""
+    return subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), *args],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

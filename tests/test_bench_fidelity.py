@@ -1,24 +1,17 @@
 """bench/bench_fidelity.py --quick runs end to end and prints every measure it promises (figures mean nothing)."""
 
-import pathlib
-import subprocess
-import sys
-
 import pytest
 
+from tests.benches import run_bench
+
 pytestmark = pytest.mark.slow
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_bench_fidelity_quick_prints_both_studies_at_every_compute_level(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_fidelity.py"), "--quick", "--threads", "1"]
-        + ["--trials", "4", "--inherit-trials", "6", "--out", str(tmp_path)],
-        cwd=REPO / "bench",
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_bench(
+        "bench_fidelity", "--quick", "--threads", "1", "--trials", "4", "--inherit-trials", "6",
+        "--out", str(tmp_path),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     for fragment in (

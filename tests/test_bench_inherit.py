@@ -1,15 +1,10 @@
 """bench/bench_inherit.py: its rank statistics against known values, and --quick end to end."""
 
 import json
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-from tests.benches import load_bench
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.benches import load_bench, run_bench
 
 
 def _bench():
@@ -31,13 +26,7 @@ def test_rank_statistics_match_hand_computed_values():
 
 @pytest.mark.slow
 def test_bench_inherit_quick_prints_the_table():
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_inherit.py"), "--quick", "--threads", "1"],
-        cwd=REPO / "bench",
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_bench("bench_inherit", "--quick", "--threads", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     for fragment in ("parent:        WRN-16-1", "Kendall tau", "Spearman rho", "4 ep, lr 0.01"):
         assert fragment in done.stdout, fragment
@@ -67,28 +56,10 @@ def test_plans_split_evenly_over_shapes_and_within_shape_ranks_each_net_apart():
 @pytest.mark.slow
 def test_bench_inherit_quick_with_two_shapes_and_two_seeds(tmp_path):
     out = tmp_path / "inherit.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "bench_inherit.py"),
-            "--quick",
-            "--threads",
-            "1",
-            "--widths",
-            "1",
-            "2",
-            "--scratch-seeds",
-            "2",
-            "--fine-tune-epochs",
-            "1",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO / "bench",
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_bench(
+        "bench_inherit", "--quick", "--threads", "1", "--widths", "1", "2", "--scratch-seeds", "2",
+        "--fine-tune-epochs", "1", "--json", str(out),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     for fragment in (
         "parent:        WRN-16-1",
@@ -109,12 +80,6 @@ def test_bench_inherit_quick_with_two_shapes_and_two_seeds(tmp_path):
 
 
 def test_bench_inherit_refuses_a_bad_space_in_one_line():
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_inherit.py"), "--depths", "10"],
-        cwd=REPO / "bench",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_bench("bench_inherit", "--depths", "10", timeout=120)
     assert done.returncode == 2
     assert "depths must be" in done.stderr.strip().splitlines()[-1]

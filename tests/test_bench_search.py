@@ -1,31 +1,14 @@
 """bench/bench_search.py --quick runs end to end and prints every measure it promises (figures mean nothing)."""
 
-import pathlib
-import subprocess
-import sys
-
 import pytest
 
+from tests.benches import run_bench
+
 pytestmark = pytest.mark.slow
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_bench_search_quick_prints_every_section(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "bench_search.py"),
-            "--quick",
-            "--threads",
-            "1",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=REPO / "bench",
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_bench("bench_search", "--quick", "--threads", "1", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     for fragment in (
