@@ -133,6 +133,10 @@ RECIPE_FLAGS = (
     "cutout",
     "flip",
     "crop_padding",
+    "lr_update",
+    "warmup",
+    "label_smoothing",
+    "ema",
 )
 RUNTIME_FLAGS = ("device", "precision", "channels_last", "compile", "seed")
 STUDY_TOP_FLAGS = (
@@ -142,13 +146,26 @@ STUDY_TOP_FLAGS = (
     "seed",
     "max_params",
     "baselines",
+    "baseline_seeds",
+    "confirm_seeds",
     "workers",
     "storage",
 )
 STUDY_FIDELITY_FLAGS = ("fidelity", "inherit_epochs", "inherit_lr")
 STUDY_DATA_FLAGS = ("dataset", "root", "download", "val_fraction", "train_subset", "image_size")
-STUDY_RECIPE_FLAGS = ("epochs", "batch_size", "lr", "schedule", "cutout", "weight_decay")
-STUDY_STOP_FLAGS = ("eta", "min_epochs", "margin", "patience", "enabled")
+STUDY_RECIPE_FLAGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "schedule",
+    "cutout",
+    "weight_decay",
+    "lr_update",
+    "warmup",
+    "label_smoothing",
+    "ema",
+)
+STUDY_STOP_FLAGS = ("eta", "min_epochs", "z", "patience", "enabled")
 # Parsers a field's type cannot tell.
 _SPECIAL_TYPES = {"max_params": _count, "milestones": _milestones}
 

@@ -124,6 +124,21 @@ class StudyConfig:
         "space, a quarter of the trials; paper:N: N of them; none: search only",
         metavar="paper|paper:N|none",
     )
+    baseline_seeds: int = option(
+        2,
+        "seeds each baseline trains with, the study's seed first: their spread is the study's "
+        "noise yardstick (early stopping, the verdict); 1: one seed, no yardstick",
+        min=1,
+        metavar="N",
+    )
+    confirm_seeds: int = option(
+        2,
+        "fresh seeds the front and every plan within 2 SE of it train with once the search "
+        "budget is spent; the front and the verdict then use each plan's mean; 0: no "
+        "confirmation",
+        min=0,
+        metavar="K",
+    )
     fidelity: str = option(
         "scratch",
         "where a trial's accuracy comes from: scratch (trained for the recipe's epochs) or "
@@ -164,7 +179,14 @@ class StudyConfig:
                 f"inherit_lr must be a number > 0, but got inherit_lr={self.inherit_lr!r}."
             )
         object.__setattr__(self, "inherit_lr", float(self.inherit_lr))
-        for name, low in (("n_trials", 1), ("workers", 1), ("seed", 0), ("inherit_epochs", 1)):
+        for name, low in (
+            ("n_trials", 1),
+            ("workers", 1),
+            ("seed", 0),
+            ("inherit_epochs", 1),
+            ("baseline_seeds", 1),
+            ("confirm_seeds", 0),
+        ):
             require_int(name, getattr(self, name), low)
             object.__setattr__(self, name, int(getattr(self, name)))  # numpy ints: JSON-native
         baseline_count(self.baselines, self.n_trials)  # validates the baselines field

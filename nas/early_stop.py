@@ -113,10 +113,14 @@ class StopRule:
         min_delta: the smallest accuracy gain that counts as progress for the plateau rule, in
             accuracy units (0.01 = one point on a [0, 1] scale), finite and >= 0.
         enabled: ``False`` turns both rules off (:func:`decide` always continues).
-        margin: how far (accuracy units, finite, >= 0) a trial must trail what a rung keeps before
-            it is stopped. ``None`` (the default) means the validation noise: one standard error
-            of the difference of two accuracies on ``val_images`` images (1.0 point at 60% on
-            5,000 images), or 0 when ``val_images`` is None.
+        margin: a fixed distance (accuracy units, finite, >= 0) a trial must trail what a rung
+            keeps before it is stopped; ``None`` (the default): ``z`` times the noise of a
+            difference at that rung (:meth:`noise_margin`). Studies made before ``z`` may hold one.
+        z: how many standard deviations of a difference a trial must trail by, >= 0: the seed SD
+            of the study at the rung times sqrt(2) once two seeds of one architecture have
+            reached it (the study's yardstick, :func:`nas.replicates.yardstick`), else the
+            binomial standard error of the difference on ``val_images`` images (1.0 point at 60%
+            on 5,000 images), or 0 when ``val_images`` is None.
         val_images: size of the validation set the accuracies are measured on, integer >= 1, or
             ``None`` (unknown: no noise margin).
     """
@@ -133,13 +137,15 @@ class StopRule:
     enabled: bool = option(
         True, "train every trial to its budget (no early stopping)", flag="--no-early-stopping"
     )
-    margin: float | None = option(
-        None,
-        "stop a trial only when it trails what a rung keeps by more than this accuracy "
-        "(e.g. 0.02; default: one standard error of the difference on the validation set)",
+    margin: float | None = None
+    z: float = option(
+        1.0,
+        "stop a trial only when it trails what a rung keeps by more than Z standard deviations "
+        "of a difference: the seed SD the study measured at that epoch (baselines' seeds), or "
+        "the validation set's binomial error before any seed pair reached it",
         min=0.0,
         flag="--stop-margin",
-        metavar="ACC",
+        metavar="Z",
     )
     val_images: int | None = None
 
@@ -165,6 +171,9 @@ class StopRule:
             raise ValueError(
                 f"margin must be a finite number >= 0 (accuracy units) or None, but got {margin=}."
             )
+        if not is_number(self.z) or self.z < 0:
+            z = self.z
+            raise ValueError(f"z must be a finite number >= 0, but got {z=}.")
         if self.val_images is not None:
             require_int("val_images", self.val_images, 1)
         self._store_plain_numbers()
@@ -175,14 +184,19 @@ class StopRule:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "min_delta", float(self.min_delta))
+        object.__setattr__(self, "z", float(self.z))
         if self.margin is not None:
             object.__setattr__(self, "margin", float(self.margin))
 
-    def noise_margin(self, accuracy: float) -> float:
-        """The margin a trial of this ``accuracy`` is given at a rung (see ``margin``)."""
+    def noise_margin(self, accuracy: float, seed_sd: float | None = None) -> float:
+        """The margin a trial of this ``accuracy`` is given at a rung: ``margin`` when fixed,
+        else ``z`` times the SD of a difference, from the seed SD at the rung where the study
+        has measured one, else from the validation set's binomial error."""
         if self.margin is not None:
             return self.margin
-        return difference_se(accuracy, accuracy, self.val_images)
+        if seed_sd is not None:
+            return self.z * math.sqrt(2.0) * seed_sd
+        return self.z * difference_se(accuracy, accuracy, self.val_images)
 
     @property
     def rungs(self) -> tuple[int, ...]:
@@ -283,7 +297,9 @@ def _points_at_rung(
     return points
 
 
-def _judge_rung(rung: int, points: list[tuple[float, int]], rule: StopRule) -> Decision:
+def _judge_rung(
+    rung: int, points: list[tuple[float, int]], rule: StopRule, seed_sd: float | None = None
+) -> Decision:
     """Stop the candidate (``points[0]``) unless it ranks in the rung's top share, is (a twin of) an
     end of the first front, or would rank in the top share but for the noise margin."""
     n = len(points)
@@ -294,7 +310,7 @@ def _judge_rung(rung: int, points: list[tuple[float, int]], rule: StopRule) -> D
     rank = order.index(0) + 1
     if rank <= keep or points[0] in ends:
         return _CONTINUE
-    margin = rule.noise_margin(points[0][0])
+    margin = rule.noise_margin(points[0][0], seed_sd)
     if (
         margin > 0
         and _rank([(points[0][0] + margin, points[0][1]), *points[1:]])[0].index(0) < keep
@@ -303,7 +319,8 @@ def _judge_rung(rung: int, points: list[tuple[float, int]], rule: StopRule) -> D
     return Decision(
         stop=True,
         reason=f"rung {rung}: rank {rank} of {n}, keeps top {keep}"
-        + (f", trails by more than {margin:.1%}" if margin > 0 else ""),
+        + (f", trails by more than {margin:.1%}" if margin > 0 else "")
+        + (" (seed noise)" if seed_sd is not None and rule.margin is None else ""),
     )
 
 
@@ -322,6 +339,7 @@ def decide(
     params: int,
     others: Sequence[tuple[Curve, int]],
     rule: StopRule,
+    noise: Sequence[float | None] = (),
 ) -> Decision:
     """Whether the trial with learning curve ``curve`` should stop now. Pure.
 
@@ -332,6 +350,9 @@ def decide(
         others: (curve, params) of every other trial of the study: finished, stopped or still
             running. Their order does not matter.
         rule: the thresholds.
+        noise: the study's seed SD after each epoch (``noise[e - 1]`` for epoch e; None or
+            absent where no two seeds of one architecture have reached it): the rung's margin
+            (:meth:`StopRule.noise_margin`).
 
     Rung rule: only when ``len(curve)`` is one of ``rule.rungs``. The trials that "reached the
     rung" r are this one and every other whose curve has at least r epochs, each judged by its
@@ -354,9 +375,9 @@ def decide(
     if not rule.enabled:
         return _CONTINUE
     if len(curve) in rule.rungs:
-        decision = _judge_rung(
-            len(curve), _points_at_rung(len(curve), curve, params, others), rule
-        )
+        rung = len(curve)
+        sd = noise[rung - 1] if len(noise) >= rung else None
+        decision = _judge_rung(rung, _points_at_rung(rung, curve, params, others), rule, sd)
         if decision.stop:
             return decision
     if rule.patience is not None:

@@ -40,16 +40,15 @@ from .devices import (
     visible_gpus,
     worker_placements,
 )
-from .early_stop import decide
 from .fidelity import ParentDiverged
+from .replicates import judge, record_noise, runs_of, top_up
 from .sampler import SpaceExhausted
-from .schema import ERROR_FILE, FAILED, trial_dir
+from .schema import ERROR_FILE, FAILED, has_fixed_plan, trial_dir
 from .storage import HEARTBEAT_S, fail_stale_trials, open_storage, open_study, worker_identity
 from .study import (
     make_sampler,
     prepare_study,
     queued_count,
-    rung_history,
     slots_left,
     stop_rule_for,
 )
@@ -102,6 +101,7 @@ class _Heartbeat:
 def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyConfig, reporter):
     """Each epoch: record the curve and heartbeat, then ask the stopping rule."""
     rule, curve = stop_rule_for(cfg, attrs["val_images"]), []
+    fixed = has_fixed_plan(attrs)  # a baseline or a replicate trains its full budget
 
     def on_epoch(m: EpochMetrics):
         curve.append(m.val_acc)
@@ -110,9 +110,8 @@ def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyC
             trial.set_user_attr("worker", worker_identity())
         except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it for dead
             return "finished by another process meanwhile"
-        history = rung_history(study.get_trials(deepcopy=False))
-        others = [v for number, v in history.items() if number != trial.number]
-        decision = decide(curve, attrs["params"], others, rule)
+        runs = [] if fixed else runs_of(study.get_trials(deepcopy=False))
+        decision = judge(trial.number, attrs["plan"], curve, attrs["params"], fixed, runs, rule)
         if reporter is not None:
             reporter.epoch(trial.number, m)
         return decision.reason if decision.stop else None
@@ -197,9 +196,14 @@ def run_worker(
     failures, refreshed = 0, time.monotonic()
     while True:
         fail_stale_trials(study, recover=functools.partial(recover, study, study_dir=folder))
+        with _slot_lock(folder):  # replicates: a baseline's seeds, then the confirmation
+            top_up(study, cfg)
         if slots_left(study, cfg.n_trials) <= 0 and not queued_count(study):
             return
-        if study.sampler.exhausted(study):
+        if not queued_count(study) and study.sampler.exhausted(study):
+            with _slot_lock(folder):  # the search can go no further: confirm what it found
+                if top_up(study, cfg, search_over=True):
+                    continue
             log.warning(
                 "the search space is exhausted: every architecture in it is trained, running or over "
                 "the budget; stopping with %d slot(s) left",
@@ -214,6 +218,7 @@ def run_worker(
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             log.warning("the search space is exhausted (%s); stopping", exc)
             return
+        record_noise(study)
         if reporter is not None:
             reporter.trial_end(trial.number, status, study)
         if time.monotonic() - refreshed > REPORT_EVERY_S:

@@ -43,7 +43,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from softshare import SharingPlan
 
-from .schema import BASELINE_ATTR, OVER_BUDGET, PROPOSAL_ATTR, TRAINED
+from .schema import OVER_BUDGET, PROPOSAL_ATTR, TRAINED, has_fixed_plan
 from .space import (
     SearchSpace,
     all_plans,
@@ -125,8 +125,8 @@ class ArchitectureSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        if trial.user_attrs.get(BASELINE_ATTR) or trial.system_attrs.get("fixed_params"):
-            return {}  # a baseline's plan, or values a user enqueued, are not ours to change
+        if has_fixed_plan(trial.user_attrs) or trial.system_attrs.get("fixed_params"):
+            return {}  # a baseline's or replicate's plan, or values a user enqueued: not ours
         params, distributions, info = self._propose(study, trial)
         self._proposals[trial._trial_id] = (params, distributions)
         study._storage.set_trial_user_attr(trial._trial_id, PROPOSAL_ATTR, info)

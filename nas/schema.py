@@ -76,6 +76,24 @@ UNTRAINED = (DUPLICATE, OVER_BUDGET)  # recorded, never trained, no slot
 TAKES_SLOT = (COMPLETE, PRUNED, RUNNING, WAITING)  # a failed trial's slot runs again
 
 
+def is_replicate(trial) -> bool:
+    """Whether an Optuna (frozen) trial is a replicate run of another trial's architecture."""
+    return trial.user_attrs.get(REPLICATE_ATTR) is not None
+
+
+def has_fixed_plan(user_attrs: dict) -> bool:
+    """A trial whose plan is fixed before it starts (a baseline or a replicate): it asks the
+    sampler nothing, and the stopping rule never stops it (its full budget is the yardstick)."""
+    return bool(user_attrs.get(BASELINE_ATTR)) or user_attrs.get(REPLICATE_ATTR) is not None
+
+
+def role_of(user_attrs: dict) -> str:
+    """baseline, replicate or searched: what a trial is in the study."""
+    if user_attrs.get(REPLICATE_ATTR) is not None:
+        return "replicate"
+    return "baseline" if user_attrs.get(BASELINE_ATTR) else "searched"
+
+
 def status_of(trial) -> str:
     """The status of an Optuna (frozen) trial in the vocabulary above."""
     state = trial.state.name.lower()
@@ -88,8 +106,15 @@ def status_of(trial) -> str:
 
 
 def status_counts(trials) -> Counter:
-    """Trials per status (:func:`status_of`); the terminal and the report both count with it."""
-    return Counter(status_of(t) for t in trials)
+    """Architectures per status (:func:`status_of`); the terminal, the report and the slot count
+    all count with it. Replicates are left out (they repeat an architecture counted already):
+    :func:`replicate_counts` counts them."""
+    return Counter(status_of(t) for t in trials if not is_replicate(t))
+
+
+def replicate_counts(trials) -> Counter:
+    """Replicate runs per status."""
+    return Counter(status_of(t) for t in trials if is_replicate(t))
 
 
 def counts_text(counts: Counter) -> str:
@@ -101,6 +126,13 @@ def counts_text(counts: Counter) -> str:
 BASELINE_ATTR = "baseline"  # user attribute: True for a queued paper baseline (nas.baselines)
 PROPOSAL_ATTR = "proposal"  # user attribute: how the sampler found the architecture
 BASELINES_ATTR = "baselines"  # study attribute: the baseline plans queued when it was created
+# A replicate: the same architecture trained again with another seed (a baseline's second seed,
+# or a front plan confirmed on fresh seeds). User attributes: REPLICATE_ATTR (the number of the
+# trial it repeats), "seed", and the fixed "plan". It takes no slot, is never a new
+# architecture, and is never told to the sampler as a proposal (it asks no parameters).
+REPLICATE_ATTR = "replicate_of"
+CONFIRM_ATTR = "confirmation"  # study attribute: the plans confirmed on fresh seeds, once queued
+NOISE_ATTR = "seed_sd"  # study attribute: the pooled seed SD at each epoch (nas.noise.seed_sd)
 # What a trained trial records from its training result: user attribute -> RunResult field.
 RESULT_ATTRS = (
     "final_val_acc",
@@ -163,3 +195,5 @@ class TrialRow(TypedDict):
     parent: str | None
     inherit_epochs: int | None
     projection_error: float | None
+    role: str
+    replicate_of: int | None

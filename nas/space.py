@@ -34,7 +34,7 @@ from softshare import SharingPlan
 from softshare.plan import merge_unshared
 from softshare.strict import strict_from_dict
 
-from .schema import BASELINE_ATTR
+from .schema import has_fixed_plan
 from .validate import is_int
 
 __all__ = [
@@ -139,7 +139,7 @@ def _shareable(depth: int) -> int:
 
 def _is_baseline(trial: Any) -> bool:
     attrs = getattr(trial, "user_attrs", None)
-    return bool(attrs and attrs.get(BASELINE_ATTR))
+    return bool(attrs and has_fixed_plan(attrs))
 
 
 def define_space(trial: TrialLike, space: SearchSpace) -> None:

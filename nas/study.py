@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from .baselines import baseline_count, baseline_plans
 from .config import StudyConfig, load_study_config, save_study_config
 from .early_stop import StopRule
+from .replicates import top_up
 from .sampler import ArchitectureSampler
 from .schema import (
     BASELINE_ATTR,
@@ -120,6 +121,7 @@ def prepare_study(
         and not study.get_trials(deepcopy=False)
     ):
         enqueue_baselines(study, cfg, shape)
+        top_up(study, cfg)  # the baselines' further seeds, right behind them
     return cfg
 
 

@@ -38,10 +38,12 @@ from .schema import (
     FAILED,
     OVER_BUDGET,
     PRUNED,
+    REPLICATE_ATTR,
     RESULT_ATTRS,
     START_ATTRS,
     TRAINED,
     TRIAL_FILE,
+    has_fixed_plan,
     trial_dir,
 )
 from .space import define_space, plan_from_params
@@ -54,6 +56,8 @@ __all__ = [
     "coefficients_from_checkpoint",
     "data_shape",
     "describe",
+    "describe_attrs",
+    "run_seed",
     "drop_weights",
     "duplicate_of",
     "failure_reason",
@@ -93,8 +97,10 @@ def trial_attrs(
     seed: int | None,
     val_size: int | None = None,
     baseline: bool = False,
+    replicate_of: int | None = None,
 ) -> dict:
-    """What a trial records about its architecture before training; ``shape`` as :func:`data_shape`."""
+    """What a trial records about its architecture before training; ``shape`` as :func:`data_shape`;
+    ``replicate_of``: the trial whose architecture a replicate run trains again."""
     classes, channels, size = shape
     return {
         "plan": plan.text,
@@ -108,13 +114,36 @@ def trial_attrs(
         "seed": seed,
         "val_images": val_size,
         BASELINE_ATTR: baseline,
+        REPLICATE_ATTR: replicate_of,
         "worker": worker_identity(),
     }
 
 
+def run_seed(user_attrs: dict, study_seed: int) -> int:
+    """The training seed of a trial: a replicate's own, else the study's."""
+    if user_attrs.get(REPLICATE_ATTR) is not None and user_attrs.get("seed") is not None:
+        return int(user_attrs["seed"])
+    return study_seed
+
+
+def describe_attrs(
+    plan: SharingPlan, user_attrs: dict, cfg: StudyConfig, shape: tuple, val_size: int | None
+) -> dict:
+    """:func:`trial_attrs` of a live trial's ``plan``: its role and seed as it was queued with
+    (``user_attrs``), the same on every backend."""
+    return trial_attrs(
+        plan,
+        shape,
+        run_seed(user_attrs, cfg.seed),
+        val_size,
+        bool(user_attrs.get(BASELINE_ATTR)),
+        user_attrs.get(REPLICATE_ATTR),
+    )
+
+
 def plan_of(user_attrs: dict, params: dict) -> SharingPlan:
     """A trial's plan: a baseline's fixed plan (in its user attributes), else its sampled params."""
-    if user_attrs.get(BASELINE_ATTR):
+    if has_fixed_plan(user_attrs):
         return parse_plan(user_attrs["plan"])
     return plan_from_params(params)
 
@@ -130,7 +159,7 @@ def describe(
 ) -> tuple[ModelConfig, dict]:
     """Ask ``trial`` its plan, write its description as user attributes; (model config, attrs)."""
     plan = trial_plan(trial, cfg.search_space())
-    attrs = trial_attrs(plan, shape, cfg.seed, val_size, bool(trial.user_attrs.get(BASELINE_ATTR)))
+    attrs = describe_attrs(plan, trial.user_attrs, cfg, shape, val_size)
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     return ModelConfig(plan.text, num_classes=shape[0], in_channels=shape[1]), attrs
@@ -142,7 +171,9 @@ def trial_record(attrs: dict, cfg: StudyConfig, shape: tuple[int, int, int], **e
     return {
         "attrs": attrs,
         "model_config": model_config.to_dict(),
-        "train_config": trial_recipe(cfg).to_dict(),
+        "train_config": trial_recipe(cfg, cfg.train_config(seed=attrs["seed"])).to_dict()
+        if attrs.get("seed") is not None
+        else trial_recipe(cfg).to_dict(),
         "data_config": cfg.data_config().to_dict(),
         "fidelity": {k: getattr(cfg, k) for k in ("fidelity", "inherit_epochs", "inherit_lr")},
     } | extra
@@ -157,7 +188,8 @@ def begin_training(
 ) -> TrialStart:
     """How ``trial`` starts (:func:`nas.fidelity.trial_start`: from scratch, or from its
     parent, trained first if no trial needed it before), written as its user attributes."""
-    start = trial_start(cfg, study_dir, data, model_config)
+    recipe = cfg.train_config(seed=run_seed(trial.user_attrs, cfg.seed))
+    start = trial_start(cfg, study_dir, data, model_config, recipe)
     for key, value in start.attrs.items():
         trial.set_user_attr(key, value)
     return start
@@ -166,12 +198,20 @@ def begin_training(
 # --- skip ---------------------------------------------------------------------------------------
 
 
-def duplicate_of(study: optuna.Study, plan: str, number: int) -> optuna.trial.FrozenTrial | None:
+def duplicate_of(
+    study: optuna.Study, plan: str, number: int, replicate_seed: int | None = None
+) -> optuna.trial.FrozenTrial | None:
     """Another trial that trains or trained the same architecture (running, completed or stopped by
-    the rule), or ``None`` when the architecture is new to the study."""
+    the rule), or ``None`` when the architecture is new to the study. For a replicate run
+    (``replicate_seed`` given), another run of the same architecture with the same seed: a
+    replicate queued twice."""
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     for t in study.get_trials(deepcopy=False, states=states):
         if t.number == number or t.user_attrs.get("plan") != plan:
+            continue
+        if replicate_seed is None and t.user_attrs.get(REPLICATE_ATTR) is not None:
+            continue  # a replicate repeats an architecture whose own trial counts
+        if replicate_seed is not None and t.user_attrs.get("seed") != replicate_seed:
             continue
         if (
             t.state == TrialState.RUNNING and t.number < number
@@ -193,7 +233,8 @@ def skip_reason(
     if cfg.max_params is not None and attrs["params"] > cfg.max_params:
         reason = f"{attrs['params']:,} parameters > max_params {cfg.max_params:,}; not trained"
         return OVER_BUDGET, reason
-    if (twin := duplicate_of(study, attrs["plan"], number)) is not None:
+    seed = attrs["seed"] if attrs.get(REPLICATE_ATTR) is not None else None
+    if (twin := duplicate_of(study, attrs["plan"], number, seed)) is not None:
         return DUPLICATE, f"same architecture as trial {twin.number}; not trained"
     return None
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 import pathlib
 import time
@@ -46,6 +47,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .analysis import coefficient_matrices
 from .checkpoint import (
@@ -56,7 +58,7 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .data import Augment, DataConfig, Dataset, batches
+from .data import Augment, DataConfig, Dataset, batches, num_batches
 from .evaluate import evaluate
 from .layers import parameter_groups
 from .models import SWRN, ModelConfig, count_parameters, to_channels_last
@@ -83,6 +85,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 CHECKPOINT, BEST, METRICS = "checkpoint.pt", "model_best.pt", "metrics.json"
 SCHEDULES = ("step", "cosine")
+LR_UPDATES = ("epoch", "step")
 # TrainConfig fields that say how fast a run goes, not what it learns: a resume may change them.
 RUNTIME_FIELDS = ("device", "precision", "channels_last", "compile", "eval_batch_size")
 PROGRESS_EVERY = 20  # steps between progress figures (and early checks for a non-finite loss)
@@ -104,6 +107,26 @@ class TrainConfig:
         (60, 120, 160), "step schedule epochs, comma-separated"
     )
     gamma: float = option(0.2, "step schedule factor", gt=0.0)
+    # Short budgets (issue 22): a cosine schedule moved once an epoch trains a 1-epoch run at a
+    # constant lr 0.1 and ends it wherever its last steps leave it; moved every step, the lr
+    # reaches 0 at the run's end, and the seed-to-seed spread shrinks (docs/benchmarks.md).
+    lr_update: str = option(
+        "epoch",
+        "when the schedule moves the learning rate: every epoch, or every step (a smooth decay "
+        "to the end of the run, for short budgets)",
+        choices=LR_UPDATES,
+    )
+    warmup: float = option(
+        0.0, "epochs of linear learning-rate warm-up from 0 (needs --lr-update step)", min=0.0
+    )
+    label_smoothing: float = option(0.0, "label smoothing of the training loss", min=0.0, max=0.5)
+    ema: float = option(
+        0.0,
+        "decay per step of an exponential moving average of the weights (BatchNorm statistics "
+        "too), which is evaluated and saved in their place; 0: off",
+        min=0.0,
+        max=0.9999,
+    )
     cutout: int = option(0, "Cutout hole side in pixels; 0: off", min=0, const=16, metavar="PX")
     crop_padding: int = option(4, "random-crop padding", min=0)
     flip: bool = option(True, "horizontal flips (--no-flip: none)")
@@ -145,6 +168,26 @@ class TrainConfig:
             raise ValueError(
                 f"milestones must be increasing epochs >= 1, but got milestones={self.milestones!r}."
             )
+        if self.lr_update not in LR_UPDATES:
+            raise ValueError(
+                f"lr_update must be one of {', '.join(LR_UPDATES)}, but got lr_update={self.lr_update!r}."
+            )
+        for name, low, high in (
+            ("warmup", 0.0, None),
+            ("label_smoothing", 0.0, 0.5),
+            ("ema", 0.0, 0.9999),
+        ):
+            value = getattr(self, name)
+            if not is_real(value) or value < low or (high is not None and value > high):
+                allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+                raise ValueError(
+                    f"{name} must be a number in {allowed}, but got {name}={value!r}."
+                )
+            object.__setattr__(self, name, float(value))
+        if self.warmup > 0 and self.lr_update != "step":
+            raise ValueError(
+                f"warmup={self.warmup!r} needs lr_update='step' (a warm-up moves the lr within epochs)."
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"precision must be one of {', '.join(PRECISIONS)}, but got precision={self.precision!r}."
@@ -158,6 +201,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return strict_from_dict(cls, data, "train config")
+
+
+def is_real(value: object) -> bool:
+    """A real number, not a bool (numpy's included)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_int(cfg: object, name: str, minimum: int) -> None:
@@ -247,7 +295,16 @@ class _Run:
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
         )
-        self.scheduler = _scheduler(self.optimizer, cfg)
+        self.steps_per_epoch = num_batches(
+            len(data.train.labels), cfg.batch_size, len(data.train.labels) >= cfg.batch_size
+        )
+        self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        # The averaged copy that is evaluated and saved; the raw weights train (and resume).
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+            if cfg.ema > 0
+            else None
+        )
         self.generator = torch.Generator().manual_seed(
             cfg.seed
         )  # drives shuffling and augmentation
@@ -260,7 +317,8 @@ class _Run:
             "model_config": self.model_config.to_dict(),
             "train_config": self.cfg.to_dict(),
             "data_config": self.data_config.to_dict() if self.data_config else None,
-            "model_state": self.model.state_dict(),
+            # the weights evaluated (the average where there is one): what loaders read
+            "model_state": self.evaluated.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict(),
             "epoch": self.epoch,
@@ -270,6 +328,11 @@ class _Run:
             "stop_reason": self.stop_reason,
             "train_seconds": self.train_seconds,
             "rng": self._rng_state(),
+            **(
+                {"train_state": self.model.state_dict(), "ema_count": int(self.ema.n_averaged)}
+                if self.ema is not None
+                else {}
+            ),
             "environment": environment(self.device),
             "precision": self.precision,
             "num_classes": self.data.num_classes,
@@ -277,6 +340,11 @@ class _Run:
             "mean": list(self.data.mean),
             "std": list(self.data.std),
         }
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model that is evaluated and saved: the weight average where there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _rng_state(self) -> dict:
         rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
@@ -290,7 +358,12 @@ class _Run:
         ``load_state_dict`` copies weights and optimizer state onto the run's device; the RNG
         states must stay CPU ByteTensors, which is why the file is not read onto the device.
         """
-        self.model.load_state_dict(ckpt["model_state"])
+        if self.ema is not None:
+            self.model.load_state_dict(ckpt["train_state"])
+            self.ema.module.load_state_dict(ckpt["model_state"])
+            self.ema.n_averaged.fill_(ckpt["ema_count"])
+        else:
+            self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.scheduler.load_state_dict(ckpt["scheduler_state"])
         # "curve": the key of checkpoints written before nas took that word for accuracies.
@@ -334,7 +407,18 @@ def _deterministic() -> bool:
     return torch.backends.cudnn.deterministic or torch.are_deterministic_algorithms_enabled()
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.lr_update == "step":  # a factor of the base lr at every step of the run
+        total, warm = cfg.epochs * steps_per_epoch, cfg.warmup * steps_per_epoch
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            if cfg.schedule == "cosine":
+                return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+            return cfg.gamma ** sum(step >= m * steps_per_epoch for m in cfg.milestones)
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     return torch.optim.lr_scheduler.MultiStepLR(
@@ -411,10 +495,14 @@ def _train_epoch(run: _Run, progress) -> tuple[float, float, int, bool]:
     ):
         with autocast_context(run.device, run.precision):
             logits = run.forward(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
+        if cfg.lr_update == "step":
+            run.scheduler.step()
+        if run.ema is not None:
+            run.ema.update_parameters(model)
         tally.add(loss, logits, y)
         seen += len(y)
         if step % PROGRESS_EVERY == 0:  # no host sync: figures that have arrived, if any
@@ -453,14 +541,15 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
     seconds = time.perf_counter() - start
     run.train_seconds += seconds
     lr = run.optimizer.param_groups[0]["lr"]
-    run.scheduler.step()
+    if cfg.lr_update == "epoch":
+        run.scheduler.step()
     if not finite:
         run.status, run.stop_reason = "diverged", f"non-finite training loss in epoch {run.epoch}"
         log.warning("run diverged: %s", run.stop_reason)
     val_loss = val_acc = None
     if finite and run.data.val is not None and len(run.data.val.labels):
         val_loss, val_acc = evaluate(
-            run.model,
+            run.evaluated,
             run.data.val,
             run.data.mean,
             run.data.std,
@@ -567,7 +656,7 @@ def _train(run: _Run, out: pathlib.Path | None, resume: bool, callback, progress
     if progress is not None and hasattr(progress, "close"):
         progress.close()
     result = run.result()
-    result.coefficients = coefficient_matrices(run.model)
+    result.coefficients = coefficient_matrices(run.evaluated)
     return result
 
 
@@ -578,7 +667,12 @@ def _check_resumable(ckpt: dict, run: _Run, path: pathlib.Path) -> None:
             f"{path} holds model {ckpt['model_config']['plan']!r}, not {run.model_config.plan!r}; "
             f"use another --out or drop --resume."
         )
-    saved = {k: v for k, v in ckpt["train_config"].items() if k not in RUNTIME_FIELDS}
+    # a checkpoint older than a recipe field has that field's default
+    saved = {
+        k: v
+        for k, v in TrainConfig.from_dict(ckpt["train_config"]).to_dict().items()
+        if k not in RUNTIME_FIELDS
+    }
     current = {k: v for k, v in run.cfg.to_dict().items() if k not in RUNTIME_FIELDS}
     if saved != current:
         changed = sorted(k for k in current if saved.get(k) != current[k])

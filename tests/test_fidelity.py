@@ -259,7 +259,7 @@ def test_a_study_killed_after_its_parent_finished_resumes_without_retraining_it(
 
 def test_a_diverged_parent_stops_the_study_at_once_in_one_line(tmp_path, capsys):
     """Every trial of its shape would fail the same way: one failed trial, then one line."""
-    from nas.schema import parent_dir
+    from nas.schema import parent_dir, replicate_counts, status_counts
 
     folder = tmp_path / "div"
     cfg = _cfg("div", n_trials=4)
@@ -276,5 +276,6 @@ def test_a_diverged_parent_stops_the_study_at_once_in_one_line(tmp_path, capsys)
     err = [line for line in capsys.readouterr().err.strip().splitlines() if "error" in line]
     assert code == 1 and len(err) == 1, err
     assert "parent WRN-16-1 of study 'div' diverged" in err[0] and "--fidelity scratch" in err[0]
-    counts = study_counts(open_existing(folder)[1])
+    trials = open_existing(folder)[1].trials  # every run: the second was a baseline's replicate
+    counts = status_counts(trials) + replicate_counts(trials)
     assert counts["failed"] == 2 and counts["complete"] + counts["pruned"] == 0, counts

@@ -179,9 +179,12 @@ def test_baselines_are_queued_once_marked_and_never_searched(tmp_path):
     study = open_study("b", open_storage(folder))
     waiting = study.get_trials(states=(TrialState.WAITING,))
     names = [t.user_attrs["plan_name"] for t in waiting]
-    assert names == ["SWRN-22-1-1", "SWRN-28-1-2", "SWRN-22-1-3", "WRN-22-1", "WRN-28-1"]
+    # the baselines, then each one's second seed (baseline_seeds 2), queued right behind them
+    assert names == ["SWRN-22-1-1", "SWRN-28-1-2", "SWRN-22-1-3", "WRN-22-1", "WRN-28-1"] * 2
     assert all(t.user_attrs["baseline"] is True for t in waiting)
-    assert study.user_attrs["baselines"] == names
+    assert study.user_attrs["baselines"] == names[:5]
+    assert [t.user_attrs.get("replicate_of") for t in waiting] == [None] * 5 + [0, 1, 2, 3, 4]
+    assert [t.user_attrs.get("seed") for t in waiting[5:]] == [1] * 5
     none = StudyConfig(
         name="n", preset="cpu", n_trials=20, baselines="none", data={"dataset": "synthetic"}
     )
@@ -193,7 +196,12 @@ def test_baselines_are_queued_once_marked_and_never_searched(tmp_path):
         ):
             StudyConfig(name="x", n_trials=20, baselines=bad)
     two = StudyConfig(
-        name="t", preset="cpu", n_trials=20, baselines="paper:2", data={"dataset": "synthetic"}
+        name="t",
+        preset="cpu",
+        n_trials=20,
+        baselines="paper:2",
+        baseline_seeds=1,
+        data={"dataset": "synthetic"},
     )
     prepare_study(two, tmp_path / "t", (10, 3))
     assert [

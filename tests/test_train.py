@@ -214,7 +214,7 @@ def test_train_config_validation_edges():
     cfg = _cfg()
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown train config keys"):
-        TrainConfig.from_dict({"epochs": 3, "warmup": 1})
+        TrainConfig.from_dict({"epochs": 3, "warm_up": 1})
 
 
 @pytest.mark.slow

@@ -1,0 +1,328 @@
+"""Runs of one architecture with other seeds: the noise yardstick, one point per architecture,
+and the confirmation of the front on fresh seeds (issue 22).
+
+A *replicate* is a trial that trains an architecture another trial (its original, user attribute
+``replicate_of``) trained, with its own ``seed``. Two kinds are queued, both as trials with a fixed
+plan that ask the sampler nothing and are never stopped early:
+
+* a baseline's further seeds (``baseline_seeds``), queued right after the baselines, so the
+  study measures its seed-to-seed noise at every epoch before it judges any searched plan
+  (:func:`yardstick`);
+* the confirmation (``confirm_seeds``): when the search budget is spent, the front and every plan
+  within CLAIM_Z standard errors of it are trained again with fresh seeds (:func:`confirm_set`).
+
+Replicates take no slot of ``n_trials`` and are never counted as new architectures
+(:func:`nas.schema.status_counts`). What a study reports per architecture is the mean over its
+complete runs with a standard error from the seeds (:func:`plan_rows`). Everything queued here is
+derived again from the trials at each call, so a worker killed at any point leaves nothing that a
+resumed study would miss or queue twice (:func:`top_up`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from .early_stop import Decision, StopRule, decide
+from .noise import CLAIM_Z, binomial_se, seed_sd
+from .pareto import pareto_front
+from .schema import (
+    BASELINE_ATTR,
+    COMPLETE,
+    CONFIRM_ATTR,
+    DIRECTIONS,
+    DUPLICATE,
+    NOISE_ATTR,
+    REPLICATE_ATTR,
+    has_fixed_plan,
+    is_replicate,
+)
+
+__all__ = [
+    "Run",
+    "confirm_set",
+    "judge",
+    "mean_curves",
+    "plan_rows",
+    "runs_of",
+    "search_done",
+    "top_up",
+    "yardstick",
+]
+
+MAX_REPLICATE_FAILURES = 2  # a (plan, seed) that failed this often is not queued again
+
+
+# --- the runs and the stopping rule --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained or training run, as the stopping rule sees it."""
+
+    number: int
+    plan: str
+    curve: tuple[float, ...]  # validation accuracy per epoch, up to the first non-finite one
+    params: int
+    fixed: bool = False  # a baseline or a replicate: never stopped
+
+
+def _finite(curve: Iterable) -> tuple[float, ...]:
+    out = []
+    for v in curve or ():
+        if v is None or not math.isfinite(v):
+            break
+        out.append(float(v))
+    return tuple(out)
+
+
+def runs_of(trials) -> list[Run]:
+    """The runs of a study's (frozen) trials that have a curve and a size."""
+    runs = []
+    for t in trials:
+        a = t.user_attrs
+        curve, params = _finite(a.get("curve") or ()), a.get("params")
+        if curve and params and a.get("plan"):
+            runs.append(Run(t.number, a["plan"], curve, int(params), has_fixed_plan(a)))
+    return runs
+
+
+def _groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        groups.setdefault(r.plan, []).append(r)
+    return groups
+
+
+def yardstick(runs: Sequence[Run]) -> list[float | None]:
+    """The pooled seed SD at each epoch over every architecture with two or more runs
+    (:func:`nas.noise.seed_sd`); an empty list while there is no such architecture."""
+    groups = [[list(r.curve) for r in g] for g in _groups(runs).values() if len(g) > 1]
+    return seed_sd(groups) if groups else []
+
+
+def mean_curves(runs: Sequence[Run]) -> list[tuple[list[float], int]]:
+    """One (curve, params) per architecture: at each epoch the mean over its runs that reached
+    it. A rung then compares architectures, not runs (a baseline with two seeds is one point)."""
+    out = []
+    for g in _groups(runs).values():
+        longest = max(len(r.curve) for r in g)
+        curve = [
+            sum(r.curve[e] for r in g if len(r.curve) > e) / sum(len(r.curve) > e for r in g)
+            for e in range(longest)
+        ]
+        out.append((curve, g[0].params))
+    return out
+
+
+def judge(
+    number: int, plan: str, curve: Sequence[float], params: int, fixed: bool, runs, rule: StopRule
+) -> Decision:
+    """The stopping rule for run ``number`` (``curve`` so far) against every other run of the
+    study: never for a fixed-plan run (baselines and replicates train their full budget); else
+    :func:`nas.early_stop.decide` against one mean curve per other architecture, with the
+    margin from the study's seed SD at the rung (:func:`yardstick`)."""
+    if fixed:
+        return Decision(stop=False)
+    others = [r for r in runs if r.number != number and r.plan != plan]
+    return decide(list(curve), params, mean_curves(others), rule, noise=yardstick(list(runs)))
+
+
+# --- one point per architecture ------------------------------------------------------------------
+
+
+def _complete(rows: list[dict]) -> list[dict]:
+    return [
+        r
+        for r in rows
+        if r["state"] == COMPLETE
+        and r["val_acc"] is not None
+        and r["params"]
+        and r["status"] != DUPLICATE
+    ]
+
+
+def final_sd(rows: list[dict]) -> float | None:
+    """The pooled seed SD of the complete runs' accuracies (the objective), over every
+    architecture with two or more of them; None without one."""
+    groups: dict[str, list[list[float]]] = {}
+    for r in _complete(rows):
+        groups.setdefault(r["plan"], []).append([r["val_acc"]])
+    sd = seed_sd([g for g in groups.values() if len(g) > 1])
+    return sd[0] if sd else None
+
+
+def plan_rows(rows: list[dict]) -> list[dict]:
+    """One row per architecture, from the trial rows of :func:`nas.results.trial_rows`.
+
+    Complete runs of one plan (its trial and its replicates) become one row: the original's row
+    (the first complete run when the original did not complete) with ``val_acc`` the mean of the
+    runs' accuracies and ``val_se`` sqrt(s^2 / n + b^2), s the study's pooled seed SD
+    (:func:`final_sd`), n the runs and b the binomial error of the mean on the validation set
+    (its images are shared by every plan, so counting b whole is conservative). Without a seed SD
+    (no architecture has two runs) it is b alone, as before replicates. Added keys: ``seeds``
+    (one dict per run: trial, seed, val_acc), ``n_runs``, ``single_val_acc`` (the original
+    run's own accuracy, what the search saw) and ``seed_sd``. Rows of other trials (stopped,
+    failed, running) are kept as they are, replicates that did not complete are left out."""
+    sd = final_sd(rows)
+    done = _complete(rows)
+    groups: dict[str, list[dict]] = {}
+    for r in done:
+        groups.setdefault(r["plan"], []).append(r)
+    out, placed = [], set()
+    for r in rows:
+        if r in done:
+            if r["plan"] in placed:
+                continue
+            placed.add(r["plan"])
+            group = groups[r["plan"]]
+            first = next((g for g in group if g.get("replicate_of") is None), group[0])
+            accs = [g["val_acc"] for g in group]
+            mean = sum(accs) / len(accs)
+            b = binomial_se(mean, first["val_images"])
+            se = math.sqrt(sd**2 / len(accs) + b**2) if sd is not None else b
+            out.append(
+                first
+                | {
+                    "val_acc": mean,
+                    "val_se": se,
+                    "n_runs": len(group),
+                    "single_val_acc": first["val_acc"],
+                    "seed_sd": sd,
+                    "seeds": [
+                        {"trial": g["trial"], "seed": g["seed"], "val_acc": g["val_acc"]}
+                        for g in group
+                    ],
+                }
+            )
+        elif r.get("replicate_of") is None:
+            out.append(r)
+    return out
+
+
+# --- queueing replicates ------------------------------------------------------------------------
+
+
+def _within_noise_of_front(rows: list[dict]) -> list[dict]:
+    """The front of ``rows`` (complete plan rows) and every row that no front member beats by
+    more than CLAIM_Z standard errors of the difference (``val_se`` of each)."""
+    front_idx = set(pareto_front([(r["val_acc"], r["params"]) for r in rows], DIRECTIONS))
+    front = [rows[i] for i in front_idx]
+    chosen = []
+    for i, r in enumerate(rows):
+        beaten = any(
+            f["params"] <= r["params"]
+            and f["val_acc"] - r["val_acc"]
+            > CLAIM_Z * math.hypot(f["val_se"] or 0.0, r["val_se"] or 0.0)
+            for f in front
+        )
+        if i in front_idx or not beaten:
+            chosen.append(r)
+    return sorted(chosen, key=lambda r: (r["params"], r["trial"]))
+
+
+def confirm_set(rows: list[dict]) -> list[dict]:
+    """The plans to confirm on fresh seeds: the Pareto front of the complete architectures (one
+    point each, :func:`plan_rows`) and every one within CLAIM_Z SE of it, fewest params first."""
+    return _within_noise_of_front(_complete(plan_rows(rows)))
+
+
+def search_done(trials, n_trials: int) -> bool:
+    """The search budget is spent: every slot is taken by a finished architecture, and no trial
+    of the search (replicates aside) is running or queued."""
+    from .schema import TAKES_SLOT, status_counts
+
+    counts = status_counts(trials)
+    live = counts["running"] + counts["waiting"]
+    return not live and sum(counts[s] for s in TAKES_SLOT) >= n_trials
+
+
+def _queue(study: optuna.Study, original: dict, seed: int) -> None:
+    study.enqueue_trial(
+        {},
+        user_attrs={
+            REPLICATE_ATTR: original["number"],
+            "seed": seed,
+            "plan": original["plan"],
+            "plan_name": original["plan_name"],
+            BASELINE_ATTR: original["baseline"],
+        },
+    )
+
+
+def _missing(trials, plan: str, seeds: Iterable[int]) -> list[int]:
+    """Seeds of ``plan`` with no run that is complete, stopped, running or queued, and that has
+    not already failed MAX_REPLICATE_FAILURES times."""
+    have, failures = set(), {}
+    for t in trials:
+        a = t.user_attrs
+        if a.get("plan") != plan or a.get("seed") is None:
+            continue
+        if t.state == TrialState.FAIL:
+            if a.get("status") != DUPLICATE:
+                failures[a["seed"]] = failures.get(a["seed"], 0) + 1
+        else:
+            have.add(a["seed"])
+    return [s for s in seeds if s not in have and failures.get(s, 0) < MAX_REPLICATE_FAILURES]
+
+
+def _originals(trials) -> dict[str, dict]:
+    """Plan text -> its original trial (number, plan, name, baseline), first trial first."""
+    out: dict[str, dict] = {}
+    for t in trials:
+        a = t.user_attrs
+        if a.get("plan") and not is_replicate(t) and a.get("plan") not in out:
+            out[a["plan"]] = {
+                "number": t.number,
+                "plan": a["plan"],
+                "plan_name": a.get("plan_name", ""),
+                "baseline": bool(a.get(BASELINE_ATTR)),
+            }
+    return out
+
+
+def top_up(study: optuna.Study, cfg, rows_of=None, search_over: bool = False) -> int:
+    """Queue the replicates the study lacks; returns how many were queued.
+
+    * Each baseline's seeds ``seed + 1 .. seed + baseline_seeds - 1``, as soon as it is queued.
+    * Once the search is done (:func:`search_done`) and ``confirm_seeds`` > 0: the plans of
+      :func:`confirm_set`, chosen once (study attribute ``confirmation``) and each trained with
+      seeds ``seed + 1 .. seed + confirm_seeds``, the runs it already has counted.
+
+    A replicate that failed (a kill, a dead worker) is queued again, up to
+    MAX_REPLICATE_FAILURES failures of one seed. ``rows_of`` turns trials into report rows
+    (default :func:`nas.results.trial_rows` of the study); ``search_over``: the search ended
+    before its budget (an exhausted space), nothing of it running. Call it under the slot lock."""
+    trials = study.get_trials(deepcopy=False)
+    originals, queued = _originals(trials), 0
+    wanted: list[tuple[dict, list[int]]] = []
+    extra = range(cfg.seed + 1, cfg.seed + cfg.baseline_seeds)
+    wanted += [(o, list(extra)) for o in originals.values() if o["baseline"]]
+    confirmed = study.user_attrs.get(CONFIRM_ATTR)
+    done = search_over or search_done(trials, cfg.n_trials)
+    if confirmed is None and cfg.confirm_seeds > 0 and done:
+        from .results import trial_rows
+
+        rows = (rows_of or trial_rows)(study)
+        confirmed = [r["plan"] for r in confirm_set(rows)]
+        study.set_user_attr(CONFIRM_ATTR, confirmed)
+    fresh = list(range(cfg.seed + 1, cfg.seed + 1 + cfg.confirm_seeds))
+    wanted += [(originals[p], fresh) for p in confirmed or () if p in originals]
+    for original, seeds in wanted:
+        for seed in _missing(trials, original["plan"], seeds):
+            _queue(study, original, seed)
+            queued += 1
+    return queued
+
+
+def record_noise(study: optuna.Study) -> list[float | None]:
+    """Store the study's seed SD per epoch as a study attribute (``seed_sd``), for the dashboard
+    and the report; returns it."""
+    sd = yardstick(runs_of(study.get_trials(deepcopy=False)))
+    if sd != study.user_attrs.get(NOISE_ATTR):
+        study.set_user_attr(NOISE_ATTR, sd)
+    return sd
