@@ -167,7 +167,10 @@ def plan_rows(rows: list[dict]) -> list[dict]:
     (no architecture has two runs) it is b alone, as before replicates. Added keys: ``seeds``
     (one dict per run: trial, seed, val_acc), ``n_runs``, ``single_val_acc`` (the original
     run's own accuracy, what the search saw) and ``seed_sd``. Rows of other trials (stopped,
-    failed, running) are kept as they are, replicates that did not complete are left out."""
+    failed, running) are kept as they are, replicates that did not complete are left out. Rows
+    merged already (they have ``n_runs``) are returned as they are."""
+    if any("n_runs" in r for r in rows):
+        return list(rows)
     sd = final_sd(rows)
     done = _complete(rows)
     groups: dict[str, list[dict]] = {}
@@ -194,7 +197,7 @@ def plan_rows(rows: list[dict]) -> list[dict]:
                     "single_val_acc": first["val_acc"],
                     "seed_sd": sd,
                     "seeds": [
-                        {"trial": g["trial"], "seed": g["seed"], "val_acc": g["val_acc"]}
+                        {"trial": g["trial"], "seed": g.get("seed"), "val_acc": g["val_acc"]}
                         for g in group
                     ],
                 }

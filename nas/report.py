@@ -38,7 +38,7 @@ from .figures import (
     similarity_figure,
     templates_text,
 )
-from .noise import CLAIM_Z
+from .replicates import plan_rows, runs_of, yardstick
 from .results import (
     HV_REFERENCE_ACC,
     fidelity_text,
@@ -48,7 +48,15 @@ from .results import (
     knee_row,
     trial_rows,
 )
-from .schema import COEFFICIENTS_FILE, REPORT_DIR, RETRAIN_DIR, counts_text, trial_dir
+from .schema import (
+    COEFFICIENTS_FILE,
+    CONFIRM_ATTR,
+    REPORT_DIR,
+    RETRAIN_DIR,
+    counts_text,
+    replicate_counts,
+    trial_dir,
+)
 from .storage import shown_url
 from .study import open_existing, study_counts
 from .verdict import HV_REFERENCE_FACTOR, accuracy_text, fewer_text, ties, verdict
@@ -95,7 +103,8 @@ def report_data(study_folder: str | os.PathLike) -> dict:
     """
     folder = pathlib.Path(study_folder)
     cfg, study = open_existing(folder)
-    rows = trial_rows(study)
+    runs = trial_rows(study)  # every run, replicates included (trials.csv)
+    rows = plan_rows(runs)  # one per architecture: its runs' mean and SE from the seeds
     front = front_rows(rows)
     counts = study_counts(study)  # the terminal's count, by the same function
     if not front:
@@ -120,6 +129,7 @@ def report_data(study_folder: str | os.PathLike) -> dict:
         r["tied_with_next"] = False
     for r, tied in zip(front, ties(front)):
         r["tied_with_next"] = tied
+    _mark_held_up(rows, front)
     max_params = max(r["params"] for r in rows if r["params"])
     reference = {"accuracy": HV_REFERENCE_ACC, "params": HV_REFERENCE_FACTOR * max_params}
     parents = parent_runs(folder)
@@ -129,6 +139,10 @@ def report_data(study_folder: str | os.PathLike) -> dict:
         "config": cfg.to_dict(),
         "resolved": cfg.resolved(),
         "rows": rows,
+        "runs": runs,
+        "replicates": dict(replicate_counts(study.get_trials(deepcopy=False))),
+        "confirmed": study.user_attrs.get(CONFIRM_ATTR),
+        "seed_sd": yardstick(runs_of(study.get_trials(deepcopy=False))),
         "front": front,
         "knee": knee,
         "reference": reference,
@@ -143,6 +157,50 @@ def report_data(study_folder: str | os.PathLike) -> dict:
         "environment": _environment(cfg, rows),
         "verdict": verdict(rows),
     }
+
+
+def noise_line(data: dict) -> str:
+    """The study's noise yardstick and its replicate runs in one line ('' without either)."""
+    sd = [s for s in data.get("seed_sd") or [] if s is not None]
+    reps = sum((data.get("replicates") or {}).values())
+    if not sd and not reps:
+        return ""
+    parts = []
+    if sd:
+        parts.append(
+            f"seed SD (the noise yardstick, pooled over plans trained with several seeds) "
+            f"{100 * sd[0]:.2f} points after epoch 1, {100 * sd[-1]:.2f} after epoch {len(data['seed_sd'])}"
+        )
+    if reps:
+        secs = sum(
+            r["train_seconds"] or 0.0 for r in data["runs"] if r.get("replicate_of") is not None
+        )
+        confirmed = data.get("confirmed")
+        parts.append(
+            f"{reps} replicate run(s), {secs / 60:.1f} min of training"
+            + (f"; {len(confirmed)} plan(s) confirmed on fresh seeds" if confirmed else "")
+        )
+    held = [r for r in data["rows"] if r.get("held_up") is False]
+    if held:
+        parts.append(
+            "did not hold up on fresh seeds: "
+            + ", ".join(f"trial {r['trial']} ({r['plan_name']})" for r in held)
+        )
+    return "; ".join(parts)
+
+
+def _mark_held_up(rows: list[dict], front: list[dict]) -> None:
+    """``held_up`` of each plan confirmed on fresh seeds: True when it was on the front the
+    search saw (its first run's accuracy) and is on the front of the means, False when it was and
+    is no longer; None for every other plan."""
+    single = [
+        r | {"val_acc": r["single_val_acc"]} for r in rows if r.get("single_val_acc") is not None
+    ]
+    seen = {r["trial"] for r in front_rows(single)}
+    final = {r["trial"] for r in front}
+    for r in rows:
+        confirmed = (r.get("n_runs") or 0) > 1 and r["trial"] in seen
+        r["held_up"] = (r["trial"] in final) if confirmed else None
 
 
 NOT_RETRAINED = {
@@ -361,7 +419,8 @@ def _dominators_html(entry: dict) -> str:
 def _dominance_html(data: dict) -> str:
     head = (
         "<tr><th>baseline</th><th>params</th><th>val acc ± SE</th>"
-        f"<th>searched plans that dominate it (no more params, more accurate by &gt; {CLAIM_Z:g} SE)</th></tr>"
+        "<th>searched plans that dominate it (no more params, more accurate beyond the noise: "
+        "one-sided z-tests, Holm-corrected over every comparison of the verdict)</th></tr>"
     )
     body = []
     for entry in data["verdict"]["table"]:
@@ -514,7 +573,7 @@ def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> p
     files = {
         "index.html": _page(data),
         "pareto.png": pareto_png(data),
-        "trials.csv": _csv(data["rows"]),
+        "trials.csv": _csv(data["runs"]),
         "pareto.csv": _csv(data["front"]),
     }
     out = pathlib.Path(study_folder) / REPORT_DIR
@@ -534,6 +593,8 @@ def terminal_summary(data: dict, page: str | os.PathLike | None = None) -> str:
         f"knee (best trade-off): trial {knee['trial']}; retrain it with: {knee['retrain']}",
         fidelity_line(data),
     ]
+    if line := noise_line(data):
+        lines.append(line)
     lines += [
         f"retrained: trial {r['trial']} ({r['plan_name']}, {r['params']:,} params): test acc {retrained_text(r)}"
         for r in data["rows"]
@@ -552,8 +613,9 @@ def _dominance_lines(v: dict) -> list[str]:
     if not v["table"]:
         return []
     lines = [
-        f"Does sharing pay? Each baseline and the searched plans with no more parameters that beat it by more "
-        f"than {CLAIM_Z:g} SE of the difference:"
+        "Does sharing pay? Each baseline (mean over its seeds) and the searched plans with no more "
+        f"parameters that beat it beyond the noise (z-tests, Holm-corrected over the "
+        f"{v.get('comparisons', 0)} comparisons the verdict makes):"
     ]
     for e in v["table"]:
         b = e["baseline"]

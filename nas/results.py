@@ -12,7 +12,16 @@ import optuna
 
 from .noise import binomial_se
 from .pareto import hypervolume_2d, knee_point, pareto_front
-from .schema import COMPLETE, DIRECTIONS, DUPLICATE, SCRATCH, TrialRow, status_of
+from .schema import (
+    COMPLETE,
+    DIRECTIONS,
+    DUPLICATE,
+    REPLICATE_ATTR,
+    SCRATCH,
+    TrialRow,
+    role_of,
+    status_of,
+)
 
 __all__ = [
     "trial_rows",
@@ -74,6 +83,8 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
             "parent": a.get("parent"),
             "inherit_epochs": a.get("inherit_epochs"),
             "projection_error": a.get("projection_error"),
+            "role": role_of(a),
+            "replicate_of": a.get(REPLICATE_ATTR),
         }
         row["val_se"] = (
             binomial_se(row["val_acc"], row["val_images"]) if row["val_acc"] is not None else None

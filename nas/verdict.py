@@ -2,9 +2,16 @@
 
 Baselines are the study's reference plans (``row["baseline"]``: the plain WRN-d-k and the paper's
 uniform SWRN-d-k-s, enqueued by the study itself); every other completed trial is a *searched*
-plan. A searched plan *dominates* a baseline when it has no more parameters and its validation
-accuracy is higher by more than ``CLAIM_Z`` standard errors of the difference (nas.noise), both
-measured on the study's validation set. Accuracies are fractions in [0, 1], parameters counts.
+plan. Runs of one architecture (its replicates: a baseline's seeds, the confirmation's fresh
+seeds) are one plan, its accuracy their mean and its standard error from the seeds
+(:func:`nas.replicates.plan_rows`). A searched plan *dominates* a baseline when it has no more
+parameters and is more accurate beyond the noise: every comparison the verdict makes (each
+baseline against each searched plan no larger, and each uniform SWRN against each larger plain
+WRN) is a one-sided z-test on the difference, and a claim stands only if Holm's step-down
+procedure keeps it at a family-wise error of FAMILY_ALPHA over all of them (:func:`claims`).
+With K searched plans and no correction, some baseline would be "beaten" by chance alone (about
+20% of baselines at K = 20 with equal true accuracies). Accuracies are fractions in [0, 1],
+parameters counts.
 
 A fully trained baseline is compared with the fully trained searched plans. A baseline the
 stopping rule stopped at epoch e is compared at epoch e, with every searched plan that reached
@@ -18,7 +25,10 @@ Everything here is pure: it reads rows as :func:`nas.results.trial_rows` makes t
 
 from __future__ import annotations
 
-from .noise import CLAIM_Z, beyond_noise, binomial_se, difference_se
+import math
+
+from .noise import CLAIM_Z, FAMILY_ALPHA, binomial_se, holm, one_sided_p
+from .replicates import plan_rows
 from .results import completed_rows, front_rows, hypervolume
 
 __all__ = [
@@ -26,6 +36,8 @@ __all__ = [
     "REQUIRED_KEYS",
     "accuracy_text",
     "baseline_rows",
+    "claims",
+    "comparisons",
     "dominance_table",
     "fewer_text",
     "searched_rows",
@@ -71,11 +83,26 @@ def _checked_rows(rows: list[dict], name: str = "rows") -> list[dict]:
     return rows
 
 
-def _images(a: dict, b: dict) -> int | None:
-    """Validation images behind a comparison of two rows: the smaller known count (a study uses one
-    validation set, so they agree), or None when neither row knows it."""
-    known = [r["val_images"] for r in (a, b) if r["val_images"]]
-    return min(known) if known else None
+def _se(r: dict) -> float:
+    """A row's standard error: a plan's (:func:`nas.replicates.plan_rows`: from its seeds and
+    the validation set), else the binomial one of its accuracy; 0.0 when neither is known."""
+    if r.get("n_runs") and not r.get("at_epoch"):
+        return r["val_se"] or 0.0
+    return binomial_se(r["val_acc"], r["val_images"])
+
+
+def _z(better: dict, worse: dict) -> float:
+    """How many standard errors of the difference ``better`` is ahead of ``worse`` (inf when
+    neither has a noise estimate and it is ahead at all)."""
+    diff, se = better["val_acc"] - worse["val_acc"], math.hypot(_se(better), _se(worse))
+    if se == 0.0:
+        return math.inf if diff > 0 else (-math.inf if diff < 0 else 0.0)
+    return diff / se
+
+
+def _apart(a: dict, b: dict, z: float = CLAIM_Z) -> bool:
+    """The two rows' accuracies differ by more than ``z`` standard errors of the difference."""
+    return abs(_z(a, b)) > z
 
 
 def _name(r: dict) -> str:
@@ -108,24 +135,73 @@ def fewer_text(small: int, big: int) -> str:
 
 
 def searched_rows(rows: list[dict]) -> list[dict]:
-    """Completed, non-duplicate trials proposed by the search (not baselines), in trial order."""
-    return [r for r in completed_rows(_checked_rows(rows)) if not r["baseline"]]
+    """Completed, non-duplicate plans proposed by the search (not baselines), one per
+    architecture (its runs merged), in trial order."""
+    return [r for r in completed_rows(plan_rows(_checked_rows(rows))) if not r["baseline"]]
 
 
 def baseline_rows(rows: list[dict]) -> list[dict]:
-    """Completed, non-duplicate baseline trials, in trial order."""
-    return [r for r in completed_rows(_checked_rows(rows)) if r["baseline"]]
+    """Completed, non-duplicate baselines, one per architecture (its seeds merged), in trial order."""
+    return [r for r in completed_rows(plan_rows(_checked_rows(rows))) if r["baseline"]]
 
 
-def _dominators(baseline: dict, searched: list[dict]) -> list[dict]:
-    """Searched rows with no more parameters than ``baseline`` and more accurate beyond the noise."""
-    better = [
-        s
-        for s in searched
-        if s["params"] <= baseline["params"]
-        and beyond_noise(s["val_acc"], baseline["val_acc"], _images(s, baseline))
-    ]
+def _key(better: dict, worse: dict) -> tuple:
+    return better["trial"], worse["trial"], worse.get("at_epoch")
+
+
+def _candidates(baseline: dict, searched: list[dict]) -> list[dict]:
+    return [s for s in searched if s["params"] <= baseline["params"]]
+
+
+def comparisons(rows: list[dict]) -> list[dict]:
+    """Every comparison the verdict makes, each a one-sided test that ``better`` beats
+    ``worse``: {better, worse, z, p}. Each fully trained baseline against each searched plan
+    with no more parameters; each baseline the rule stopped, at its epoch, against each searched
+    plan that reached it; each uniform SWRN against each plain WRN with more parameters."""
+    rows = plan_rows(_checked_rows(rows))
+    searched, baselines = searched_rows(rows), baseline_rows(rows)
+    pairs = [(s, b) for b in baselines for s in _candidates(b, searched)]
+    stopped = [r for r in rows if r["baseline"] and r["state"] == "pruned"]
+    for b in stopped:
+        epoch = len(b.get("curve") or [])
+        view = _at_epoch(b, epoch) if epoch else None
+        if view is not None:
+            pairs += [(s, view) for s in _candidates(view, _reached(rows, epoch))]
+    plain = [b for b in baselines if not b["shared"]]
+    uniform = [b for b in baselines if b["shared"]]
+    pairs += [(u, p) for p in plain for u in uniform if u["params"] < p["params"]]
+    out = []
+    for better, worse in pairs:
+        z = _z(better, worse)
+        out.append({"better": better, "worse": worse, "z": z, "p": one_sided_p(z)})
+    return out
+
+
+def claims(rows: list[dict], alpha: float = FAMILY_ALPHA) -> set[tuple]:
+    """The comparisons of :func:`comparisons` whose claim stands under Holm's correction over all
+    of them, as (better trial, worse trial, the worse one's at_epoch or None)."""
+    family = comparisons(rows)
+    kept = holm([c["p"] for c in family], alpha)
+    return {_key(c["better"], c["worse"]) for c, keep in zip(family, kept) if keep}
+
+
+def _dominators(baseline: dict, searched: list[dict], claimed: set[tuple]) -> list[dict]:
+    """Searched rows with no more parameters than ``baseline`` whose claim to beat it stands."""
+    better = [s for s in _candidates(baseline, searched) if _key(s, baseline) in claimed]
     return sorted(better, key=lambda s: (-s["val_acc"], s["params"], s["trial"]))
+
+
+def _reached(rows: list[dict], epoch: int) -> list[dict]:
+    """Searched trials (their first run) as they stood after ``epoch``."""
+    return [
+        v
+        for r in rows
+        if not r["baseline"]
+        and r.get("replicate_of") is None
+        and r["status"] in ("complete", "pruned")
+        and r["params"]
+        if (v := _at_epoch(r, epoch)) is not None
+    ]
 
 
 def _at_epoch(r: dict, epoch: int) -> dict | None:
@@ -138,21 +214,16 @@ def _at_epoch(r: dict, epoch: int) -> dict | None:
     return r | {"val_acc": acc, "val_se": binomial_se(acc, r["val_images"]), "at_epoch": epoch}
 
 
-def _stopped_entry(b: dict, rows: list[dict]) -> dict | None:
+def _stopped_entry(b: dict, rows: list[dict], claimed: set[tuple]) -> dict | None:
     """The table entry of baseline ``b`` stopped early: compared at the epoch it was stopped at."""
     epoch = len(b.get("curve") or [])
     view = _at_epoch(b, epoch) if b["state"] == "pruned" and epoch else None
     if view is None:
         return None
-    searched = [
-        v
-        for r in rows
-        if not r["baseline"] and r["status"] in ("complete", "pruned") and r["params"]
-        if (v := _at_epoch(r, epoch)) is not None
-    ]
+    searched = _reached(rows, epoch)
     return {
         "baseline": view,
-        "dominated_by": _dominators(view, searched),
+        "dominated_by": _dominators(view, searched, claimed),
         "at_epoch": epoch,
         "note": f"stopped by the rule at epoch {epoch}: compared at epoch {epoch} with the {len(searched)} "
         f"searched plan(s) that reached it",
@@ -181,23 +252,34 @@ def dominance_table(rows: list[dict]) -> list[dict]:
     baseline with nothing to compare (over budget, failed, running, or stopped with no curve), with
     ``"dominated_by": None`` and a ``"note"`` saying why.
     """
-    rows = _checked_rows(rows)
+    rows = plan_rows(_checked_rows(rows))
+    claimed = claims(rows)
     searched = searched_rows(rows)
     order = lambda r: (r["params"] or 0, r["trial"])  # noqa: E731 - the table's sort key
     done = sorted(baseline_rows(rows), key=order)
-    done_ids = {r["trial"] for r in done}
+    done_plans = {r["plan"] for r in done}
     rest = sorted(
         (
             r
             for r in rows
-            if r["baseline"] and r["trial"] not in done_ids and r["status"] != "duplicate"
+            if r["baseline"]
+            and r["plan"] not in done_plans
+            and r["status"] != "duplicate"
+            and r.get("replicate_of") is None
         ),
         key=order,
     )
-    stopped = {b["trial"]: entry for b in rest if (entry := _stopped_entry(b, rows)) is not None}
+    stopped = {
+        b["trial"]: entry for b in rest if (entry := _stopped_entry(b, rows, claimed)) is not None
+    }
     return (
         [
-            {"baseline": b, "dominated_by": _dominators(b, searched), "note": "", "at_epoch": None}
+            {
+                "baseline": b,
+                "dominated_by": _dominators(b, searched, claimed),
+                "note": "",
+                "at_epoch": None,
+            }
             for b in done
         ]
         + [stopped[b["trial"]] for b in rest if b["trial"] in stopped]
@@ -225,12 +307,7 @@ def ties(front: list[dict]) -> list[bool]:
         raise ValueError(
             f"front must be sorted by params ascending, but got {[r['params'] for r in front]}."
         )
-    tied = [
-        not beyond_noise(
-            max(a["val_acc"], b["val_acc"]), min(a["val_acc"], b["val_acc"]), _images(a, b)
-        )
-        for a, b in zip(front, front[1:])
-    ]
+    tied = [not _apart(a, b) for a, b in zip(front, front[1:])]
     return tied + [False] * bool(front)
 
 
@@ -260,7 +337,7 @@ def verdict(rows: list[dict]) -> dict:
     (:func:`dominance_table`), ``counts`` (baselines, compared, not_compared, beaten, searched)
     and ``sentence``.
     """
-    rows = _checked_rows(rows)
+    rows = plan_rows(_checked_rows(rows))
     searched, baselines = searched_rows(rows), baseline_rows(rows)
     sizes = [r["params"] for r in rows if r["params"]]
     reference = HV_REFERENCE_FACTOR * max(sizes) if sizes else None
@@ -276,25 +353,29 @@ def verdict(rows: list[dict]) -> dict:
         "table": table,
         "counts": _counts(rows, table, searched),
     }
+    family = comparisons(rows)
+    out["comparisons"] = len(family)
+    out["seed_sd"] = next((r["seed_sd"] for r in rows if r.get("seed_sd") is not None), None)
     out["sentence"] = _sentence(out)
-    out["uniform_vs_plain"] = uniform_vs_plain(baselines)
+    out["uniform_vs_plain"] = uniform_vs_plain(baselines, claims(rows))
     return out
 
 
-def uniform_vs_plain(baselines: list[dict]) -> str:
+def uniform_vs_plain(baselines: list[dict], claimed: set[tuple] | None = None) -> str:
     """Among fully trained baselines: does the paper's uniform sharing match a plain WRN with fewer
     parameters? The pair with the largest parameter saving where the SWRN is not worse beyond the
-    noise, in one sentence; '' without both kinds."""
+    noise, in one sentence; '' without both kinds. ``claimed``: the claims that stand
+    (:func:`claims` of the whole study); default: Holm over these baselines' own comparisons."""
     plain = [b for b in baselines if not b["shared"]]
     uniform = [b for b in baselines if b["shared"]]
     if not plain or not uniform:
         return ""
-    pairs = [
-        (p, u)
-        for p in plain
-        for u in uniform
-        if u["params"] < p["params"]
-        and not beyond_noise(p["val_acc"], u["val_acc"], _images(p, u))
+    if claimed is None:  # Holm over these baselines' own comparisons
+        own = [(u, p) for p in plain for u in uniform if u["params"] < p["params"]]
+        kept = holm([one_sided_p(_z(u, p)) for u, p in own])
+        claimed = {_key(u, p) for (u, p), keep in zip(own, kept) if keep}
+    pairs = [  # the uniform SWRN is not behind beyond the noise
+        (p, u) for p in plain for u in uniform if u["params"] < p["params"] and _z(p, u) <= CLAIM_Z
     ]
     if not pairs:
         return (
@@ -302,11 +383,7 @@ def uniform_vs_plain(baselines: list[dict]) -> str:
             "than the noise."
         )
     p, u = max(pairs, key=lambda pair: (pair[0]["params"] / pair[1]["params"], pair[1]["val_acc"]))
-    verb = (
-        "beats"
-        if beyond_noise(u["val_acc"], p["val_acc"], _images(p, u))
-        else "matches, within the noise,"
-    )
+    verb = "beats" if _key(u, p) in claimed else "matches, within the noise,"
     return (
         f"Among the fully trained baselines, uniform sharing {verb} the plain net: {_name(u)} "
         f"{accuracy_text(u['val_acc'], u['val_se'], 1)} against {_name(p)} {accuracy_text(p['val_acc'], p['val_se'], 1)}"
@@ -355,17 +432,17 @@ def _best_text(table: list[dict]) -> str:
     )
 
 
-def _margin_text(table: list[dict]) -> str:
-    """How much 'beyond the noise' is here: CLAIM_Z standard errors of the difference, in points."""
-    margins = [
-        100 * CLAIM_Z * difference_se(b["val_acc"], b["val_acc"], b["val_images"])
-        for b in (e["baseline"] for e in table if e["dominated_by"] is not None)
-    ]
-    if max(margins) == 0.0:
+def _margin_text(table: list[dict], family: int) -> str:
+    """How much 'beyond the noise' is here: the test and its correction, and the noise in points."""
+    ses = [_se(b) for b in (e["baseline"] for e in table if e["dominated_by"] is not None)]
+    if max(ses, default=0.0) == 0.0:
         return "by any margin (no validation-set size recorded, so no noise estimate)"
-    low, high = min(margins), max(margins)
+    low, high = 100 * min(ses), 100 * max(ses)
     about = f"{high:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f} to {high:.1f}"
-    return f"by more than the noise ({CLAIM_Z:g} SE of the difference, about {about} points)"
+    return (
+        f"beyond the noise (one-sided z-tests, Holm-corrected over {family} comparison"
+        f"{'s' * (family != 1)} at {FAMILY_ALPHA:.1%}; a baseline's SE about {about} points)"
+    )
 
 
 def _sentence(v: dict) -> str:
@@ -415,5 +492,5 @@ def _full_sentence(v: dict) -> str:
         )
     return (
         f"Sharing did not pay here: no searched plan beat {_baselines_text(c, 0)} "
-        f"{_margin_text(table)} at equal or fewer parameters; {hv}."
+        f"{_margin_text(table, v.get('comparisons', 0))} at equal or fewer parameters; {hv}."
     )
