@@ -592,7 +592,7 @@ def _ray_options(args: argparse.Namespace):
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from nas.retrain import retrain
+    from nas.retrain import mean_se_text, retrain, retrained_baselines
     from softshare.console import ProgressBar
 
     recipe = train_config(args)
@@ -615,16 +615,20 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    spread = f" +- {summary['test_acc_std']:.2%}" if len(summary["seeds"]) > 1 else ""
     start = f", from parent {summary['from_parent']}" if summary["from_parent"] else ""
     print(
         f"trial {summary['trial']} ({summary['plan_name']}, {summary['params']:,} params{start}): search val "
-        f"{summary['search_val_acc']:.2%}; retrained test acc {summary['test_acc_mean']:.2%}{spread} over "
-        f"{len(summary['seeds'])} seed(s)"
+        f"{summary['search_val_acc']:.2%}; retrained test acc {mean_se_text(summary)}"
     )
     for run in summary["seeds"]:
         print(
             f"  {run['seed_dir']}: {run['status']}, {run['epochs_run']} epochs, test {run['test_acc']:.2%}"
+        )
+    for b in retrained_baselines(args.study, but=summary["trial"]):  # the same question, beside it
+        print(
+            f"  baseline {b['plan_name']} (trial {b['trial']}, {b['params']:,} params): "
+            f"retrained test acc {mean_se_text(b)}"
+            + ("" if b["recipe"] == summary["recipe"] else " (another recipe)")
         )
     _write_report(args.study)
     return 0

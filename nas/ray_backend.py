@@ -46,7 +46,17 @@ from softshare.train import CHECKPOINT, METRICS, EpochMetrics, train
 from .config import StudyConfig
 from .devices import apply_placement, check_ray_device, oom_reason, ray_placement, release_memory
 from .fidelity import ensure_parent, parent_names, trial_start
-from .ray_search import PLAN, SKIP, SNAPSHOT, STUDY_TRIAL, EarlyStopScheduler, StudySearch
+from .ray_search import (
+    FIXED,
+    PLAN,
+    SEED,
+    SKIP,
+    SNAPSHOT,
+    STUDY_TRIAL,
+    EarlyStopScheduler,
+    StudySearch,
+)
+from .replicates import runs_of, top_up
 from .schema import ERROR_FILE, INHERIT, RAY_DIR, trial_dir
 from .storage import (
     HEARTBEAT_S,
@@ -60,7 +70,6 @@ from .study import (
     make_sampler,
     prepare_study,
     queued_count,
-    rung_history,
     slots_left,
     stop_rule_for,
 )
@@ -260,7 +269,7 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     out = trial_dir(pathlib.Path(folder), number)
     out.mkdir(parents=True, exist_ok=True)
     restored = _restore_from_ray(out)
-    train_config = cfg.train_config()
+    train_config = cfg.train_config(seed=int(config.get(SEED, cfg.seed)))  # a replicate's own
     device = resolve_device(train_config.device)  # as train() resolves them, for epoch reports
     fresh = {"device": environment(device)["device"], "history": []}
     fresh["precision"] = resolve_precision(train_config.precision, device)
@@ -268,7 +277,9 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     model_config = ModelConfig(plan.text, num_classes=classes, in_channels=channels)
     try:
         start = trial_start(cfg, pathlib.Path(folder), data, model_config, train_config)
-        reporter.extra = start.attrs  # scratch, or inherit from the parent the driver trained
+        # scratch, or inherit from the parent the driver trained; the plan and whether the rule
+        # may stop it, for the scheduler
+        reporter.extra = start.attrs | {PLAN: plan.text, FIXED: bool(config.get(FIXED))}
         result = train(
             model_config,
             start.recipe,
@@ -392,8 +403,10 @@ def _new_tuner(
         n for n in (stamp, *(f"{stamp}-{k}" for k in range(2, len(taken) + 2))) if n not in taken
     )
     storage_path = options.storage_path or str(folder / RAY_DIR)
-    history = rung_history(study.get_trials(deepcopy=False))
-    scheduler = EarlyStopScheduler(stop_rule_for(cfg, val_images(data)), history)
+    runs = runs_of(study.get_trials(deepcopy=False))
+    history = {r.number: (list(r.curve), r.params) for r in runs}
+    meta = {r.number: (r.plan, r.fixed) for r in runs}
+    scheduler = EarlyStopScheduler(stop_rule_for(cfg, val_images(data)), history, meta)
     searcher = StudySearch(
         cfg,
         folder,
@@ -583,10 +596,13 @@ def run_ray(
         # Queued trials (baselines, a user's fixed values) hold slots already counted, so they run
         # even when they fill every slot.
         while True:
+            top_up(study, cfg)  # replicates: the baselines' seeds, then the confirmation
             slots, queued = slots_left(study, cfg.n_trials), queued_count(study)
             if slots <= 0 and not queued:
                 break
             if not queued and make_sampler(cfg, data_shape(data)).exhausted(study):
+                if top_up(study, cfg, search_over=True):
+                    continue
                 log.warning(
                     "the search space is exhausted: every architecture in it is trained, running or over "
                     "the budget; stopping with %d slot(s) left",

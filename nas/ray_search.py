@@ -28,14 +28,16 @@ from ray.tune.search.optuna import OptunaSearch
 from softshare.train import METRICS
 
 from .config import StudyConfig
-from .early_stop import Decision, StopRule, decide
+from .early_stop import Decision, StopRule
+from .replicates import Run, judge
 from .sampler import SpaceExhausted
-from .schema import BASELINE_ATTR, COEFFICIENTS_FILE, DIRECTIONS, FAILED, trial_dir
+from .schema import COEFFICIENTS_FILE, DIRECTIONS, FAILED, has_fixed_plan, trial_dir
 from .space import define_space
 from .storage import fail_stale_trials, worker_identity
 from .study import make_sampler, queued_count, slots_left
 from .trial import (
     coefficients_from_checkpoint,
+    describe_attrs,
     drop_weights,
     finish_skipped,
     finish_trial,
@@ -45,7 +47,6 @@ from .trial import (
     record_result,
     recover,
     skip_reason,
-    trial_attrs,
     trial_record,
     write_coefficients,
 )
@@ -68,6 +69,8 @@ MODES = tuple({"maximize": "max", "minimize": "min"}[d] for d in DIRECTIONS)
 STUDY_TRIAL = "study_trial"  # config/result key: the Optuna trial number (names trials/NNNN)
 SKIP = "skip"  # config key: True when the trial is over budget or a duplicate
 PLAN = "plan"  # config key: the plan's text (a baseline's plan is not in its params)
+SEED = "seed"  # config key: the run's training seed (a replicate's own, else the study's)
+FIXED = "fixed"  # config/result key: a baseline or a replicate, which the rule never stops
 SNAPSHOT = "ray-checkpoint"  # per-epoch checkpoint handed to Ray, inside the trial folder
 
 
@@ -84,13 +87,19 @@ class EarlyStopScheduler(FIFOScheduler):
     """
 
     def __init__(
-        self, rule: StopRule, history: dict[int, tuple[list[float], int]] | None = None
+        self,
+        rule: StopRule,
+        history: dict[int, tuple[list[float], int]] | None = None,
+        meta: dict[int, tuple[str, bool]] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(rule, StopRule):
             raise ValueError(f"rule must be a StopRule, but got {rule=}.")
         self.rule = rule
         self.curves: dict[int, tuple[list[float], int]] = dict(history or {})
+        # trial number -> (plan text, fixed): runs of one plan are one point at a rung, and a
+        # baseline or replicate is never stopped (nas.replicates.judge)
+        self.meta: dict[int, tuple[str, bool]] = dict(meta or {})
         self.stopped: dict[str, str] = {}  # Ray trial id -> reason
 
     def on_trial_add(self, tune_controller, trial) -> None:
@@ -112,9 +121,15 @@ class EarlyStopScheduler(FIFOScheduler):
         return TrialScheduler.CONTINUE
 
     def judge(self, number: int, curve: list[float], params: int) -> Decision:
-        """The shared rule for trial ``number`` against every other curve seen so far."""
-        others = [(c, p) for n, (c, p) in self.curves.items() if n != number and c and p]
-        return decide(curve, params, others, self.rule)
+        """The shared rule (:func:`nas.replicates.judge`) for trial ``number`` against every
+        other curve seen so far."""
+        plan, fixed = self.meta.get(number, (f"#{number}", False))
+        runs = [
+            Run(n, self.meta.get(n, (f"#{n}", False))[0], tuple(c), p)
+            for n, (c, p) in self.curves.items()
+            if c and p
+        ]
+        return judge(number, plan, curve, params, fixed, runs, self.rule)
 
     def stop_reason(self, trial_id: str) -> str | None:
         return self.stopped.get(trial_id)
@@ -125,6 +140,8 @@ class EarlyStopScheduler(FIFOScheduler):
         if STUDY_TRIAL not in result or not result.get("curve") or not result.get("params"):
             return None
         number, params = int(result[STUDY_TRIAL]), int(result["params"])
+        if result.get(PLAN):
+            self.meta[number] = (result[PLAN], bool(result.get(FIXED)))
         if prefix := finite_prefix(result["curve"]):
             self.curves[number] = (prefix, params)
         return number, list(result["curve"]), params
@@ -243,12 +260,17 @@ class StudySearch(OptunaSearch):
         skip = skip_reason(self._ot_study, self._cfg, trial.number, attrs)
         if skip is not None:
             self._skips[trial_id] = skip
-        return config | {STUDY_TRIAL: trial.number, PLAN: attrs["plan"], SKIP: skip is not None}
+        return config | {
+            STUDY_TRIAL: trial.number,
+            PLAN: attrs["plan"],
+            SKIP: skip is not None,
+            SEED: attrs["seed"],
+            FIXED: has_fixed_plan(attrs),
+        }
 
     def _describe(self, trial: optuna.Trial | optuna.trial.FrozenTrial, params: dict) -> dict:
         plan = plan_of(trial.user_attrs, params)
-        baseline = bool(trial.user_attrs.get(BASELINE_ATTR))
-        return trial_attrs(plan, self._data_shape, self._cfg.seed, self._val_size, baseline)
+        return describe_attrs(plan, trial.user_attrs, self._cfg, self._data_shape, self._val_size)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if (

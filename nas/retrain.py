@@ -7,6 +7,7 @@ checkpoints, metrics and ``test.json``, and ``summary.json`` with mean and sprea
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 import re
@@ -24,8 +25,9 @@ from softshare.runtime import resolve_device
 from softshare.train import TrainConfig, train
 
 from .fidelity import load_parent, parent_name
+from .replicates import plan_rows
 from .results import front_rows, knee_row, trial_rows
-from .schema import retrain_dir
+from .schema import RETRAIN_DIR, retrain_dir
 from .study import open_existing
 
 __all__ = ["pick", "parse_count", "retrain", "retrain_dir", "PICK_FORMS"]
@@ -77,6 +79,9 @@ def _pick_trial(rows: list[dict], front: list[dict], text: str) -> dict:
     except ValueError:
         raise ValueError(f"trial:N needs a trial number, but got trial:{text}.") from None
     row = next((r for r in rows if r["trial"] == number), None)
+    if row is None:  # a replicate run: its plan's row (rows hold one per architecture)
+        plan = next((s for r in rows for s in r.get("seeds") or () if s["trial"] == number), None)
+        row = next((r for r in rows if plan and plan in (r.get("seeds") or ())), None)
     if row is None or not row["plan"]:
         options = ", ".join(_describe(r) for r in front[:5])
         raise ValueError(f"the study has no trial {number}; frontier members: {options}.")
@@ -122,7 +127,7 @@ def retrain(
     """
     folder = pathlib.Path(folder)
     cfg, study = open_existing(folder)
-    row = pick(trial_rows(study), rule)
+    row = pick(plan_rows(trial_rows(study)), rule)  # the front of the plans' means
     parent = _parent_of(folder, row["plan"]) if from_parent else None  # before any data is read
     dcfg = _data_config(cfg.data_config(), full_train, train_subset)
     if data_root:
@@ -152,6 +157,30 @@ def retrain(
     summary["from_parent"] = parent.config.sharing_plan.name if parent is not None else None
     atomic_write_text(out / "summary.json", dumps(summary))
     return summary
+
+
+def retrained_baselines(folder: str | pathlib.Path, but: int | None = None) -> list[dict]:
+    """The summaries (``retrain/NNNN/summary.json``) of the study's retrained baselines, trial
+    ``but`` left out, fewest parameters first; unreadable ones are skipped."""
+    out = []
+    for path in sorted((pathlib.Path(folder) / RETRAIN_DIR).glob("[0-9]*/summary.json")):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if summary.get("baseline") and summary.get("trial") != but:
+            out.append(summary)
+    return sorted(out, key=lambda s: s["params"])
+
+
+def mean_se_text(summary: dict) -> str:
+    """'91.20% ± 0.15 (SE, 3 seeds)' for a retrain summary; the bare mean with one seed."""
+    n = sum(r["test_acc"] is not None for r in summary["seeds"])
+    se = summary.get("test_acc_se")
+    if se is None and n > 1 and summary.get("test_acc_std") is not None:
+        se = summary["test_acc_std"] / math.sqrt(n)  # a summary written before test_acc_se
+    spread = f" ± {100 * se:.2f} (SE, {n} seeds)" if se is not None else f" ({n} seed)"
+    return f"{summary['test_acc_mean']:.2%}{spread}"
 
 
 def _parent_of(folder: pathlib.Path, plan_text: str):
@@ -222,6 +251,7 @@ def _summary(
 ) -> dict:
     test_mean, test_std = _spread([r["test_acc"] for r in runs])
     val_mean, val_std = _spread([r["final_val_acc"] for r in runs])
+    tested = sum(r["test_acc"] is not None for r in runs)
     return {
         "trial": row["trial"],
         "pick": rule,
@@ -232,6 +262,9 @@ def _summary(
         "seeds": runs,
         "test_acc_mean": test_mean,
         "test_acc_std": test_std,
+        # the standard error of the mean over the seeds (None with one seed)
+        "test_acc_se": test_std / math.sqrt(tested) if tested > 1 else None,
+        "baseline": bool(row.get("baseline")),
         "val_acc_mean": val_mean,
         "val_acc_std": val_std,
         "full_train": full_train,

@@ -155,3 +155,29 @@ def test_full_train_uses_no_validation_split(tmp_path):
     )
     assert summary["full_train"] and summary["data_config"]["val_fraction"] == 0.0
     assert summary["seeds"][0]["best_val_acc"] is None
+
+
+@pytest.mark.slow
+def test_retrain_prints_mean_and_se_over_seeds_with_the_retrained_baselines_beside_it(
+    tmp_path, capsys
+):
+    import search
+
+    base = {"baseline": True}
+    folder = make_study(tmp_path / "b", [("WRN-10-1", 0.50, "COMPLETE", base), *HAND[1:2]])
+    flags = ["--seeds", "2", "--epochs", "2", "--batch-size", "32", "--device", "cpu", "--quiet"]
+    flags += ["--schedule", "cosine", "--precision", "fp32"]
+    assert search.main(["retrain", str(folder), "--pick", "trial:0", *flags]) == 0
+    assert search.main(["retrain", str(folder), "--pick", "trial:1", *flags]) == 0
+    out = capsys.readouterr().out.splitlines()
+    summary = json.loads((folder / "retrain" / "0001" / "summary.json").read_text())
+    baseline = json.loads((folder / "retrain" / "0000" / "summary.json").read_text())
+    se = statistics.stdev(r["test_acc"] for r in summary["seeds"]) / 2**0.5
+    assert summary["test_acc_se"] == pytest.approx(se) and baseline["baseline"] is True
+    line = next(x for x in out if x.startswith("trial 1 "))
+    assert line.endswith(
+        f"retrained test acc {summary['test_acc_mean']:.2%} ± {100 * se:.2f} (SE, 2 seeds)"
+    )
+    beside = out[out.index(line) + 3]  # after the two seed lines
+    assert beside.startswith("  baseline WRN-10-1 (trial 0, 77,850 params): retrained test acc ")
+    assert beside.endswith("(SE, 2 seeds)")
