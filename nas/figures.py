@@ -59,9 +59,22 @@ def plan_text(r: dict) -> str:
 
 
 def accuracy_se(r: dict) -> float:
-    """Binomial standard error of the accuracy a row is drawn at (val acc, or best seen before it was
-    stopped), from its validation-set size; 0.0 when either is unknown."""
-    return binomial_se(r["accuracy"], r["val_images"]) if r["accuracy"] is not None else 0.0
+    """Standard error of the accuracy a row is drawn at: a plan's, from its seeds and the
+    validation set (nas.replicates.plan_rows), else binomial (val acc, or best seen before it
+    was stopped) from its validation-set size; 0.0 when unknown."""
+    if r["accuracy"] is None:
+        return 0.0
+    if r.get("n_runs") and r.get("val_se") is not None:
+        return r["val_se"]
+    return binomial_se(r["accuracy"], r["val_images"])
+
+
+def seeds_text(r: dict) -> str:
+    """'mean of 3 seeds: 55.1%, 56.0%, 54.2%', or '' for a plan trained once."""
+    seeds = r.get("seeds") or []
+    if len(seeds) < 2:
+        return ""
+    return f"mean of {len(seeds)} seeds: " + ", ".join(f"{s['val_acc']:.1%}" for s in seeds)
 
 
 def _hover(r: dict) -> str:
@@ -89,6 +102,10 @@ def _hover(r: dict) -> str:
         lines.append(
             f"best val acc so far: {r['best_val_acc_seen']:.2%} after {r['epochs']} epochs"
         )
+    if seeds := seeds_text(r):
+        lines.append(seeds)
+    if r.get("held_up") is False:
+        lines.append("did not hold up on fresh seeds: off the front of the means")
     if r["duplicate_of"] is not None:
         lines.append(f"same architecture as trial {r['duplicate_of']}")
     if r["reason"]:
@@ -173,6 +190,45 @@ def _trial_traces(rows: list[dict]) -> list[go.Scatter]:
     return traces
 
 
+def _seed_traces(rows: list[dict]) -> list[go.Scatter]:
+    """The runs behind each plan trained with several seeds (small dots at its size), and a
+    cross on each plan that did not hold up on fresh seeds."""
+    several = [r for r in rows if len(r.get("seeds") or []) > 1]
+    traces = []
+    if several:
+        traces.append(
+            go.Scatter(
+                x=[r["params"] for r in several for _ in r["seeds"]],
+                y=[s["val_acc"] for r in several for s in r["seeds"]],
+                mode="markers",
+                meta="seeds",
+                name="one seed's run",
+                hovertext=[
+                    f"trial {s['trial']} · seed {s['seed']} · {s['val_acc']:.2%}"
+                    for r in several
+                    for s in r["seeds"]
+                ],
+                hoverinfo="text",
+                marker={"size": 5, "color": MUTED, "opacity": 0.8},
+            )
+        )
+    fallen = [r for r in rows if r.get("held_up") is False]
+    if fallen:
+        traces.append(
+            go.Scatter(
+                x=[r["params"] for r in fallen],
+                y=[r["accuracy"] for r in fallen],
+                mode="markers",
+                meta="fallen",
+                name="did not hold up on fresh seeds",
+                hovertext=[_hover(r) for r in fallen],
+                hoverinfo="text",
+                marker={"symbol": "x-thin-open", "size": 16, "color": "#b91c1c"},
+            )
+        )
+    return traces
+
+
 def pareto_figure(data: dict) -> go.Figure:
     rows = [r for r in data["rows"] if r["params"]]
     strip = [r for r in rows if r["accuracy"] is None]
@@ -184,6 +240,8 @@ def pareto_figure(data: dict) -> go.Figure:
         row_heights=[0.85, 0.15] if strip else [1.0],
     )
     for trace in _trial_traces([r for r in rows if r["accuracy"] is not None]):
+        fig.add_trace(trace, row=1, col=1)
+    for trace in _seed_traces(rows):
         fig.add_trace(trace, row=1, col=1)
     front, knee = data["front"], data["knee"]  # drawn over the trials: visible among 1,000 of them
     fig.add_trace(
@@ -483,6 +541,27 @@ def pareto_png(data: dict) -> bytes:
             linewidths=1.3,
             zorder=3,
             label="baseline",
+        )
+    several = [r for r in data["rows"] if len(r.get("seeds") or []) > 1 and r["params"]]
+    if several:
+        ax.scatter(
+            [r["params"] for r in several for _ in r["seeds"]],
+            [s["val_acc"] for r in several for s in r["seeds"]],
+            s=8,
+            color=MUTED,
+            zorder=2,
+            label="one seed's run",
+        )
+    fallen = [r for r in data["rows"] if r.get("held_up") is False]
+    if fallen:
+        ax.scatter(
+            [r["params"] for r in fallen],
+            [r["accuracy"] for r in fallen],
+            s=110,
+            marker="x",
+            color="#b91c1c",
+            zorder=5,
+            label="did not hold up on fresh seeds",
         )
     front, knee = data["front"], data["knee"]
     ax.step(
