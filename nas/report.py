@@ -467,6 +467,7 @@ def _settings_html(data: dict) -> str:
         ("dataset", res["data"]),
         ("search space", res["space"]),
         ("fidelity", fidelity_line(data).removeprefix("accuracies: ")),
+        ("seed noise · replicates", noise_line(data) or "no plan trained with several seeds"),
         ("recipe per trial", res["recipe"]),
         ("early stopping", res["early_stopping"]),
         ("versions", env["versions"]),
