@@ -37,6 +37,7 @@ from .schema import (
     TAKES_SLOT,
     status_counts,
 )
+from .space import check_budget
 from .storage import open_storage, open_study
 from .trial import finite_prefix
 
@@ -93,6 +94,7 @@ def prepare_study(
 ) -> StudyConfig:
     """Create the study folder and storage (with its baselines queued), or check a resumed study
     is the same study. ``shape`` is (classes, input channels, ...) of the data."""
+    check_budget(cfg.search_space(), cfg.max_params, shape)  # before anything is made
     if not (folder / STUDY_FILE).exists() and (folder / JOURNAL_FILE).exists():
         raise ValueError(
             f"{folder} holds trials ({JOURNAL_FILE}) but no {STUDY_FILE}; restore {STUDY_FILE} "

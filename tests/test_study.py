@@ -191,6 +191,20 @@ def test_bad_study_flags_give_one_line(tmp_path, search_cli, args, fragment):
     assert len(lines) == 1 and fragment in lines[0], done.stderr
 
 
+def test_a_budget_below_every_plan_is_refused_before_anything_is_made(tmp_path, capsys):
+    """--max-params under the smallest plan of the space would train nothing: one line naming
+    that plan and its size, exit 2, no study folder (it used to say "no trials" and exit 0)."""
+    import search
+
+    args = ["study", "x", "--results-dir", str(tmp_path), "--max-params", "1k", "--quiet"]
+    code = search.main([*args, "--image-size", "8", "--train-subset", "100", "--device", "cpu"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert "max_params 1,000" in lines[0] and "SWRN-16-1-1" in lines[0], lines
+    assert "126,688 parameters" in lines[0], lines
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.slow
 def test_bad_space_file_gives_one_line(tmp_path, search_cli):
     bad = tmp_path / "space.json"
