@@ -115,7 +115,7 @@ def prepare_study(
         cfg = replace(cfg, versions=versions)
     cfg = save_study_config(cfg, folder)
     study = open_study(cfg.name, open_storage(folder, cfg.storage))
-    study.set_user_attr("config", cfg.to_dict())
+    study.set_user_attr("config", cfg.stored_dict())  # no password: every reader sees it
     if (
         cfg.baselines != "none"
         and BASELINES_ATTR not in study.user_attrs

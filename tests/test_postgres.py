@@ -136,3 +136,40 @@ def test_the_study_folder_keeps_no_password_and_a_resume_still_opens_the_server(
     assert search.main(["report", str(tmp_path / "nopw")]) == 0
     assert search.main(["study", "nopw", *flags[:3], "--n-trials", "2"]) == 0
     assert study_counts(optuna.load_study(study_name="nopw", storage=pg_url))["complete"] >= 1
+
+
+def test_no_password_is_stored_in_the_database_or_the_study_folder(pg_url, tmp_path, capsys):
+    """The password of --storage is used, never written: not in the study's attributes (which
+    optuna-dashboard shows to every user of the database), not in any row of any table, not in
+    any file of the study folder, not in what the command prints."""
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    import search
+
+    secret = "pw-Issue25-not-to-be-stored"
+    with_password = make_url(pg_url).set(password=secret).render_as_string(hide_password=False)
+    flags = ["--results-dir", str(tmp_path), "--quiet", "--n-trials", "1", "--epochs", "1"]
+    flags += ["--train-subset", "100", "--image-size", "8", "--device", "cpu"]
+    assert search.main(["study", "secret", "--storage", with_password, *flags]) == 0
+    out = capsys.readouterr()
+    assert secret not in out.out + out.err
+
+    study = optuna.load_study(study_name="secret", storage=pg_url)
+    assert study.user_attrs["config"]["storage"] == make_url(pg_url).render_as_string(
+        hide_password=False
+    )
+    engine = sqlalchemy.create_engine(pg_url)
+    try:
+        meta = sqlalchemy.MetaData()
+        meta.reflect(engine)
+        assert "study_user_attributes" in meta.tables
+        with engine.connect() as conn:
+            for table in meta.tables.values():
+                for row in conn.execute(table.select()):
+                    assert secret not in repr(tuple(row)), (table.name, row)
+    finally:
+        engine.dispose()
+    for path in (tmp_path / "secret").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
