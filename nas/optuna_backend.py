@@ -279,6 +279,25 @@ def _refresh_report(folder: pathlib.Path) -> None:
 
 
 def _worker_main(
+    cfg_dict: dict,
+    folder: str,
+    worker: int,
+    threads: int,
+    place: Placement,
+    quiet: bool,
+    errors=None,
+) -> None:
+    """One spawned worker: its placement, then :func:`run_worker`. What it dies of goes to
+    ``errors`` (a queue the parent reads) as (worker, one line), then propagates."""
+    try:
+        _placed_worker(cfg_dict, folder, worker, threads, place, quiet)
+    except BaseException as exc:
+        if errors is not None:
+            errors.put((worker, failure_reason(exc)))
+        raise
+
+
+def _placed_worker(
     cfg_dict: dict, folder: str, worker: int, threads: int, place: Placement, quiet: bool
 ) -> None:
     from .progress import StudyReporter  # in the child: fresh imports under spawn
@@ -341,10 +360,11 @@ def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.S
         threads = max(1, (os.cpu_count() or 1) // cfg.workers)
         ctx = multiprocessing.get_context("spawn")
         placements = _worker_placements(cfg)
+        errors = ctx.SimpleQueue()  # (worker, one line) of each worker that raised
         procs = [
             ctx.Process(
                 target=_worker_main,
-                args=(cfg.to_dict(), str(folder), k, threads, place, reporter is None),
+                args=(cfg.to_dict(), str(folder), k, threads, place, reporter is None, errors),
                 daemon=False,
             )
             for k, place in enumerate(placements)
@@ -359,6 +379,31 @@ def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.S
             for p in procs:
                 p.terminate()
             raise
-        if bad := [p.exitcode for p in procs if p.exitcode]:
-            log.warning("%d worker(s) exited with errors %s", len(bad), bad)
+        _check_exits(procs, errors)
     return open_study(cfg.name, open_storage(folder, cfg.storage))
+
+
+def _check_exits(procs: list, errors) -> None:
+    """Workers that failed: RuntimeError naming the first error in one line when every worker
+    failed (the study cannot have gone on), one warning line when some did (the others
+    finished the study)."""
+    bad = [k for k, p in enumerate(procs) if p.exitcode]
+    if not bad:
+        return
+    said = {}
+    while not errors.empty():
+        worker, line = errors.get()
+        said.setdefault(worker, line)
+    first = next(iter(said), bad[0])
+    why = said.get(first) or _exit_text(procs[first].exitcode)
+    text = f"{len(bad)} of {len(procs)} workers failed; the first, worker {first}: {why}"
+    if len(bad) == len(procs):
+        raise RuntimeError(text)
+    log.warning("%s", text)
+
+
+def _exit_text(code: int) -> str:
+    """What a worker's exit code says when it reported no error (killed by a signal)."""
+    if code < 0:
+        return f"killed by signal {-code}"
+    return f"exited with status {code}"

@@ -4,6 +4,7 @@ trial context. The same paths on a real card: tests/test_gpu_study.py (marked gp
 
 import json
 import os
+import re
 import types
 import weakref
 
@@ -39,11 +40,27 @@ OOM_TEXT = "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total c
 
 
 def test_visible_gpus_reads_cuda_visible_devices_else_counts():
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-1a2b"}) == ["GPU-1a2b"]
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []  # set but empty: none
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}, count=2) == ["2", "5"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-1a2b"}, count=1) == ["GPU-1a2b"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, count=0) == []  # set but empty: none
     assert visible_gpus({}, count=3) == ["0", "1", "2"]
     assert visible_gpus({}, count=0) == []
+
+
+def test_visible_gpus_asks_torch_how_many_cards_there_are(monkeypatch):
+    """CUDA_VISIBLE_DEVICES=-1 (every card hidden), a CPU-only torch or a machine without a
+    driver: torch sees no card, so none is visible whatever the variable lists (it used to give
+    ['-1'] and every worker was pinned to a card that is not there)."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == []  # a CPU-only torch
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "3,-1,4"}) == ["3"]  # CUDA stops at -1
+    assert visible_gpus({}) == ["0"]
+    assert worker_placements(2, "auto", visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}, count=0)) == [
+        Placement(),
+        Placement(),
+    ]
 
 
 # --- --workers N: one card per worker, round-robin; several per card is packing ----------------
@@ -372,3 +389,41 @@ def test_queued_trials_run_even_when_they_fill_every_slot(tmp_path):
     study = run_study(_study_cfg(name="queue", baselines="paper:2"), tmp_path / "q")
     assert study_counts(study)["complete"] == 2
     assert all(t.user_attrs.get("baseline") for t in study.trials)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_workers_with_every_card_hidden_train_on_the_cpu(tmp_path, search_cli, monkeypatch):
+    """CUDA_VISIBLE_DEVICES=-1 and --workers 2 (issue 25): every worker used to be pinned to
+    cuda:0 and crash, and the study ended with no trial and exit 0."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    done = search_cli(
+        *("study", "hidden", "--results-dir", str(tmp_path), "--workers", "2", "--quiet"),
+        *("--n-trials", "2", "--epochs", "1", "--train-subset", "100", "--image-size", "8"),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(
+        study_name="hidden", storage=optuna_backend.open_storage(tmp_path / "hidden")
+    )
+    trained = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(trained) == 2 and all(t.user_attrs["device"].startswith("cpu") for t in trained)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_study_whose_workers_all_crash_fails_naming_the_first_error(tmp_path, monkeypatch):
+    """Two spawned workers pinned to a card this machine lacks (what CUDA_VISIBLE_DEVICES=-1
+    used to do): both die setting their memory cap, before any trial. The study used to log
+    "worker(s) exited with errors" and return as if it had finished (search.py: exit 0)."""
+    pinned = [Placement("cuda:0", "0", 0.47)] * 2
+    monkeypatch.setattr(optuna_backend, "_worker_placements", lambda cfg: pinned)
+    cfg = _study_cfg(name="crash", workers=2, baselines="none", device="auto")
+    with pytest.raises(RuntimeError) as info:
+        run_study(cfg, tmp_path / "crash")
+    line = str(info.value)
+    assert "\n" not in line and line.startswith("2 of 2 workers failed; the first, worker "), line
+    assert re.search(r"worker [01]: \w*(Error|Exception): ", line), line  # the child's own error
+    storage = optuna_backend.open_storage(tmp_path / "crash")
+    assert not study_counts(optuna.load_study(study_name="crash", storage=storage))
