@@ -16,7 +16,8 @@ plan is
 
 * already trained (completed or stopped by the rule), running on another worker, or queued as
   a baseline;
-* known to diverge (a trial failed with "diverged");
+* known to diverge (a trial failed with "diverged") or to run out of memory (under a fixed
+  memory cap it would again);
 * a plain WRN (plain nets are baselines, not search points);
 * over ``max_params``. Such a proposal is recorded once as a PRUNED trial with status
   ``over-budget`` and a violated ``max_params`` constraint (Optuna 5's ``create_trial(...,
@@ -230,10 +231,8 @@ class ArchitectureSampler(BaseSampler):
                 taken[plan] = "trained"
             elif status == OVER_BUDGET:
                 taken[plan] = OVER_BUDGET
-            elif t.state == TrialState.FAIL and str(t.user_attrs.get("reason", "")).startswith(
-                "diverged"
-            ):
-                taken[plan] = "diverged"
+            elif t.state == TrialState.FAIL and (why := _plan_failure(t.user_attrs)):
+                taken[plan] = why
         return taken
 
     def _unseen_random(self, taken: dict[str, str]) -> SharingPlan:
@@ -283,6 +282,24 @@ class ArchitectureSampler(BaseSampler):
             plan.text,
             f"{params:,}",
         )
+
+
+# Failures that belong to the plan, not to the run, by the start of their reason
+# (nas.trial.failure_reason, nas.devices.oom_reason): trained again, the plan fails again. The
+# same seed and recipe diverge the same way; under the same memory cap (a card, or a worker's
+# share of one) the same plan and batch need the same memory.
+_PLAN_FAILURES = (
+    ("diverged", "diverged"),
+    ("out of GPU memory", "out of memory"),
+    ("out of memory", "out of memory"),
+)
+
+
+def _plan_failure(user_attrs: dict) -> str | None:
+    """Why a failed trial's plan may not be proposed again, or None when the failure was the
+    run's (a dead worker, an interrupt, an exception of the machine)."""
+    reason = str(user_attrs.get("reason", ""))
+    return next((why for start, why in _PLAN_FAILURES if reason.startswith(start)), None)
 
 
 def _info(source: str, draws: int, rejected: Counter) -> dict:
