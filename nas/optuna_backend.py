@@ -31,6 +31,7 @@ from softshare.data import Dataset, load_dataset
 from softshare.runtime import resolve_device
 from softshare.train import EpochMetrics, train
 
+from .baselines import requeue_failed_baselines
 from .config import StudyConfig
 from .devices import (
     Placement,
@@ -250,8 +251,10 @@ def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optu
     when the study has no free slot. A worker killed right after taking it leaves a trial that
     :func:`nas.storage.fail_stale_trials` recognises as a dead worker's at once (not after
     STALE_AFTER_S), so a resumed study gets its slot back. Queued baselines go first: ask() takes
-    the oldest queued trial, so none of ours is queued while one waits."""
+    the oldest queued trial, so none of ours is queued while one waits; a failed baseline is
+    queued again first, so its slot is not filled with a searched plan."""
     with _slot_lock(folder):
+        requeue_failed_baselines(study)
         if queued_count(
             study
         ):  # its slot is counted already: it runs even when the queue fills them all

@@ -43,6 +43,7 @@ from softshare.data import Dataset, load_dataset
 from softshare.runtime import resolve_device, resolve_precision
 from softshare.train import CHECKPOINT, METRICS, EpochMetrics, train
 
+from .baselines import requeue_failed_baselines
 from .config import StudyConfig
 from .devices import apply_placement, check_ray_device, oom_reason, ray_placement, release_memory
 from .fidelity import ensure_parent, parent_names, trial_start
@@ -583,6 +584,7 @@ def run_ray(
         # Queued trials (baselines, a user's fixed values) hold slots already counted, so they run
         # even when they fill every slot.
         while True:
+            requeue_failed_baselines(study)  # a baseline failed in the last run runs again
             slots, queued = slots_left(study, cfg.n_trials), queued_count(study)
             if slots <= 0 and not queued:
                 break

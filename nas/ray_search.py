@@ -27,6 +27,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from softshare.train import METRICS
 
+from .baselines import requeue_failed_baselines
 from .config import StudyConfig
 from .early_stop import Decision, StopRule, decide
 from .sampler import SpaceExhausted
@@ -206,6 +207,7 @@ class StudySearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if trial_id not in self._ot_trials:
+            requeue_failed_baselines(self._ot_study)  # it takes its failed slot back first
             waiting = queued_count(self._ot_study)
             if slots_left(self._ot_study, self._cfg.n_trials) <= 0 and not waiting:
                 # The study is full (other workers share it, or a restored run had lost a trial):

@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from softshare import SharingPlan
 
-from .schema import BASELINE_ATTR, OVER_BUDGET, PROPOSAL_ATTR, TRAINED
+from .schema import BASELINE_ATTR, OVER_BUDGET, PROPOSAL_ATTR, TRAINED, plan_failure
 from .space import (
     SearchSpace,
     all_plans,
@@ -231,7 +231,7 @@ class ArchitectureSampler(BaseSampler):
                 taken[plan] = "trained"
             elif status == OVER_BUDGET:
                 taken[plan] = OVER_BUDGET
-            elif t.state == TrialState.FAIL and (why := _plan_failure(t.user_attrs)):
+            elif t.state == TrialState.FAIL and (why := plan_failure(t.user_attrs.get("reason"))):
                 taken[plan] = why
         return taken
 
@@ -282,24 +282,6 @@ class ArchitectureSampler(BaseSampler):
             plan.text,
             f"{params:,}",
         )
-
-
-# Failures that belong to the plan, not to the run, by the start of their reason
-# (nas.trial.failure_reason, nas.devices.oom_reason): trained again, the plan fails again. The
-# same seed and recipe diverge the same way; under the same memory cap (a card, or a worker's
-# share of one) the same plan and batch need the same memory.
-_PLAN_FAILURES = (
-    ("diverged", "diverged"),
-    ("out of GPU memory", "out of memory"),
-    ("out of memory", "out of memory"),
-)
-
-
-def _plan_failure(user_attrs: dict) -> str | None:
-    """Why a failed trial's plan may not be proposed again, or None when the failure was the
-    run's (a dead worker, an interrupt, an exception of the machine)."""
-    reason = str(user_attrs.get("reason", ""))
-    return next((why for start, why in _PLAN_FAILURES if reason.startswith(start)), None)
 
 
 def _info(source: str, draws: int, rejected: Counter) -> dict:

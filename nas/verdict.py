@@ -170,6 +170,14 @@ def _not_compared_note(r: dict) -> str:
     return f"{r['status'] or r['state']}: not compared"
 
 
+def _tried_again(r: dict, rows: list[dict]) -> bool:
+    """A failed baseline queued again (nas.baselines.requeue_failed_baselines): its later try
+    stands for it."""
+    return r["status"] == "failed" and any(
+        x["baseline"] and x["plan"] == r["plan"] and x["trial"] > r["trial"] for x in rows
+    )
+
+
 def dominance_table(rows: list[dict]) -> list[dict]:
     """For each baseline, the searched plans that dominate it.
 
@@ -190,7 +198,10 @@ def dominance_table(rows: list[dict]) -> list[dict]:
         (
             r
             for r in rows
-            if r["baseline"] and r["trial"] not in done_ids and r["status"] != "duplicate"
+            if r["baseline"]
+            and r["trial"] not in done_ids
+            and r["status"] != "duplicate"
+            and not _tried_again(r, rows)
         ),
         key=order,
     )

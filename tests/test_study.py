@@ -89,6 +89,37 @@ def test_over_budget_configs_are_rejected_untrained(tmp_path):
 
 
 @pytest.mark.slow
+def test_an_interrupted_baseline_runs_again_as_a_baseline_on_resume(tmp_path, monkeypatch):
+    """Ctrl-C in the first baseline, then the same command again: the baseline is queued again
+    as a baseline (its slot used to be refilled with a searched plan, and the verdict showed the
+    baseline failed for good)."""
+    import nas.optuna_backend as backend
+    from nas.results import trial_rows
+    from nas.schema import TRAINED
+    from nas.verdict import dominance_table
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    cfg = _cfg(name="bi", n_trials=3, baselines="paper:2", recipe={"epochs": 1})
+    folder = tmp_path / "bi"
+    with monkeypatch.context() as patch:
+        patch.setattr(backend, "train", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_study(cfg, folder)
+    study = run_study(cfg, folder)
+    first = study.trials[0]
+    assert first.user_attrs["baseline"] and first.user_attrs["reason"] == "interrupted"
+    trained = [t for t in study.trials if t.user_attrs.get("status") in TRAINED]
+    names = {t.user_attrs["plan_name"] for t in trained if t.user_attrs["baseline"]}
+    assert names == set(study.user_attrs["baselines"]) and first.user_attrs["plan_name"] in names
+    assert len(trained) == 3 and sum(not t.user_attrs["baseline"] for t in trained) == 1
+    table = dominance_table(trial_rows(study))  # what the verdict says of each baseline
+    assert sorted(e["baseline"]["plan_name"] for e in table) == sorted(names)
+    assert all(e["baseline"]["status"] in TRAINED for e in table), table
+
+
+@pytest.mark.slow
 def test_baselines_run_first_with_the_same_recipe_and_are_marked(smoke_study):
     folder, study = smoke_study
     baselines = [t for t in study.trials if t.user_attrs.get("baseline")]
