@@ -427,3 +427,35 @@ def test_a_study_whose_workers_all_crash_fails_naming_the_first_error(tmp_path, 
     assert re.search(r"worker [01]: \w*(Error|Exception): ", line), line  # the child's own error
     storage = optuna_backend.open_storage(tmp_path / "crash")
     assert not study_counts(optuna.load_study(study_name="crash", storage=storage))
+
+
+def test_the_automatic_eval_batch_fits_the_processs_memory_cap(monkeypatch):
+    """A worker capped at a quarter of an 80 GiB card sizes its evaluation batch from its share,
+    not from the card's free memory (which the other workers need)."""
+    from softshare import evaluate
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 3 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * gib)
+    fraction = [1.0]
+    monkeypatch.setattr(
+        torch.cuda, "get_per_process_memory_fraction", lambda device=None: fraction[0]
+    )
+    cuda = types.SimpleNamespace(device=torch.device("cuda", 0))
+    model = types.SimpleNamespace(
+        parameters=lambda: iter([cuda]),
+        modules=lambda: [types.SimpleNamespace(out_channels=640)],
+    )
+    split = types.SimpleNamespace(images=torch.empty(0, 3, 32, 32), __len__=None)
+    split = type("Split", (), {"images": split.images, "__len__": lambda self: 10**7})()
+
+    def expected(free: int) -> int:
+        per_image = evaluate.LIVE_ACTIVATIONS * 640 * 32 * 32 * 2 + 3 * 32 * 32 * 5
+        fits = int(evaluate.FREE_SHARE * free) // per_image
+        return 1 << fits.bit_length() - 1
+
+    assert evaluate.auto_batch_size(model, split, "bf16") == expected(71 * gib)  # uncapped
+    fraction[0] = 0.2375  # HEADROOM / 4 workers on the card
+    capped = evaluate.auto_batch_size(model, split, "bf16")
+    assert capped == expected(int(0.2375 * 80 * gib) - 2 * gib) < expected(71 * gib)
