@@ -45,7 +45,14 @@ from .early_stop import decide
 from .fidelity import ParentDiverged
 from .sampler import SpaceExhausted
 from .schema import ERROR_FILE, FAILED, trial_dir
-from .storage import HEARTBEAT_S, fail_stale_trials, open_storage, open_study, worker_identity
+from .storage import (
+    HEARTBEAT_S,
+    fail_stale_trials,
+    open_storage,
+    open_study,
+    study_lock,
+    worker_identity,
+)
 from .study import (
     make_sampler,
     prepare_study,
@@ -230,22 +237,6 @@ def run_worker(
             )
 
 
-@contextlib.contextmanager
-def _slot_lock(folder: pathlib.Path):
-    """One local worker at a time counts the free slots and takes one, so that workers never
-    overshoot ``n_trials`` (a lock on the study folder: processes of one machine, or of several
-    on a file system with working locks; on a server storage across machines, at most one
-    extra trial per extra machine)."""
-    import fcntl
-
-    with open(folder / ".slots.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optuna.Trial | None:
     """A new trial of the study with this worker's identity recorded as it is created, or None
     when the study has no free slot. A worker killed right after taking it leaves a trial that
@@ -253,7 +244,7 @@ def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optu
     STALE_AFTER_S), so a resumed study gets its slot back. Queued baselines go first: ask() takes
     the oldest queued trial, so none of ours is queued while one waits; a failed baseline is
     queued again first, so its slot is not filled with a searched plan."""
-    with _slot_lock(folder):
+    with study_lock(study, folder):  # across machines on a PostgreSQL storage
         requeue_failed_baselines(study)
         if queued_count(
             study

@@ -38,7 +38,7 @@ from .schema import (
     status_counts,
 )
 from .space import check_budget
-from .storage import open_storage, open_study
+from .storage import open_storage, open_study, study_lock
 from .trial import finite_prefix
 
 __all__ = [
@@ -116,12 +116,13 @@ def prepare_study(
     cfg = save_study_config(cfg, folder)
     study = open_study(cfg.name, open_storage(folder, cfg.storage))
     study.set_user_attr("config", cfg.stored_dict())  # no password: every reader sees it
-    if (
-        cfg.baselines != "none"
-        and BASELINES_ATTR not in study.user_attrs
-        and not study.get_trials(deepcopy=False)
-    ):
-        enqueue_baselines(study, cfg, shape)
+    with study_lock(study, folder):  # processes starting together queue them once
+        if (
+            cfg.baselines != "none"
+            and BASELINES_ATTR not in study.user_attrs
+            and not study.get_trials(deepcopy=False)
+        ):
+            enqueue_baselines(study, cfg, shape)
     return cfg
 
 
