@@ -63,6 +63,7 @@ from .study import (
 )
 from .trial import (
     begin_training,
+    claim,
     data_shape,
     describe,
     drop_weights,
@@ -71,7 +72,6 @@ from .trial import (
     finish_skipped,
     finish_trial,
     recover,
-    skip_reason,
     trial_record,
     val_images,
 )
@@ -143,7 +143,7 @@ def run_trial(
     folder = trial_dir(study_dir, trial.number)
     if reporter is not None:
         reporter.trial_start(trial.number, attrs)
-    if (skip := skip_reason(study, cfg, trial.number, attrs)) is not None:
+    if (skip := claim(study, cfg, trial, attrs, study_dir)) is not None:
         return finish_skipped(study, trial, *skip, max_params=cfg.max_params)
     folder.mkdir(parents=True, exist_ok=True)
     record = trial_record(attrs, cfg, shape)
