@@ -301,17 +301,25 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
 
 
 def _parent_task(study: dict, folder: str, data: Dataset, name: str) -> None:
-    """Ray task: train parent ``name`` of the study in ``folder`` (if it is not yet)."""
-    cpus = _assigned_cpus()
-    torch.set_num_threads(max(1, int(cpus)))
-    ensure_parent(StudyConfig.from_dict(study), pathlib.Path(folder), data, name)
+    """Ray task: train parent ``name`` of the study in ``folder`` (if it is not yet), where Ray
+    placed the task, as a trial is placed (:func:`nas.devices.ray_placement`): cuda:0 of the
+    cards Ray made visible (a saved cuda:N names a card the task does not see), capped at its
+    fraction of the card, or the CPU when it was given no GPU (Ray no longer hides the cards
+    from such a task, which would train on cuda:0 outside Ray's accounting)."""
+    resources = _assigned_resources()
+    torch.set_num_threads(max(1, int(resources.get("CPU", 1.0))))
+    cfg = StudyConfig.from_dict(study)
+    place = ray_placement(cfg.device, _assigned_gpus(), float(resources.get("GPU", 0.0)))
+    cfg = replace(cfg, device=place.device)
+    apply_placement(place)
+    ensure_parent(cfg, pathlib.Path(folder), data, name)
 
 
-def _assigned_cpus() -> float:
-    """CPUs this Ray task or actor was given."""
+def _assigned_resources() -> dict:
+    """What Ray gave this task or actor: {"CPU": n, "GPU": share, ...}."""
     import ray
 
-    return ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    return dict(ray.get_runtime_context().get_assigned_resources())
 
 
 def _train_parents(

@@ -335,6 +335,44 @@ def test_ray_trial_trains_where_ray_placed_it_and_fails_cleanly_out_of_memory(
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize(
+    "study_device,gpu_ids,gpus,device,fraction",
+    [
+        ("cuda:1", ["1"], 1, "cuda:0", None),  # the one card Ray made visible is cuda:0 here
+        ("auto", [], 0, "cpu", None),  # given no GPU: the CPU, not cuda:0 outside Ray's count
+        ("auto", ["0"], 0.5, "cuda:0", round(HEADROOM * 0.5, 4)),  # a fraction: capped
+    ],
+)
+def test_an_inherit_parent_trains_where_ray_placed_its_task(
+    tmp_path, monkeypatch, study_device, gpu_ids, gpus, device, fraction
+):
+    """--fidelity inherit on Ray: the parent task trained on the study's device, whatever Ray
+    gave it: cuda:1 raised in a task that sees one card, a task given no GPU trained on cuda:0,
+    a fractional one without its memory cap."""
+    pytest.importorskip("ray")
+    import nas.ray_backend as ray_backend
+
+    trained, caps = [], []
+    resources = {"CPU": 1.0, "GPU": gpus}  # what Ray's runtime context says (stood in)
+    monkeypatch.setattr(ray_backend, "_assigned_resources", lambda: resources, raising=False)
+    monkeypatch.setattr(ray_backend, "_assigned_cpus", lambda: 1.0, raising=False)  # before
+    monkeypatch.setattr(ray_backend, "_assigned_gpus", lambda: list(gpu_ids))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setattr(
+        torch.cuda, "set_per_process_memory_fraction", lambda f, d=None: caps.append((f, d))
+    )
+    monkeypatch.setattr(
+        ray_backend,
+        "ensure_parent",
+        lambda cfg, folder, data, name, recipe=None: trained.append(cfg.train_config().device),
+    )
+    cfg = _study_cfg(name="ray-parent", device=study_device, fidelity="inherit")
+    ray_backend._parent_task(cfg.to_dict(), str(tmp_path), None, "WRN-16-1")
+    assert trained == [device]
+    assert caps == ([] if fraction is None else [(fraction, 0)])
+
+
+@pytest.mark.ray
 def test_run_ray_refuses_cuda_without_gpus_per_trial_before_anything(tmp_path):
     pytest.importorskip("ray")
     from nas.ray_backend import RayOptions, run_ray
