@@ -249,7 +249,7 @@ class _Run:
             # eager, silently. Compile per run: the earlier runs' compiled code is dropped first.
             torch._dynamo.reset()
         self.forward = torch.compile(self.model) if cfg.compile else self.model
-        self.graphs_before = _compiled_graphs()
+        self.graphs_before = _compiled_graphs() if cfg.compile else 0  # (imports dynamo)
         self.optimizer = torch.optim.SGD(
             parameter_groups(self.model, cfg.weight_decay),
             lr=cfg.lr,
