@@ -132,6 +132,13 @@ def _parse_args() -> argparse.Namespace:
     )
     p.add_argument("--report", action="store_true", help="print the table from the store only")
     p.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="K/N",
+        help="train only the K-th of every N runs still to do (0-based), so that N processes "
+        "(one thread each, say) share one list without training a run twice (default 0/1)",
+    )
+    p.add_argument(
         "--store", default=str(STORE), help=f"the runs' JSON-lines file (default {STORE})"
     )
     p.add_argument("--plan-seed", type=int, default=0, help="seed of the random plans (default 0)")
@@ -141,6 +148,11 @@ def _parse_args() -> argparse.Namespace:
     for name in ("plans", "seeds", "truth_seeds"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}.")
+    try:
+        args.shard_k, args.shard_n = (int(x) for x in args.shard.split("/"))
+        assert 0 <= args.shard_k < args.shard_n
+    except (ValueError, AssertionError):
+        p.error(f"--shard must be K/N with 0 <= K < N, such as 1/2, but got {args.shard!r}.")
     unknown = [c for c in args.only or [] if c not in CANDIDATES]
     if unknown:
         p.error(f"unknown candidate(s) {', '.join(unknown)}; accepted: {', '.join(CANDIDATES)}.")
@@ -192,6 +204,7 @@ def train_all(args, device, rows: list[dict], store: pathlib.Path) -> None:
                 f"rename the candidate or use another --store."
             )
     todo = _todo(args, plans, {(r["candidate"], r["plan"], r["seed"]) for r in rows})
+    todo = todo[args.shard_k :: args.shard_n]
     print(f"{len(todo)} run(s) to train; the store {store} holds {len(rows)}.\n", flush=True)
     datasets: dict[tuple, object] = {}
     start = time.perf_counter()

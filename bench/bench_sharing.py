@@ -17,7 +17,7 @@ sample is timed between torch.cuda.synchronize calls; a step has no host sync of
 
 ``--json PATH`` writes the figures as one flat dict: device, plans [A, B], precision,
 shared_images_per_s (A), plain_images_per_s (B), overhead (A/B - 1 as a fraction, the median
-of back-to-back pairs, which the goal is judged on) and goal (0.03).
+of back-to-back pairs, which the goal is judged on) and goal (0.03 on the CPU, 0.10 on a GPU).
 """
 
 from __future__ import annotations
@@ -34,8 +34,12 @@ from softshare.layers import SConv2d
 from softshare.models import to_channels_last
 from softshare.runtime import autocast_context, resolve_precision
 
-GOAL = "soft-sharing overhead (A/B - 1) at most 3% on the CPU"
-GOAL_FRACTION = 0.03
+GOAL = "soft-sharing overhead (A/B - 1) at most 3% on the CPU, 10% on a GPU"
+GOAL_FRACTION = 0.03  # on the CPU
+# On a GPU a step of these small nets takes a few ms, so the mixing's small kernels (one
+# tensordot per shared conv, and its backward) weigh more than on a CPU: a stated goal, not yet
+# measured on a card (bench/gpu_check.py judges it, in the trainer's precision).
+GOAL_FRACTION_GPU = 0.10
 DEFAULT_PLANS = ("SWRN-16-4-2", "WRN-16-4")
 QUICK_PLANS = ("SWRN-16-1-2", "WRN-16-1")
 
@@ -172,13 +176,14 @@ def main() -> None:
         f"{100 * overhead:+.1f}% (ratio of medians)"
     )
     print(f"noise:             {_common.noise_line(ms)}")
-    if device.type != "cpu":
-        print("goal check:        n/a (the 3% goal is stated for the CPU)")
-    elif args.quick:
+    goal = GOAL_FRACTION if device.type == "cpu" else GOAL_FRACTION_GPU
+    where = "the CPU" if device.type == "cpu" else "a GPU"
+    if args.quick:
         print("goal check:        n/a (--quick sizes say nothing about the goal)")
     else:  # the paired figure: a load change between samples hits both halves of a pair alike
         print(
-            f"goal check:        {'met' if paired <= GOAL_FRACTION else 'NOT met'} (paired overhead <= +3.0% on the CPU)"
+            f"goal check:        {'met' if paired <= goal else 'NOT met'} (paired overhead "
+            f"<= +{100 * goal:.1f}% on {where}, {args.precision})"
         )
     if args.json:
         images = args.batch_size * 1000  # per ms/step figure: images per second
@@ -191,7 +196,7 @@ def main() -> None:
                 "shared_images_per_s": images / _common.median(ms["A"]),
                 "plain_images_per_s": images / _common.median(ms["B"]),
                 "overhead": paired,
-                "goal": GOAL_FRACTION,
+                "goal": goal,
             },
         )
 

@@ -249,10 +249,7 @@ def _ours(
     n = (args.steps + args.warmup) * args.batch_size
     idx = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(1))[:n]
     pool = data.train.subset(idx).to(device)
-    splits = {
-        args.warmup: pool.subset(torch.arange(args.warmup * args.batch_size, device=device)),
-        args.steps: pool.subset(torch.arange(args.warmup * args.batch_size, n, device=device)),
-    }
+    timed = pool.subset(torch.arange(args.warmup * args.batch_size, n, device=device))
     cfg = TrainConfig(
         batch_size=args.batch_size,
         device=str(device),
@@ -264,12 +261,18 @@ def _ours(
     run = _Run(
         config,
         cfg,
-        dataclasses.replace(data, train=splits[args.steps], val=None, test=splits[args.steps]),
+        dataclasses.replace(data, train=timed, val=None, test=timed),
         None,
     )
 
     def go(steps: int) -> None:
-        run.data = dataclasses.replace(run.data, train=splits[steps])
+        # The timed steps' split is made once; a warm-up of any length (one step at least with
+        # --compile, whatever --warmup says) takes the pool's first images, wrapping around.
+        if steps == args.steps:
+            train = timed
+        else:
+            train = pool.subset(torch.arange(steps * args.batch_size, device=device) % n)
+        run.data = dataclasses.replace(run.data, train=train)
         _, _, seen, _ = _train_epoch(run, None)  # one epoch of exactly `steps` batches (drop_last)
         assert seen == steps * args.batch_size, (seen, steps)
 

@@ -13,10 +13,14 @@ and the largest first, then each time the plan farthest from those already chose
 
 from __future__ import annotations
 
+import logging
 import math
+
+import optuna
 
 from softshare import SharingPlan, parse_plan
 
+from .schema import BASELINE_ATTR, FAILED, TAKES_SLOT, is_replicate, plan_failure, status_of
 from .space import SearchSpace
 
 __all__ = [
@@ -25,7 +29,15 @@ __all__ = [
     "baseline_candidates",
     "baseline_plans",
     "baseline_count",
+    "requeue_failed_baselines",
 ]
+
+log = logging.getLogger(__name__)
+# A queued baseline's user attributes (nas.study.enqueue_baselines): what a re-queued one copies.
+QUEUED_ATTRS = (BASELINE_ATTR, "plan", "plan_name")
+# Tries of one baseline before it is left failed: a baseline that raises every time (not a
+# property of its plan that the reason shows) must not take a trial of every slot.
+MAX_BASELINE_TRIES = 3
 
 BASELINE_CHOICES = ("paper", "paper:N", "none")
 
@@ -112,3 +124,34 @@ def _spread(
         picked.append(best)
         left.remove(best)
     return picked
+
+
+def requeue_failed_baselines(study: optuna.Study) -> list[str]:
+    """Queue again, as a baseline, each baseline whose trials all failed for a reason of the run
+    (interrupted, its worker died, an exception), at most MAX_BASELINE_TRIES tries; returns
+    their plans. Not one that diverged or ran out of memory (it would again,
+    :func:`nas.schema.plan_failure`), nor one whose plan a trial holds a slot for (trained,
+    running or queued). Its failed slot is free, so the baseline takes it back before a
+    searched plan can: call it where a slot is taken, under the lock that guards the count."""
+    # a baseline's original run only: its replicates (further seeds) are nas.replicates.top_up's
+    trials = [t for t in study.get_trials(deepcopy=False) if not is_replicate(t)]
+    holding = {t.user_attrs.get("plan") for t in trials if status_of(t) in TAKES_SLOT}
+    failed: dict[str, list] = {}
+    for t in trials:
+        if t.user_attrs.get(BASELINE_ATTR) and status_of(t) == FAILED:
+            failed.setdefault(t.user_attrs.get("plan"), []).append(t)
+    queued = []
+    for plan, tries in failed.items():
+        if plan is None or plan in holding or len(tries) >= MAX_BASELINE_TRIES:
+            continue
+        if any(plan_failure(t.user_attrs.get("reason")) for t in tries):
+            continue
+        attrs = {k: tries[-1].user_attrs[k] for k in QUEUED_ATTRS if k in tries[-1].user_attrs}
+        study.enqueue_trial({}, user_attrs=attrs)
+        queued.append(plan)
+        log.warning(
+            "baseline %s failed (%s); queued again",
+            attrs.get("plan_name", plan),
+            tries[-1].user_attrs.get("reason", "no reason recorded"),
+        )
+    return queued

@@ -300,6 +300,17 @@ class StudyConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def stored_dict(self) -> dict:
+        """:meth:`to_dict` for what is written anywhere (``study.json``, the study's own
+        attributes, which optuna-dashboard shows and every user of a shared database reads):
+        the storage URL without its password (:func:`nas.storage.url_without_password`)."""
+        from .storage import url_without_password
+
+        data = self.to_dict()
+        if data.get("storage"):
+            data["storage"] = url_without_password(data["storage"])
+        return data
+
     @classmethod
     def from_dict(cls, data: dict) -> "StudyConfig":
         return strict_from_dict(cls, data, "study config")
@@ -347,12 +358,8 @@ def save_study_config(config: StudyConfig, folder: pathlib.Path) -> StudyConfig:
             config,
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         )
-    from .storage import url_without_password
-
-    data = config.to_dict()
-    if data.get("storage"):  # never a password on disk; the config returned keeps it
-        data["storage"] = url_without_password(data["storage"])
-    atomic_write_text(folder / STUDY_FILE, dumps(data))
+    # never a password on disk; the config returned keeps it
+    atomic_write_text(folder / STUDY_FILE, dumps(config.stored_dict()))
     return config
 
 

@@ -69,12 +69,15 @@ def _is_gpu_device(device: str) -> bool:
 def visible_gpus(environ: dict | None = None, count: int | None = None) -> list[str]:
     """The cards this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (indices or UUIDs).
 
-    ``CUDA_VISIBLE_DEVICES`` when set (an empty value: none), else ``0 .. count - 1`` with
-    ``count`` from ``torch.cuda.device_count()`` by default."""
+    How many: ``count``, by default what torch sees (``torch.cuda.device_count()``), never what
+    the variable lists: ``-1`` (the usual way to hide every card), a CPU-only torch or a machine
+    without a driver see none, and CUDA ignores every name after the first it does not know.
+    Which: the first ``count`` names of ``CUDA_VISIBLE_DEVICES`` when set, else ``0 .. count - 1``."""
     environ = os.environ if environ is None else environ
-    if "CUDA_VISIBLE_DEVICES" in environ:
-        return [g.strip() for g in environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
     count = torch.cuda.device_count() if count is None else count
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        names = [g.strip() for g in environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
+        return names[:count]
     return [str(i) for i in range(count)]
 
 

@@ -31,6 +31,7 @@ from softshare.data import Dataset, load_dataset
 from softshare.runtime import resolve_device
 from softshare.train import EpochMetrics, train
 
+from .baselines import requeue_failed_baselines
 from .config import StudyConfig
 from .devices import (
     Placement,
@@ -44,7 +45,14 @@ from .fidelity import ParentDiverged
 from .replicates import judge, record_noise, runs_of, top_up
 from .sampler import SpaceExhausted
 from .schema import ERROR_FILE, FAILED, has_fixed_plan, trial_dir
-from .storage import HEARTBEAT_S, fail_stale_trials, open_storage, open_study, worker_identity
+from .storage import (
+    HEARTBEAT_S,
+    fail_stale_trials,
+    open_storage,
+    open_study,
+    study_lock,
+    worker_identity,
+)
 from .study import (
     make_sampler,
     prepare_study,
@@ -54,6 +62,7 @@ from .study import (
 )
 from .trial import (
     begin_training,
+    claim,
     data_shape,
     describe,
     drop_weights,
@@ -62,7 +71,6 @@ from .trial import (
     finish_skipped,
     finish_trial,
     recover,
-    skip_reason,
     trial_record,
     val_images,
 )
@@ -134,7 +142,7 @@ def run_trial(
     folder = trial_dir(study_dir, trial.number)
     if reporter is not None:
         reporter.trial_start(trial.number, attrs)
-    if (skip := skip_reason(study, cfg, trial.number, attrs)) is not None:
+    if (skip := claim(study, cfg, trial, attrs, study_dir)) is not None:
         return finish_skipped(study, trial, *skip, max_params=cfg.max_params)
     folder.mkdir(parents=True, exist_ok=True)
     record = trial_record(attrs, cfg, shape)
@@ -196,12 +204,12 @@ def run_worker(
     failures, refreshed = 0, time.monotonic()
     while True:
         fail_stale_trials(study, recover=functools.partial(recover, study, study_dir=folder))
-        with _slot_lock(folder):  # replicates: a baseline's seeds, then the confirmation
+        with study_lock(study, folder):  # replicates: a baseline's seeds, then the confirmation
             top_up(study, cfg)
         if slots_left(study, cfg.n_trials) <= 0 and not queued_count(study):
             return
         if not queued_count(study) and study.sampler.exhausted(study):
-            with _slot_lock(folder):  # the search can go no further: confirm what it found
+            with study_lock(study, folder):  # the search can go no further: confirm what it found
                 if top_up(study, cfg, search_over=True):
                     continue
             log.warning(
@@ -234,29 +242,15 @@ def run_worker(
             )
 
 
-@contextlib.contextmanager
-def _slot_lock(folder: pathlib.Path):
-    """One local worker at a time counts the free slots and takes one, so that workers never
-    overshoot ``n_trials`` (a lock on the study folder: processes of one machine, or of several
-    on a file system with working locks; on a server storage across machines, at most one
-    extra trial per extra machine)."""
-    import fcntl
-
-    with open(folder / ".slots.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _take_slot(study: optuna.Study, n_trials: int, folder: pathlib.Path) -> optuna.Trial | None:
     """A new trial of the study with this worker's identity recorded as it is created, or None
     when the study has no free slot. A worker killed right after taking it leaves a trial that
     :func:`nas.storage.fail_stale_trials` recognises as a dead worker's at once (not after
     STALE_AFTER_S), so a resumed study gets its slot back. Queued baselines go first: ask() takes
-    the oldest queued trial, so none of ours is queued while one waits."""
-    with _slot_lock(folder):
+    the oldest queued trial, so none of ours is queued while one waits; a failed baseline is
+    queued again first, so its slot is not filled with a searched plan."""
+    with study_lock(study, folder):  # across machines on a PostgreSQL storage
+        requeue_failed_baselines(study)
         if queued_count(
             study
         ):  # its slot is counted already: it runs even when the queue fills them all
@@ -284,6 +278,25 @@ def _refresh_report(folder: pathlib.Path) -> None:
 
 
 def _worker_main(
+    cfg_dict: dict,
+    folder: str,
+    worker: int,
+    threads: int,
+    place: Placement,
+    quiet: bool,
+    errors=None,
+) -> None:
+    """One spawned worker: its placement, then :func:`run_worker`. What it dies of goes to
+    ``errors`` (a queue the parent reads) as (worker, one line), then propagates."""
+    try:
+        _placed_worker(cfg_dict, folder, worker, threads, place, quiet)
+    except BaseException as exc:
+        if errors is not None:
+            errors.put((worker, failure_reason(exc)))
+        raise
+
+
+def _placed_worker(
     cfg_dict: dict, folder: str, worker: int, threads: int, place: Placement, quiet: bool
 ) -> None:
     from .progress import StudyReporter  # in the child: fresh imports under spawn
@@ -346,10 +359,11 @@ def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.S
         threads = max(1, (os.cpu_count() or 1) // cfg.workers)
         ctx = multiprocessing.get_context("spawn")
         placements = _worker_placements(cfg)
+        errors = ctx.SimpleQueue()  # (worker, one line) of each worker that raised
         procs = [
             ctx.Process(
                 target=_worker_main,
-                args=(cfg.to_dict(), str(folder), k, threads, place, reporter is None),
+                args=(cfg.to_dict(), str(folder), k, threads, place, reporter is None, errors),
                 daemon=False,
             )
             for k, place in enumerate(placements)
@@ -364,6 +378,31 @@ def run_study(cfg: StudyConfig, folder: pathlib.Path, reporter=None) -> optuna.S
             for p in procs:
                 p.terminate()
             raise
-        if bad := [p.exitcode for p in procs if p.exitcode]:
-            log.warning("%d worker(s) exited with errors %s", len(bad), bad)
+        _check_exits(procs, errors)
     return open_study(cfg.name, open_storage(folder, cfg.storage))
+
+
+def _check_exits(procs: list, errors) -> None:
+    """Workers that failed: RuntimeError naming the first error in one line when every worker
+    failed (the study cannot have gone on), one warning line when some did (the others
+    finished the study)."""
+    bad = [k for k, p in enumerate(procs) if p.exitcode]
+    if not bad:
+        return
+    said = {}
+    while not errors.empty():
+        worker, line = errors.get()
+        said.setdefault(worker, line)
+    first = next(iter(said), bad[0])
+    why = said.get(first) or _exit_text(procs[first].exitcode)
+    text = f"{len(bad)} of {len(procs)} workers failed; the first, worker {first}: {why}"
+    if len(bad) == len(procs):
+        raise RuntimeError(text)
+    log.warning("%s", text)
+
+
+def _exit_text(code: int) -> str:
+    """What a worker's exit code says when it reported no error (killed by a signal)."""
+    if code < 0:
+        return f"killed by signal {-code}"
+    return f"exited with status {code}"

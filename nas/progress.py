@@ -49,9 +49,15 @@ class StudyReporter:
 
     def epoch(self, number: int, m) -> None:
         val = f"val {m.val_acc:.2%}" if m.val_acc is not None else "no val"
+        compiled = getattr(m, "compiled", None)  # None: compile off
+        how = (
+            ""
+            if compiled is None
+            else ("  compiled" if compiled else "  eager (compile fell back)")
+        )
         self._write(
             f"{self.prefix}[trial {number}] epoch {m.epoch}/{m.epochs}  loss {m.train_loss:.3f}  {val}  "
-            f"{m.images_per_s:,.0f} img/s"
+            f"{m.images_per_s:,.0f} img/s{how}"
         )
 
     def trial_end(self, number: int, status: str, study: optuna.Study) -> None:

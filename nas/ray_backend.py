@@ -43,6 +43,7 @@ from softshare.data import Dataset, load_dataset
 from softshare.runtime import resolve_device, resolve_precision
 from softshare.train import CHECKPOINT, METRICS, EpochMetrics, train
 
+from .baselines import requeue_failed_baselines
 from .config import StudyConfig
 from .devices import apply_placement, check_ray_device, oom_reason, ray_placement, release_memory
 from .fidelity import ensure_parent, parent_names, trial_start
@@ -311,17 +312,25 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
 
 
 def _parent_task(study: dict, folder: str, data: Dataset, name: str) -> None:
-    """Ray task: train parent ``name`` of the study in ``folder`` (if it is not yet)."""
-    cpus = _assigned_cpus()
-    torch.set_num_threads(max(1, int(cpus)))
-    ensure_parent(StudyConfig.from_dict(study), pathlib.Path(folder), data, name)
+    """Ray task: train parent ``name`` of the study in ``folder`` (if it is not yet), where Ray
+    placed the task, as a trial is placed (:func:`nas.devices.ray_placement`): cuda:0 of the
+    cards Ray made visible (a saved cuda:N names a card the task does not see), capped at its
+    fraction of the card, or the CPU when it was given no GPU (Ray no longer hides the cards
+    from such a task, which would train on cuda:0 outside Ray's accounting)."""
+    resources = _assigned_resources()
+    torch.set_num_threads(max(1, int(resources.get("CPU", 1.0))))
+    cfg = StudyConfig.from_dict(study)
+    place = ray_placement(cfg.device, _assigned_gpus(), float(resources.get("GPU", 0.0)))
+    cfg = replace(cfg, device=place.device)
+    apply_placement(place)
+    ensure_parent(cfg, pathlib.Path(folder), data, name)
 
 
-def _assigned_cpus() -> float:
-    """CPUs this Ray task or actor was given."""
+def _assigned_resources() -> dict:
+    """What Ray gave this task or actor: {"CPU": n, "GPU": share, ...}."""
     import ray
 
-    return ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    return dict(ray.get_runtime_context().get_assigned_resources())
 
 
 def _train_parents(
@@ -596,6 +605,7 @@ def run_ray(
         # Queued trials (baselines, a user's fixed values) hold slots already counted, so they run
         # even when they fill every slot.
         while True:
+            requeue_failed_baselines(study)  # a baseline failed in the last run runs again
             top_up(study, cfg)  # replicates: the baselines' seeds, then the confirmation
             slots, queued = slots_left(study, cfg.n_trials), queued_count(study)
             if slots <= 0 and not queued:

@@ -27,15 +27,17 @@ from ray.tune.search.optuna import OptunaSearch
 
 from softshare.train import METRICS
 
+from .baselines import requeue_failed_baselines
 from .config import StudyConfig
 from .early_stop import Decision, StopRule
 from .replicates import Run, judge
 from .sampler import SpaceExhausted
 from .schema import COEFFICIENTS_FILE, DIRECTIONS, FAILED, has_fixed_plan, trial_dir
 from .space import define_space
-from .storage import fail_stale_trials, worker_identity
+from .storage import fail_stale_trials, study_lock, worker_identity
 from .study import make_sampler, queued_count, slots_left
 from .trial import (
+    claim,
     coefficients_from_checkpoint,
     describe_attrs,
     drop_weights,
@@ -223,23 +225,26 @@ class StudySearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if trial_id not in self._ot_trials:
-            waiting = queued_count(self._ot_study)
-            if slots_left(self._ot_study, self._cfg.n_trials) <= 0 and not waiting:
-                # The study is full (other workers share it, or a restored run had lost a trial):
-                # n_trials bounds the study, whatever number of samples Ray was asked for.
-                return Searcher.FINISHED
-            # Created with its owner (this driver) in one write: a driver killed right after
-            # asking leaves a trial that fail_stale_trials recognises as its own, not an anonymous one.
-            # Queued baselines go first: ask() takes the oldest queued trial, so queue none of ours then.
-            if not waiting:
-                owner = {
-                    "backend": "ray",
-                    "ray_run": self._run_name,
-                    "ray_trial": trial_id,
-                    "worker": worker_identity(),
-                }
-                self._ot_study.enqueue_trial({}, user_attrs=owner)
-            self._ot_trials[trial_id] = self._ot_study.ask()
+            # one step under the study's lock, as a worker of the Optuna backend takes a slot
+            with study_lock(self._ot_study, pathlib.Path(self._folder)):
+                requeue_failed_baselines(self._ot_study)  # it takes its failed slot back first
+                waiting = queued_count(self._ot_study)
+                if slots_left(self._ot_study, self._cfg.n_trials) <= 0 and not waiting:
+                    # The study is full (other workers share it, or a restored run had lost a trial):
+                    # n_trials bounds the study, whatever number of samples Ray was asked for.
+                    return Searcher.FINISHED
+                # Created with its owner (this driver) in one write: a driver killed right after
+                # asking leaves a trial that fail_stale_trials recognises as its own, not an anonymous one.
+                # Queued baselines go first: ask() takes the oldest queued trial, so queue none of ours then.
+                if not waiting:
+                    owner = {
+                        "backend": "ray",
+                        "ray_run": self._run_name,
+                        "ray_trial": trial_id,
+                        "worker": worker_identity(),
+                    }
+                    self._ot_study.enqueue_trial({}, user_attrs=owner)
+                self._ot_trials[trial_id] = self._ot_study.ask()
         try:
             config = super().suggest(trial_id)
         except SpaceExhausted as exc:
@@ -257,7 +262,7 @@ class StudySearch(OptunaSearch):
                 key, value
             )  # again: another process's ask may have taken the queued one
         self._attrs[trial_id] = attrs
-        skip = skip_reason(self._ot_study, self._cfg, trial.number, attrs)
+        skip = claim(self._ot_study, self._cfg, trial, attrs, pathlib.Path(self._folder))
         if skip is not None:
             self._skips[trial_id] = skip
         return config | {

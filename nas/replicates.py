@@ -30,9 +30,9 @@ from optuna.trial import TrialState
 from .early_stop import Decision, StopRule, decide
 from .noise import CLAIM_Z, binomial_se, seed_sd
 from .pareto import pareto_front
+from .results import completed_rows, trial_rows
 from .schema import (
     BASELINE_ATTR,
-    COMPLETE,
     CONFIRM_ATTR,
     DIRECTIONS,
     DUPLICATE,
@@ -135,22 +135,11 @@ def judge(
 # --- one point per architecture ------------------------------------------------------------------
 
 
-def _complete(rows: list[dict]) -> list[dict]:
-    return [
-        r
-        for r in rows
-        if r["state"] == COMPLETE
-        and r["val_acc"] is not None
-        and r["params"]
-        and r["status"] != DUPLICATE
-    ]
-
-
 def final_sd(rows: list[dict]) -> float | None:
     """The pooled seed SD of the complete runs' accuracies (the objective), over every
     architecture with two or more of them; None without one."""
     groups: dict[str, list[list[float]]] = {}
-    for r in _complete(rows):
+    for r in completed_rows(rows):
         groups.setdefault(r["plan"], []).append([r["val_acc"]])
     sd = seed_sd([g for g in groups.values() if len(g) > 1])
     return sd[0] if sd else None
@@ -172,7 +161,7 @@ def plan_rows(rows: list[dict]) -> list[dict]:
     if any("n_runs" in r for r in rows):
         return list(rows)
     sd = final_sd(rows)
-    done = _complete(rows)
+    done = completed_rows(rows)
     groups: dict[str, list[dict]] = {}
     for r in done:
         groups.setdefault(r["plan"], []).append(r)
@@ -231,7 +220,7 @@ def _within_noise_of_front(rows: list[dict]) -> list[dict]:
 def confirm_set(rows: list[dict]) -> list[dict]:
     """The plans to confirm on fresh seeds: the Pareto front of the complete architectures (one
     point each, :func:`plan_rows`) and every one within CLAIM_Z SE of it, fewest params first."""
-    return _within_noise_of_front(_complete(plan_rows(rows)))
+    return _within_noise_of_front(completed_rows(plan_rows(rows)))
 
 
 def search_done(trials, n_trials: int) -> bool:
@@ -308,8 +297,6 @@ def top_up(study: optuna.Study, cfg, rows_of=None, search_over: bool = False) ->
     confirmed = study.user_attrs.get(CONFIRM_ATTR)
     done = search_over or search_done(trials, cfg.n_trials)
     if confirmed is None and cfg.confirm_seeds > 0 and done:
-        from .results import trial_rows
-
         rows = (rows_of or trial_rows)(study)
         confirmed = [r["plan"] for r in confirm_set(rows)]
         study.set_user_attr(CONFIRM_ATTR, confirmed)

@@ -16,7 +16,8 @@ plan is
 
 * already trained (completed or stopped by the rule), running on another worker, or queued as
   a baseline;
-* known to diverge (a trial failed with "diverged");
+* known to diverge (a trial failed with "diverged") or to run out of memory (under a fixed
+  memory cap it would again);
 * a plain WRN (plain nets are baselines, not search points);
 * over ``max_params``. Such a proposal is recorded once as a PRUNED trial with status
   ``over-budget`` and a violated ``max_params`` constraint (Optuna 5's ``create_trial(...,
@@ -43,7 +44,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from softshare import SharingPlan
 
-from .schema import OVER_BUDGET, PROPOSAL_ATTR, TRAINED, has_fixed_plan
+from .schema import OVER_BUDGET, PROPOSAL_ATTR, TRAINED, has_fixed_plan, plan_failure
 from .space import (
     SearchSpace,
     all_plans,
@@ -230,10 +231,8 @@ class ArchitectureSampler(BaseSampler):
                 taken[plan] = "trained"
             elif status == OVER_BUDGET:
                 taken[plan] = OVER_BUDGET
-            elif t.state == TrialState.FAIL and str(t.user_attrs.get("reason", "")).startswith(
-                "diverged"
-            ):
-                taken[plan] = "diverged"
+            elif t.state == TrialState.FAIL and (why := plan_failure(t.user_attrs.get("reason"))):
+                taken[plan] = why
         return taken
 
     def _unseen_random(self, taken: dict[str, str]) -> SharingPlan:

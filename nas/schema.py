@@ -94,6 +94,24 @@ def role_of(user_attrs: dict) -> str:
     return "baseline" if user_attrs.get(BASELINE_ATTR) else "searched"
 
 
+# Failures that belong to the plan, not to the run, by the start of their reason
+# (nas.trial.failure_reason, nas.devices.oom_reason): trained again, the plan fails again. The
+# same seed and recipe diverge the same way; under the same memory cap (a card, or a worker's
+# share of one) the same plan and batch need the same memory.
+_PLAN_FAILURES = (
+    ("diverged", "diverged"),
+    ("out of GPU memory", "out of memory"),
+    ("out of memory", "out of memory"),
+)
+
+
+def plan_failure(reason: str) -> str | None:
+    """ "diverged" or "out of memory" when a failed trial's ``reason`` says its plan would fail
+    again; None when the failure was the run's (a dead worker, an interrupt, an exception)."""
+    reason = str(reason or "")
+    return next((why for start, why in _PLAN_FAILURES if reason.startswith(start)), None)
+
+
 def status_of(trial) -> str:
     """The status of an Optuna (frozen) trial in the vocabulary above."""
     state = trial.state.name.lower()

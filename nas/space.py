@@ -47,6 +47,8 @@ __all__ = [
     "space_size",
     "all_plans",
     "random_plan",
+    "smallest_plan",
+    "check_budget",
 ]
 
 ENUMERATE_LIMIT = (
@@ -260,6 +262,68 @@ def random_plan(space: SearchSpace, rng: random.Random) -> SharingPlan:
         plan = SharingPlan(depth, width, tuple(rng.choice(options) for _ in range(3)))
         if plan.is_shared:
             return plan
+
+
+def smallest_plan(space: SearchSpace, classes: int = 10, channels: int = 3) -> SharingPlan | None:
+    """The shared architecture of ``space`` with the fewest parameters, or None if it has none.
+
+    A plan's parameters are a sum over its stages (each stage's channels are fixed by the
+    width), so the cheapest plan of a shape takes each stage's cheapest grouping; when that is
+    the plain net, the stage whose cheapest shared grouping costs least extra takes it."""
+    best = None
+    for depth, width, count in _shapes(space):
+        if not count:
+            continue
+        options = stage_options(space, _shareable(depth))
+        choice = [
+            min(
+                options,
+                key=lambda o, s=s: _cost(depth, width, s, o, options[0], classes, channels),
+            )
+            for s in range(3)
+        ]
+        plan = SharingPlan(depth, width, tuple(choice))
+        if not plan.is_shared:
+            shared = [o for o in options if any(t is not None for _, t in o)]
+            plan = min(
+                (
+                    SharingPlan(depth, width, tuple(o if k == s else choice[k] for k in range(3)))
+                    for s in range(3)
+                    for o in shared
+                ),
+                key=lambda p: p.num_parameters(classes, channels),
+            )
+        if best is None or plan.num_parameters(classes, channels) < best.num_parameters(
+            classes, channels
+        ):
+            best = plan
+    return best
+
+
+def _cost(depth: int, width: int, stage: int, option, other, classes: int, channels: int) -> int:
+    """Parameters of a plan with ``option`` at ``stage`` and ``other`` at the other stages."""
+    stages = tuple(option if k == stage else other for k in range(3))
+    return SharingPlan(depth, width, stages).num_parameters(classes, channels)
+
+
+def check_budget(
+    space: SearchSpace, max_params: int | None, shape: tuple[int, ...] = (10, 3)
+) -> None:
+    """Refuse a parameter budget below every architecture of ``space`` (the study would train
+    nothing); ``shape`` is (classes, input channels, ...) of the data. ValueError in one line
+    naming the smallest plan and its parameter count."""
+    if max_params is None:
+        return
+    plan = smallest_plan(space, *shape[:2])
+    if plan is None:
+        return
+    smallest = plan.num_parameters(*shape[:2])
+    if max_params < smallest:
+        raise ValueError(
+            f"max_params {max_params:,} is below every architecture of the search space: the "
+            f"smallest, {plan.name} ({plan.text}), has {smallest:,} parameters; accepted: "
+            f"--max-params {smallest:,} or more, or a space with smaller depths or widths."
+        )
 
 
 def load_space(path: str | pathlib.Path, base: SearchSpace | None = None) -> SearchSpace:

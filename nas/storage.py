@@ -11,6 +11,8 @@ trial FAIL when its worker is gone, so the slot is run again.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +37,7 @@ __all__ = [
     "worker_identity",
     "fail_running_trial",
     "fail_stale_trials",
+    "study_lock",
     "HEARTBEAT_S",
     "STALE_AFTER_S",
 ]
@@ -237,6 +240,56 @@ def open_study(
         return _retry_schema_race(create)
     except optuna.exceptions.DuplicatedStudyError:  # created in between, every time: load it
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+
+
+@contextlib.contextmanager
+def study_lock(study: optuna.Study, folder: pathlib.Path, name: str = "slots"):
+    """One process at a time, of all that share ``study``, runs the block (counting and taking a
+    slot, claiming an architecture).
+
+    On a PostgreSQL storage: a session advisory lock of the server, so processes on several
+    machines, each with its own results folder, exclude each other (the server releases it if
+    the process dies). Elsewhere (a journal file, SQLite): a file lock in the study folder, which
+    the processes sharing such a storage share too."""
+    engine = _server_engine(study)
+    if engine is not None and engine.dialect.name == "postgresql":
+        with _advisory_lock(engine, _lock_key(study.study_name, name)):
+            yield
+        return
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _server_engine(study: optuna.Study):
+    """The SQLAlchemy engine of a database storage (under Optuna's cache), or None."""
+    storage = study._storage
+    storage = getattr(storage, "_backend", storage)  # optuna's _CachedStorage wraps an RDBStorage
+    return getattr(storage, "engine", None)
+
+
+def _lock_key(study_name: str, name: str) -> int:
+    """A signed 64-bit key, the same in every process (Python's hash() is salted per process)."""
+    digest = hashlib.sha256(f"softshare-nas/{study_name}/{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine, key: int):
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
 
 def _process_start(pid: int) -> str:

@@ -38,7 +38,8 @@ from .schema import (
     TAKES_SLOT,
     status_counts,
 )
-from .storage import open_storage, open_study
+from .space import check_budget
+from .storage import open_storage, open_study, study_lock
 from .trial import finite_prefix
 
 __all__ = [
@@ -94,6 +95,7 @@ def prepare_study(
 ) -> StudyConfig:
     """Create the study folder and storage (with its baselines queued), or check a resumed study
     is the same study. ``shape`` is (classes, input channels, ...) of the data."""
+    check_budget(cfg.search_space(), cfg.max_params, shape)  # before anything is made
     if not (folder / STUDY_FILE).exists() and (folder / JOURNAL_FILE).exists():
         raise ValueError(
             f"{folder} holds trials ({JOURNAL_FILE}) but no {STUDY_FILE}; restore {STUDY_FILE} "
@@ -114,14 +116,15 @@ def prepare_study(
         cfg = replace(cfg, versions=versions)
     cfg = save_study_config(cfg, folder)
     study = open_study(cfg.name, open_storage(folder, cfg.storage))
-    study.set_user_attr("config", cfg.to_dict())
-    if (
-        cfg.baselines != "none"
-        and BASELINES_ATTR not in study.user_attrs
-        and not study.get_trials(deepcopy=False)
-    ):
-        enqueue_baselines(study, cfg, shape)
-        top_up(study, cfg)  # the baselines' further seeds, right behind them
+    study.set_user_attr("config", cfg.stored_dict())  # no password: every reader sees it
+    with study_lock(study, folder):  # processes starting together queue them once
+        if (
+            cfg.baselines != "none"
+            and BASELINES_ATTR not in study.user_attrs
+            and not study.get_trials(deepcopy=False)
+        ):
+            enqueue_baselines(study, cfg, shape)
+            top_up(study, cfg)  # the baselines' further seeds, right behind them
     return cfg
 
 

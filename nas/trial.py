@@ -47,12 +47,14 @@ from .schema import (
     trial_dir,
 )
 from .space import define_space, plan_from_params
-from .storage import worker_identity
+from .storage import study_lock, worker_identity
 
 log = logging.getLogger(__name__)
+CLAIMED_ATTR = "claimed"  # user attribute: True once the trial holds its architecture (claim)
 
 __all__ = [
     "begin_training",
+    "claim",
     "coefficients_from_checkpoint",
     "data_shape",
     "describe",
@@ -201,10 +203,10 @@ def begin_training(
 def duplicate_of(
     study: optuna.Study, plan: str, number: int, replicate_seed: int | None = None
 ) -> optuna.trial.FrozenTrial | None:
-    """Another trial that trains or trained the same architecture (running, completed or stopped by
-    the rule), or ``None`` when the architecture is new to the study. For a replicate run
-    (``replicate_seed`` given), another run of the same architecture with the same seed: a
-    replicate queued twice."""
+    """Another trial that trains or trained the same architecture (running with its claim,
+    :func:`claim`, or completed or stopped by the rule), or ``None`` when the architecture is
+    new to the study. For a replicate run (``replicate_seed`` given), another run of the same
+    architecture with the same seed: a replicate queued twice."""
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     for t in study.get_trials(deepcopy=False, states=states):
         if t.number == number or t.user_attrs.get("plan") != plan:
@@ -213,12 +215,29 @@ def duplicate_of(
             continue  # a replicate repeats an architecture whose own trial counts
         if replicate_seed is not None and t.user_attrs.get("seed") != replicate_seed:
             continue
-        if (
-            t.state == TrialState.RUNNING and t.number < number
-        ):  # of two running twins, the older trains
+        if t.state == TrialState.RUNNING and t.user_attrs.get(CLAIMED_ATTR):
             return t
         if t.user_attrs.get("status") in TRAINED:
             return t
+    return None
+
+
+def claim(
+    study: optuna.Study,
+    cfg: StudyConfig,
+    trial: optuna.Trial,
+    attrs: dict,
+    folder: pathlib.Path,
+) -> tuple[str, str] | None:
+    """:func:`skip_reason` for a trial about to train, and, when it may, its architecture
+    claimed for it: the check and the claim are one step under the study's lock
+    (:func:`nas.storage.study_lock`, across machines on PostgreSQL), so of two workers with the
+    same plan exactly one trains, whichever order they wrote and looked in (writing the plan
+    first and judging twins by age let both train)."""
+    with study_lock(study, folder, "claims"):
+        if (skip := skip_reason(study, cfg, trial.number, attrs)) is not None:
+            return skip
+        trial.set_user_attr(CLAIMED_ATTR, True)
     return None
 
 

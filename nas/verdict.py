@@ -241,6 +241,14 @@ def _not_compared_note(r: dict) -> str:
     return f"{r['status'] or r['state']}: not compared"
 
 
+def _tried_again(r: dict, rows: list[dict]) -> bool:
+    """A failed baseline queued again (nas.baselines.requeue_failed_baselines): its later try
+    stands for it."""
+    return r["status"] == "failed" and any(
+        x["baseline"] and x["plan"] == r["plan"] and x["trial"] > r["trial"] for x in rows
+    )
+
+
 def dominance_table(rows: list[dict]) -> list[dict]:
     """For each baseline, the searched plans that dominate it.
 
@@ -266,6 +274,7 @@ def dominance_table(rows: list[dict]) -> list[dict]:
             and r["plan"] not in done_plans
             and r["status"] != "duplicate"
             and r.get("replicate_of") is None
+            and not _tried_again(r, rows)
         ),
         key=order,
     )

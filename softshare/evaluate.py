@@ -31,15 +31,20 @@ FREE_SHARE, LIVE_ACTIVATIONS = 0.5, 8
 
 def auto_batch_size(model: nn.Module, split: Split, precision: str = "fp32") -> int:
     """Images per evaluation batch: 500 on the CPU; on CUDA the whole split where
-    ``FREE_SHARE`` of the free memory (the driver's plus the caching allocator's unused blocks)
-    holds its activations, else the largest power of two that does (the same one every epoch,
+    ``FREE_SHARE`` of the free memory (the driver's plus the caching allocator's unused blocks,
+    at most what the process's memory cap leaves) holds its activations, else the largest power of two that does (the same one every epoch,
     so cuDNN's autotuning is not repeated)."""
     device = next(model.parameters()).device
     n = max(len(split), 1)
     if device.type != "cuda":
         return min(CPU_BATCH, n)
-    free, _ = torch.cuda.mem_get_info(device)
-    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    free, total = torch.cuda.mem_get_info(device)
+    allocated = torch.cuda.memory_allocated(device)
+    free += torch.cuda.memory_reserved(device) - allocated
+    # A process capped at a share of the card (torch.cuda.set_per_process_memory_fraction:
+    # packed trials) may use its share, not the card's free memory.
+    cap = torch.cuda.get_per_process_memory_fraction(device) * total
+    free = max(0, min(free, int(cap) - allocated))
     c, h, w = split.images.shape[1:]
     widest = max(
         (m.out_channels for m in model.modules() if hasattr(m, "out_channels")), default=c

@@ -227,6 +227,9 @@ class EpochMetrics:
     lr: float
     seconds: float
     images_per_s: float
+    # compile=True: whether torch.compile's code trained this run (False: it fell back to
+    # eager, e.g. at torch's recompile limit); None without compile.
+    compiled: bool | None = None
 
 
 @dataclass
@@ -288,7 +291,13 @@ class _Run:
             torch.backends.cudnn.benchmark = True
         if cfg.channels_last:
             to_channels_last(self.model)
+        if cfg.compile:
+            # Each architecture is new code to dynamo (other parameter shapes fail its guards),
+            # and after torch's recompile limit (8 per process) a study's later runs would train
+            # eager, silently. Compile per run: the earlier runs' compiled code is dropped first.
+            torch._dynamo.reset()
         self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.graphs_before = _compiled_graphs() if cfg.compile else 0  # (imports dynamo)
         self.optimizer = torch.optim.SGD(
             parameter_groups(self.model, cfg.weight_decay),
             lr=cfg.lr,
@@ -567,6 +576,7 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
         lr,
         seconds,
         seen / seconds if seconds > 0 else 0.0,
+        _compiled_graphs() > run.graphs_before if cfg.compile else None,
     )
     run.history.append(asdict(metrics))
     improved = val_acc is not None and (run.best_val_acc is None or val_acc > run.best_val_acc)
@@ -585,6 +595,13 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
             decision if isinstance(decision, str) else "stopped by callback",
         )
         _save(run, out, best=False)
+
+
+def _compiled_graphs() -> int:
+    """Graphs torch.compile has compiled in this process (dynamo's own count)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
 
 
 def train(

@@ -76,3 +76,24 @@ def test_bench_trainer_quick_writes_the_figures(tmp_path):
     assert figures["device"] == "cpu" and figures["plan"] == "SWRN-16-1-2"
     assert figures["peak_tflops"] == 1.0 and 0 < figures["mfu"] < 1
     assert figures["compile_images_per_s"] is None  # off on the CPU unless --compile
+
+
+def test_a_warm_up_of_any_length_runs_even_with_warmup_0(tmp_path):
+    """--warmup 0 with --compile: main warms the compiled runner up for one step anyway, and
+    _ours' runner knew only the lengths --warmup and --steps (KeyError: 1)."""
+    import types
+
+    import torch
+
+    from softshare import ModelConfig
+    from softshare.data import DataConfig, load_dataset
+
+    b = _bench()
+    data = load_dataset(
+        DataConfig(dataset="synthetic", val_fraction=0.0, synthetic_train=64, image_size=8)
+    )
+    args = types.SimpleNamespace(steps=2, warmup=0, batch_size=8)
+    go = b._ours(ModelConfig("SWRN-16-1-1"), data, args, torch.device("cpu"), "fp32")
+    go(1)  # the warm-up main runs with --compile
+    go(2)  # the timed steps
+    go(3)  # longer than the pool of (warmup + steps) batches: wraps around

@@ -4,6 +4,7 @@ trial context. The same paths on a real card: tests/test_gpu_study.py (marked gp
 
 import json
 import os
+import re
 import types
 import weakref
 
@@ -39,11 +40,27 @@ OOM_TEXT = "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total c
 
 
 def test_visible_gpus_reads_cuda_visible_devices_else_counts():
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-1a2b"}) == ["GPU-1a2b"]
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []  # set but empty: none
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}, count=2) == ["2", "5"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-1a2b"}, count=1) == ["GPU-1a2b"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, count=0) == []  # set but empty: none
     assert visible_gpus({}, count=3) == ["0", "1", "2"]
     assert visible_gpus({}, count=0) == []
+
+
+def test_visible_gpus_asks_torch_how_many_cards_there_are(monkeypatch):
+    """CUDA_VISIBLE_DEVICES=-1 (every card hidden), a CPU-only torch or a machine without a
+    driver: torch sees no card, so none is visible whatever the variable lists (it used to give
+    ['-1'] and every worker was pinned to a card that is not there)."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == []  # a CPU-only torch
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "3,-1,4"}) == ["3"]  # CUDA stops at -1
+    assert visible_gpus({}) == ["0"]
+    assert worker_placements(2, "auto", visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}, count=0)) == [
+        Placement(),
+        Placement(),
+    ]
 
 
 # --- --workers N: one card per worker, round-robin; several per card is packing ----------------
@@ -318,6 +335,44 @@ def test_ray_trial_trains_where_ray_placed_it_and_fails_cleanly_out_of_memory(
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize(
+    "study_device,gpu_ids,gpus,device,fraction",
+    [
+        ("cuda:1", ["1"], 1, "cuda:0", None),  # the one card Ray made visible is cuda:0 here
+        ("auto", [], 0, "cpu", None),  # given no GPU: the CPU, not cuda:0 outside Ray's count
+        ("auto", ["0"], 0.5, "cuda:0", round(HEADROOM * 0.5, 4)),  # a fraction: capped
+    ],
+)
+def test_an_inherit_parent_trains_where_ray_placed_its_task(
+    tmp_path, monkeypatch, study_device, gpu_ids, gpus, device, fraction
+):
+    """--fidelity inherit on Ray: the parent task trained on the study's device, whatever Ray
+    gave it: cuda:1 raised in a task that sees one card, a task given no GPU trained on cuda:0,
+    a fractional one without its memory cap."""
+    pytest.importorskip("ray")
+    import nas.ray_backend as ray_backend
+
+    trained, caps = [], []
+    resources = {"CPU": 1.0, "GPU": gpus}  # what Ray's runtime context says (stood in)
+    monkeypatch.setattr(ray_backend, "_assigned_resources", lambda: resources, raising=False)
+    monkeypatch.setattr(ray_backend, "_assigned_cpus", lambda: 1.0, raising=False)  # before
+    monkeypatch.setattr(ray_backend, "_assigned_gpus", lambda: list(gpu_ids))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setattr(
+        torch.cuda, "set_per_process_memory_fraction", lambda f, d=None: caps.append((f, d))
+    )
+    monkeypatch.setattr(
+        ray_backend,
+        "ensure_parent",
+        lambda cfg, folder, data, name, recipe=None: trained.append(cfg.train_config().device),
+    )
+    cfg = _study_cfg(name="ray-parent", device=study_device, fidelity="inherit")
+    ray_backend._parent_task(cfg.to_dict(), str(tmp_path), None, "WRN-16-1")
+    assert trained == [device]
+    assert caps == ([] if fraction is None else [(fraction, 0)])
+
+
+@pytest.mark.ray
 def test_run_ray_refuses_cuda_without_gpus_per_trial_before_anything(tmp_path):
     pytest.importorskip("ray")
     from nas.ray_backend import RayOptions, run_ray
@@ -372,3 +427,73 @@ def test_queued_trials_run_even_when_they_fill_every_slot(tmp_path):
     study = run_study(_study_cfg(name="queue", baselines="paper:2"), tmp_path / "q")
     assert study_counts(study)["complete"] == 2
     assert all(t.user_attrs.get("baseline") for t in study.trials)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_workers_with_every_card_hidden_train_on_the_cpu(tmp_path, search_cli, monkeypatch):
+    """CUDA_VISIBLE_DEVICES=-1 and --workers 2 (issue 25): every worker used to be pinned to
+    cuda:0 and crash, and the study ended with no trial and exit 0."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    done = search_cli(
+        *("study", "hidden", "--results-dir", str(tmp_path), "--workers", "2", "--quiet"),
+        *("--n-trials", "2", "--epochs", "1", "--train-subset", "100", "--image-size", "8"),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(
+        study_name="hidden", storage=optuna_backend.open_storage(tmp_path / "hidden")
+    )
+    trained = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(trained) == 2 and all(t.user_attrs["device"].startswith("cpu") for t in trained)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_study_whose_workers_all_crash_fails_naming_the_first_error(tmp_path, monkeypatch):
+    """Two spawned workers pinned to a card this machine lacks (what CUDA_VISIBLE_DEVICES=-1
+    used to do): both die setting their memory cap, before any trial. The study used to log
+    "worker(s) exited with errors" and return as if it had finished (search.py: exit 0)."""
+    pinned = [Placement("cuda:0", "0", 0.47)] * 2
+    monkeypatch.setattr(optuna_backend, "_worker_placements", lambda cfg: pinned)
+    cfg = _study_cfg(name="crash", workers=2, baselines="none", device="auto")
+    with pytest.raises(RuntimeError) as info:
+        run_study(cfg, tmp_path / "crash")
+    line = str(info.value)
+    assert "\n" not in line and line.startswith("2 of 2 workers failed; the first, worker "), line
+    assert re.search(r"worker [01]: \w*(Error|Exception): ", line), line  # the child's own error
+    storage = optuna_backend.open_storage(tmp_path / "crash")
+    assert not study_counts(optuna.load_study(study_name="crash", storage=storage))
+
+
+def test_the_automatic_eval_batch_fits_the_processs_memory_cap(monkeypatch):
+    """A worker capped at a quarter of an 80 GiB card sizes its evaluation batch from its share,
+    not from the card's free memory (which the other workers need)."""
+    from softshare import evaluate
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 3 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * gib)
+    fraction = [1.0]
+    monkeypatch.setattr(
+        torch.cuda, "get_per_process_memory_fraction", lambda device=None: fraction[0]
+    )
+    cuda = types.SimpleNamespace(device=torch.device("cuda", 0))
+    model = types.SimpleNamespace(
+        parameters=lambda: iter([cuda]),
+        modules=lambda: [types.SimpleNamespace(out_channels=640)],
+    )
+    split = types.SimpleNamespace(images=torch.empty(0, 3, 32, 32), __len__=None)
+    split = type("Split", (), {"images": split.images, "__len__": lambda self: 10**7})()
+
+    def expected(free: int) -> int:
+        per_image = evaluate.LIVE_ACTIVATIONS * 640 * 32 * 32 * 2 + 3 * 32 * 32 * 5
+        fits = int(evaluate.FREE_SHARE * free) // per_image
+        return 1 << fits.bit_length() - 1
+
+    assert evaluate.auto_batch_size(model, split, "bf16") == expected(71 * gib)  # uncapped
+    fraction[0] = 0.2375  # HEADROOM / 4 workers on the card
+    capped = evaluate.auto_batch_size(model, split, "bf16")
+    assert capped == expected(int(0.2375 * 80 * gib) - 2 * gib) < expected(71 * gib)

@@ -16,8 +16,12 @@ import re
 import subprocess
 import sys
 import sysconfig
+import time
+import types
 
 import pytest
+
+from tests.benches import load_bench
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 HIDDEN = ("ray", "selenium", "psycopg2", "kaleido", "optuna_dashboard", "pyarrow")
@@ -111,3 +115,53 @@ def test_gpu_check_dry_run_prints_one_table_from_every_step(tmp_path):
     assert not imported & set(HIDDEN)
     assert "optuna" in imported  # the probe saw the studies' processes
     assert not _foreign_imports(log), "imports the GPU machine lacks"
+
+
+def _gone(pid: int, wait_s: float = 10.0) -> bool:
+    """Whether process ``pid`` ended (or is a zombie nobody has reaped yet) within ``wait_s``."""
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end:
+        try:
+            state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_step_that_times_out_leaves_no_process_behind(tmp_path):
+    """A timed-out step is killed with its whole process group: a worker it spawned (here a
+    background sleep) no longer keeps the card for the steps after it. Killing only the step's
+    own process (pytest) used to leave such workers running."""
+    check = load_bench("gpu_check")
+    pidfile = tmp_path / "pid"
+    step = check.Step("t", ["sh", "-c", f"sleep 120 & echo $! > {pidfile}; wait"], 1)
+    check.run_step(step, time.monotonic() + 600, dict(os.environ))  # budget: its 5 s minimum
+    pid = int(pidfile.read_text())
+    try:
+        assert step.error.startswith("timed out after"), step.error
+        assert _gone(pid), "the step's spawned process outlived it"
+    finally:
+        if not _gone(pid, 0):
+            os.kill(pid, 9)
+
+
+def test_the_sharing_overhead_is_measured_as_the_trainer_runs_and_judged_for_the_card(tmp_path):
+    """On the card the overhead is measured in the trainer's precision (--precision auto: bf16
+    on a card with bf16 tensor cores) and judged against the goal bench_sharing states for the
+    device it ran on; a figure from a CPU, or a CPU goal, is not judged as the card's."""
+    check = load_bench("gpu_check")
+    args = types.SimpleNamespace(dry_run=False, data=str(tmp_path))
+    sharing = next(s for s in check._steps(args, tmp_path) if s.name == "bench_sharing")
+    assert sharing.command[sharing.command.index("--precision") + 1] == "auto"
+    on_card = {"device": "cuda (NVIDIA H100)", "precision": "bf16", "overhead": 0.05}
+    step = check.Step("bench_sharing", [], 1)
+    check.rows_sharing(step, on_card | {"goal": 0.10}, dry=False)
+    assert step.rows == [["sharing overhead per step (bf16)", "5.0%", "<= 10.0%", "PASS"]]
+    step = check.Step("bench_sharing", [], 1)
+    check.rows_sharing(step, on_card | {"device": "cpu", "goal": 0.03}, dry=False)
+    assert step.rows[0][2:] == ["n/a", "n/a"]
+    bench = load_bench("bench_sharing")
+    assert bench.GOAL_FRACTION_GPU > bench.GOAL_FRACTION  # a goal of its own for the card

@@ -38,8 +38,35 @@ def test_auto_precision_asks_the_chosen_card_not_the_current_one(four_cards):
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"  # no index: the current
 
 
-def test_release_memory_is_a_no_op_for_the_cuda_cache_on_the_cpu(monkeypatch):
+def test_release_memory_empties_the_cuda_cache_only_for_a_cuda_run(monkeypatch):
+    """With CUDA started (stood in here): a CPU run's release leaves the cache alone, a CUDA
+    run's, or any run's when no device is named, empties it; each collects the garbage first
+    (a reference cycle holding a tensor is gone). It used to be tested only where CUDA never
+    started, where no implementation can empty the cache."""
+    import weakref
+
     emptied = []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(1))
-    release_memory(torch.device("cpu"))
+    for device, expected in [
+        (torch.device("cpu"), []),
+        (torch.device("cuda", 0), [1]),
+        (None, [1]),
+    ]:
+        emptied.clear()
+        cycle = {"tensor": torch.ones(8)}
+        cycle["self"] = cycle
+        gone = weakref.ref(cycle["tensor"])
+        del cycle
+        release_memory(device)
+        assert emptied == expected, device
+        assert gone() is None, device
+
+
+def test_release_memory_never_starts_cuda(monkeypatch):
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(1))
+    release_memory(None)
+    release_memory(torch.device("cuda", 0))
     assert emptied == []

@@ -117,6 +117,35 @@ def test_running_trials_queued_baselines_and_diverged_plans_are_not_proposed(tmp
         seen.add(plan)
 
 
+def test_a_plan_that_ran_out_of_memory_is_not_proposed_again(tmp_path):
+    """Under a fixed memory cap an out-of-memory plan fails again: it is taken like a diverged
+    one, so a small space ends "exhausted" instead of failing it over and over (issue 25)."""
+    import torch
+
+    from nas.devices import oom_reason
+    from nas.trial import failure_reason
+
+    cfg = _cfg()
+    study = open_study("s", open_storage(tmp_path), make_sampler(cfg, (10, 3)))
+    plans = [p.text for p in all_plans(TINY)]
+    reasons = [
+        oom_reason(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")),
+        failure_reason(RuntimeError("DefaultCPUAllocator: can't allocate memory: out of memory")),
+        failure_reason(RuntimeError("CUDA error: out of memory")),
+    ]
+    failed = [
+        optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"plan": plan, "reason": why})
+        for plan, why in zip(plans, reasons)
+    ]
+    study.add_trials(failed)
+    assert study.sampler._taken(study) == dict.fromkeys(plans[:3], "out of memory")
+    rng = random.Random(4)
+    for _ in range(len(plans) - 3):
+        assert not study.sampler.exhausted(study)
+        assert _stand_in_train(study, study.ask(), cfg, rng) not in plans[:3]
+    assert study.sampler.exhausted(study)
+
+
 def test_over_budget_proposals_take_no_slot_and_teach_the_sampler_the_budget(tmp_path):
     budget = parse_plan("16-1:2x1/2x1/2x2").num_parameters()  # 11 of the 26 plans fit
     fits = [p for p in all_plans(TINY) if p.num_parameters() <= budget]

@@ -13,6 +13,7 @@ from nas.space import (
     params_from_plan,
     plan_from_params,
     random_plan,
+    smallest_plan,
     space_size,
     stage_options,
 )
@@ -201,3 +202,24 @@ def test_load_space_from_json_and_toml(tmp_path):
         load_space(broken)
     with pytest.raises(FileNotFoundError):
         load_space(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    "ranges",
+    [
+        {"depths": [16, 22], "widths": [1, 2], "allow_cuts": False},
+        {"depths": [22], "min_templates": 4, "max_templates": 4},  # the cheapest grouping is plain
+        {"depths": [22], "allow_cuts": False, "allow_unshared_groups": False},
+        {"depths": [16], "min_templates": 3, "max_templates": 3},  # nothing shareable
+    ],
+)
+def test_smallest_plan_is_the_cheapest_shared_architecture_of_the_space(ranges):
+    space = SearchSpace.from_dict(ranges)
+    plans = all_plans(space)
+    assert plans is not None  # small enough to list
+    found = smallest_plan(space, 100, 1)
+    if not plans:
+        assert found is None
+        return
+    assert found.is_shared and found in plans
+    assert found.num_parameters(100, 1) == min(p.num_parameters(100, 1) for p in plans)

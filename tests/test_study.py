@@ -89,6 +89,37 @@ def test_over_budget_configs_are_rejected_untrained(tmp_path):
 
 
 @pytest.mark.slow
+def test_an_interrupted_baseline_runs_again_as_a_baseline_on_resume(tmp_path, monkeypatch):
+    """Ctrl-C in the first baseline, then the same command again: the baseline is queued again
+    as a baseline (its slot used to be refilled with a searched plan, and the verdict showed the
+    baseline failed for good)."""
+    import nas.optuna_backend as backend
+    from nas.results import trial_rows
+    from nas.schema import TRAINED
+    from nas.verdict import dominance_table
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    cfg = _cfg(name="bi", n_trials=3, baselines="paper:2", recipe={"epochs": 1})
+    folder = tmp_path / "bi"
+    with monkeypatch.context() as patch:
+        patch.setattr(backend, "train", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_study(cfg, folder)
+    study = run_study(cfg, folder)
+    first = study.trials[0]
+    assert first.user_attrs["baseline"] and first.user_attrs["reason"] == "interrupted"
+    trained = [t for t in study.trials if t.user_attrs.get("status") in TRAINED]
+    names = {t.user_attrs["plan_name"] for t in trained if t.user_attrs["baseline"]}
+    assert names == set(study.user_attrs["baselines"]) and first.user_attrs["plan_name"] in names
+    assert len(trained) == 3 and sum(not t.user_attrs["baseline"] for t in trained) == 1
+    table = dominance_table(trial_rows(study))  # what the verdict says of each baseline
+    assert sorted(e["baseline"]["plan_name"] for e in table) == sorted(names)
+    assert all(e["baseline"]["status"] in TRAINED for e in table), table
+
+
+@pytest.mark.slow
 def test_baselines_run_first_with_the_same_recipe_and_are_marked(smoke_study):
     folder, study = smoke_study
     baselines = [t for t in study.trials if t.user_attrs.get("baseline")]
@@ -127,6 +158,93 @@ def _cli(args, **kw):
         text=True,
         **kw,
     )
+
+
+TWO_PLANS = {  # SWRN-16-1-1 and SWRN-22-1-1, nothing else
+    "depths": [16, 22],
+    "widths": [1],
+    "min_templates": 1,
+    "max_templates": 1,
+    "allow_cuts": False,
+    "allow_unshared_groups": False,
+}
+
+
+def _twin(role: str, cfg_dict: dict, folder: str, events: dict) -> None:
+    """One of two worker processes running a trial of the same plan on one journal, in the
+    order that used to make both train: the younger trial (B) describes itself and decides
+    first; the older (A) writes its plan only then, while B is still training."""
+    import pathlib
+
+    import nas.optuna_backend as backend
+    from nas.study import make_sampler
+    from nas.trial import data_shape
+    from softshare.data import load_dataset
+
+    cfg = StudyConfig.from_dict(cfg_dict)
+    data = load_dataset(cfg.data_config())
+    study = backend.open_study(cfg.name, backend.open_storage(pathlib.Path(folder)))
+    study.sampler = make_sampler(cfg, data_shape(data))
+    real_describe, real_train = backend.describe, backend.train
+    real_skipped = backend.finish_skipped
+
+    def wait(name):
+        assert events[name].wait(120), f"{role}: no {name} in 120 s"
+
+    def decided(*args, **kwargs):  # this worker trains: say so, then (B) wait for A to decide
+        events[f"{role} decided"].set()
+        if role == "B":
+            wait("A decided")
+        return real_train(*args, **kwargs)
+
+    def skipped(*args, **kwargs):
+        events[f"{role} decided"].set()
+        return real_skipped(*args, **kwargs)
+
+    def late_describe(*args, **kwargs):  # A: its plan is written after B has decided
+        wait("B decided")
+        return real_describe(*args, **kwargs)
+
+    backend.train, backend.finish_skipped = decided, skipped
+    if role == "A":
+        backend.describe = late_describe
+    else:
+        wait("A asked")
+    study.enqueue_trial({"depth": 16, "width": 1})  # the fixed values of one plan
+    trial = study.ask()
+    events[f"{role} asked"].set()
+    backend.run_trial(study, trial, cfg, data, pathlib.Path(folder))
+
+
+@pytest.mark.slow
+def test_two_workers_never_train_the_same_architecture(tmp_path):
+    """Two processes on one storage, a space of two plans, two trials of one plan: the younger
+    decides before the older has written its plan. Exactly one trains it (both used to: two
+    COMPLETE copies), the other is recorded as its duplicate."""
+    import multiprocessing
+
+    from nas.study import prepare_study
+
+    cfg = _cfg(name="twins", n_trials=2, baselines="none", space=TWO_PLANS)
+    folder = tmp_path / "twins"
+    cfg = prepare_study(cfg, folder)
+    ctx = multiprocessing.get_context("spawn")
+    names = ("A asked", "B asked", "A decided", "B decided")
+    events = {name: ctx.Event() for name in names}
+    procs = {
+        role: ctx.Process(target=_twin, args=(role, cfg.to_dict(), str(folder), events))
+        for role in ("A", "B")
+    }
+    for p in procs.values():
+        p.start()
+    for p in procs.values():
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs.values()] == [0, 0]
+    study = open_existing(folder)[1]
+    assert [t.user_attrs["plan_name"] for t in study.trials] == ["SWRN-16-1-1"] * 2
+    statuses = {t.number: t.user_attrs["status"] for t in study.trials}
+    assert statuses == {0: "duplicate", 1: "complete"}, statuses  # B claimed it first
+    assert study.trials[0].user_attrs["reason"] == "same architecture as trial 1; not trained"
 
 
 @pytest.mark.slow
@@ -189,6 +307,20 @@ def test_bad_study_flags_give_one_line(tmp_path, search_cli, args, fragment):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], done.stderr
+
+
+def test_a_budget_below_every_plan_is_refused_before_anything_is_made(tmp_path, capsys):
+    """--max-params under the smallest plan of the space would train nothing: one line naming
+    that plan and its size, exit 2, no study folder (it used to say "no trials" and exit 0)."""
+    import search
+
+    args = ["study", "x", "--results-dir", str(tmp_path), "--max-params", "1k", "--quiet"]
+    code = search.main([*args, "--image-size", "8", "--train-subset", "100", "--device", "cpu"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert "max_params 1,000" in lines[0] and "SWRN-16-1-1" in lines[0], lines
+    assert "126,688 parameters" in lines[0], lines
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow

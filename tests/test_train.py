@@ -483,3 +483,44 @@ def test_eval_batch_size_auto_is_the_default_and_saved_sizes_still_load():
     split = softshare.data.Split(images, torch.zeros(1200, dtype=torch.int64))
     assert auto_batch_size(model, split) == 500  # the CPU: 500 as before
     assert auto_batch_size(model, split.subset(torch.arange(30))) == 30
+
+
+@pytest.mark.slow
+def test_compile_trains_each_architecture_compiled_past_torchs_recompile_limit(monkeypatch):
+    """Each new architecture recompiles; past torch's recompile limit (8 per process; 1 here)
+    a study's later runs used to train eager, silently. Each run now compiles afresh, and every
+    epoch says whether compiled code trained it (shown in the study's progress line).
+    torch.compile runs dynamo with its eager backend here: the same guards, limit and counts,
+    without inductor's C++ build."""
+    import io
+
+    from nas.config import StudyConfig
+    from nas.progress import StudyReporter
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: real_compile(model, backend="eager"))
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    data = load_dataset(
+        DataConfig(dataset="synthetic", synthetic_train=64, synthetic_test=16, image_size=8)
+    )
+    try:
+        for plan in ("SWRN-16-1-1", "SWRN-16-1-2"):
+            cfg = _cfg(epochs=1, compile=True)
+            result = train(ModelConfig(plan), cfg, data)
+            assert [row["compiled"] for row in result.history] == [True], plan
+        assert [r["compiled"] for r in train(ModelConfig(PLAN), _cfg(epochs=1), data).history] == [
+            None
+        ]  # compile off
+    finally:
+        torch._dynamo.reset()
+    out = io.StringIO()
+    reporter = StudyReporter(StudyConfig(name="p"), stream=out)
+    epoch = softshare.train.EpochMetrics(1, 1, 2.0, 0.1, 2.0, 0.1, 0.1, 1.0, 100.0, True)
+    reporter.epoch(0, epoch)
+    reporter.epoch(
+        0, softshare.train.EpochMetrics(1, 1, 2.0, 0.1, 2.0, 0.1, 0.1, 1.0, 100.0, False)
+    )
+    reporter.epoch(0, softshare.train.EpochMetrics(1, 1, 2.0, 0.1, 2.0, 0.1, 0.1, 1.0, 100.0))
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("img/s  compiled") and lines[1].endswith("eager (compile fell back)")
+    assert lines[2].endswith("img/s")
