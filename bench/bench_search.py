@@ -116,6 +116,18 @@ def _parse_args() -> argparse.Namespace:
         help="first rung of the ES study (default: the rule's, a quarter of the budget, at least 2)",
     )
     p.add_argument(
+        "--baseline-seeds",
+        type=int,
+        default=1,
+        help="seeds per baseline (the study's noise yardstick; default 1: none, as before)",
+    )
+    p.add_argument(
+        "--confirm-seeds",
+        type=int,
+        default=0,
+        help="fresh seeds the final front is confirmed with (default 0: no confirmation)",
+    )
+    p.add_argument(
         "--eta",
         type=int,
         default=3,
@@ -182,6 +194,10 @@ def _base_config(args) -> StudyConfig:
         "device": args.device,
         "recipe.epochs": args.epochs,
         "early_stopping.eta": args.eta,
+        # one run per architecture unless asked (the figures recorded before issue 22 were so);
+        # --baseline-seeds 2 gives the rule its seed-noise margin
+        "baseline_seeds": getattr(args, "baseline_seeds", 1),
+        "confirm_seeds": getattr(args, "confirm_seeds", 0),
     }
     if args.min_epochs is not None:
         flags["early_stopping.min_epochs"] = args.min_epochs

@@ -15,8 +15,18 @@ import optuna
 from softshare.console import format_duration
 
 from .config import StudyConfig
+from .replicates import plan_rows
 from .results import format_table, front_rows, knee_row, trial_rows
-from .schema import COMPLETE, FAILED, PRUNED, RUNNING, counts_text
+from .schema import (
+    COMPLETE,
+    FAILED,
+    PRUNED,
+    REPLICATE_ATTR,
+    RUNNING,
+    WAITING,
+    counts_text,
+    replicate_counts,
+)
 from .study import study_counts
 
 __all__ = ["StudyReporter"]
@@ -70,14 +80,26 @@ class StudyReporter:
         )
         counts = study_counts(study)
         finished = counts[COMPLETE] + counts[PRUNED]
-        left = max(self.cfg.n_trials - finished - counts[RUNNING], 0)
+        reps = replicate_counts(study.get_trials(deepcopy=False))
+        # replicate runs queued (a baseline's seeds, the confirmation) are runs still to train
+        left = max(self.cfg.n_trials - finished - counts[RUNNING], 0) + reps[WAITING]
         mean = sum(self.durations) / len(self.durations) if self.durations else 0.0
         eta = format_duration(mean * left / self.cfg.workers) if mean else "?"
-        self._write(
-            f"{self.prefix}[trial {number}] {status}: {detail} ({format_duration(took)}) | "
-            f"{finished}/{self.cfg.n_trials} done ({counts_text(counts)}) | ETA {eta}"
+        original = trial.user_attrs.get(REPLICATE_ATTR)
+        what = (
+            f" (replicate of trial {original}, seed {trial.user_attrs.get('seed')})"
+            if original is not None
+            else ""
         )
-        rows = trial_rows(study)
+        done_reps = reps[COMPLETE] + reps[PRUNED]
+        replicas = (
+            f" | replicates {done_reps} done, {reps[WAITING]} queued" if sum(reps.values()) else ""
+        )
+        self._write(
+            f"{self.prefix}[trial {number}] {status}{what}: {detail} ({format_duration(took)}) | "
+            f"{finished}/{self.cfg.n_trials} done ({counts_text(counts)}){replicas} | ETA {eta}"
+        )
+        rows = plan_rows(trial_rows(study))  # one point per architecture
         front = front_rows(rows)
         if [r["trial"] for r in front] != self.last_front:
             self.last_front = [r["trial"] for r in front]

@@ -135,43 +135,57 @@ def judge(
 # --- one point per architecture ------------------------------------------------------------------
 
 
+def _run_groups(rows: list[dict]) -> dict[object, list[dict]]:
+    """The complete runs grouped by architecture: each complete trial that is not a replicate
+    opens a group, and a replicate joins its original's (or, where that run did not complete,
+    the first complete trial of its plan). Trials are never grouped by plan text alone: only a
+    replicate says it repeats another trial."""
+    done = completed_rows(rows)
+    originals = {r["trial"]: r for r in done if r.get("replicate_of") is None}
+    first_of_plan: dict[str, int] = {}
+    for r in originals.values():
+        first_of_plan.setdefault(r["plan"], r["trial"])
+    groups: dict[object, list[dict]] = {}
+    for r in done:
+        key = r["trial"]
+        if r.get("replicate_of") is not None:
+            key = r["replicate_of"] if r["replicate_of"] in originals else None
+            key = key if key is not None else first_of_plan.get(r["plan"], ("plan", r["plan"]))
+        groups.setdefault(key, []).append(r)
+    return groups
+
+
 def final_sd(rows: list[dict]) -> float | None:
     """The pooled seed SD of the complete runs' accuracies (the objective), over every
     architecture with two or more of them; None without one."""
-    groups: dict[str, list[list[float]]] = {}
-    for r in completed_rows(rows):
-        groups.setdefault(r["plan"], []).append([r["val_acc"]])
-    sd = seed_sd([g for g in groups.values() if len(g) > 1])
+    groups = [[[r["val_acc"]] for r in g] for g in _run_groups(rows).values() if len(g) > 1]
+    sd = seed_sd(groups)
     return sd[0] if sd else None
 
 
 def plan_rows(rows: list[dict]) -> list[dict]:
     """One row per architecture, from the trial rows of :func:`nas.results.trial_rows`.
 
-    Complete runs of one plan (its trial and its replicates) become one row: the original's row
-    (the first complete run when the original did not complete) with ``val_acc`` the mean of the
-    runs' accuracies and ``val_se`` sqrt(s^2 / n + b^2), s the study's pooled seed SD
-    (:func:`final_sd`), n the runs and b the binomial error of the mean on the validation set
-    (its images are shared by every plan, so counting b whole is conservative). Without a seed SD
-    (no architecture has two runs) it is b alone, as before replicates. Added keys: ``seeds``
-    (one dict per run: trial, seed, val_acc), ``n_runs``, ``single_val_acc`` (the original
-    run's own accuracy, what the search saw) and ``seed_sd``. Rows of other trials (stopped,
-    failed, running) are kept as they are, replicates that did not complete are left out. Rows
-    merged already (they have ``n_runs``) are returned as they are."""
+    Complete runs of one architecture (a trial and its replicates, :func:`_run_groups`) become
+    one row: the original's row (the first complete run when the original did not complete)
+    with ``val_acc`` the mean of the runs' accuracies and ``val_se`` sqrt(s^2 / n + b^2), s the
+    study's pooled seed SD (:func:`final_sd`), n the runs and b the binomial error of the mean on
+    the validation set (its images are shared by every plan, so counting b whole is
+    conservative). Without a seed SD (no architecture has two runs) it is b alone, as before
+    replicates. Added keys: ``seeds`` (one dict per run: trial, seed, val_acc), ``n_runs``,
+    ``single_val_acc`` (the original run's own accuracy, what the search saw) and ``seed_sd``.
+    Rows of other trials (stopped, failed, running) are kept as they are, replicates that did
+    not complete are left out. Rows merged already (they have ``n_runs``) are returned as they
+    are."""
     if any("n_runs" in r for r in rows):
         return list(rows)
     sd = final_sd(rows)
-    done = completed_rows(rows)
-    groups: dict[str, list[dict]] = {}
-    for r in done:
-        groups.setdefault(r["plan"], []).append(r)
-    out, placed = [], set()
+    groups = _run_groups(rows)
+    lead = {g[0]["trial"]: g for g in groups.values()}  # the group's first run, in trial order
+    out = []
     for r in rows:
-        if r in done:
-            if r["plan"] in placed:
-                continue
-            placed.add(r["plan"])
-            group = groups[r["plan"]]
+        group = lead.get(r["trial"])
+        if group is not None:
             first = next((g for g in group if g.get("replicate_of") is None), group[0])
             accs = [g["val_acc"] for g in group]
             mean = sum(accs) / len(accs)
@@ -191,7 +205,7 @@ def plan_rows(rows: list[dict]) -> list[dict]:
                     ],
                 }
             )
-        elif r.get("replicate_of") is None:
+        elif r.get("replicate_of") is None:  # a complete original always leads its group
             out.append(r)
     return out
 

@@ -563,6 +563,24 @@ def _csv(rows: list[dict]) -> str:
     return pd.DataFrame([{k: encode(v) for k, v in r.items()} for r in rows]).to_csv(index=False)
 
 
+def _trial_table(data: dict) -> list[dict]:
+    """One row per trial (replicates included) with the columns of the plan rows: its plan's
+    report columns (front, knee, retrain, seeds, ...) and its own run's values."""
+    of_trial = {}
+    for row in data["rows"]:
+        for run in row.get("seeds") or [{"trial": row["trial"]}]:
+            of_trial[run["trial"]] = row
+    table = []
+    for run in data["runs"]:
+        plan = of_trial.get(run["trial"], {})
+        own = run["val_acc"] if run["state"] == "complete" else run["best_val_acc_seen"]
+        accuracy = own if run["state"] in ("complete", "pruned") else None
+        table.append(
+            {k: plan.get(k) for k in data["rows"][0]} | plan | run | {"accuracy": accuracy}
+        )
+    return table
+
+
 def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> pathlib.Path:
     """Write ``study_folder/report/`` and return the path of its ``index.html``.
 
@@ -574,7 +592,7 @@ def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> p
     files = {
         "index.html": _page(data),
         "pareto.png": pareto_png(data),
-        "trials.csv": _csv(data["runs"]),
+        "trials.csv": _csv(_trial_table(data)),
         "pareto.csv": _csv(data["front"]),
     }
     out = pathlib.Path(study_folder) / REPORT_DIR

@@ -34,6 +34,9 @@ def _cfg(name="f", **kw):
                 recipe={"epochs": 2},
                 device="cpu",
                 early_stopping={"enabled": False},
+                # one run per architecture: replicates have their own tests (test_replicates)
+                baseline_seeds=1,
+                confirm_seeds=0,
             )
             | kw
         )

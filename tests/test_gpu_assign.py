@@ -236,6 +236,8 @@ def _study_cfg(name="oom", **kw):
         early_stopping={"enabled": False},
         baselines="none",
         space={"depths": [16], "widths": [1]},
+        baseline_seeds=1,  # one run per architecture: replicates have their own tests
+        confirm_seeds=0,
     )
     return StudyConfig(**(base | kw))
 
@@ -439,6 +441,7 @@ def test_workers_with_every_card_hidden_train_on_the_cpu(tmp_path, search_cli, m
     done = search_cli(
         *("study", "hidden", "--results-dir", str(tmp_path), "--workers", "2", "--quiet"),
         *("--n-trials", "2", "--epochs", "1", "--train-subset", "100", "--image-size", "8"),
+        *("--baseline-seeds", "1", "--confirm-seeds", "0"),
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]

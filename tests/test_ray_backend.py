@@ -25,6 +25,7 @@ from nas.early_stop import StopRule, decide
 from nas.ray_backend import RayOptions, RayRunInterrupted, run_ray, train_trial
 from nas.ray_search import STUDY_TRIAL, EarlyStopScheduler
 from nas.results import trial_rows
+from nas.schema import status_counts
 from nas.storage import open_storage
 from nas.study import stop_rule_for, study_counts
 from tests.studies import TINY_DATA
@@ -48,6 +49,10 @@ def _cfg(name, **kw):
                 data=TINY_DATA,
                 recipe={"epochs": 3},
                 device="cpu",
+                # one run per architecture, as these tests were written for; replicates on Ray
+                # have their own test
+                baseline_seeds=1,
+                confirm_seeds=0,
             )
             | kw
         )
@@ -284,6 +289,39 @@ def test_queued_trials_run_on_ray_even_when_they_fill_every_slot(ray_runtime, tm
     counts = study_counts(study)
     assert counts["complete"] + counts["pruned"] == 2 and counts["waiting"] == 0, counts
     assert all(t.user_attrs.get("baseline") for t in study.trials)
+
+
+def test_replicates_run_on_ray_with_their_own_seeds_and_take_no_slot(ray_runtime, tmp_path):
+    """A baseline's second seed, then the confirmation of the front, on the Ray backend."""
+    cfg = _cfg(
+        "rep",
+        n_trials=2,
+        baselines="paper:1",
+        baseline_seeds=2,
+        confirm_seeds=1,
+        recipe={"epochs": 1},
+        early_stopping={"enabled": False},
+    )
+    study = run_ray(cfg, tmp_path / "rep", RayOptions(max_concurrent=1, **QUIET))
+    trials = study.trials
+    assert status_counts(trials)["complete"] == 2 and sum(status_counts(trials).values()) == 2
+    replicates = [t for t in trials if t.user_attrs.get("replicate_of") is not None]
+    assert replicates and all(t.state == TrialState.COMPLETE for t in replicates)
+    for t in replicates:
+        original = trials[t.user_attrs["replicate_of"]]
+        assert t.params == {} and t.user_attrs["plan"] == original.user_attrs["plan"]
+        assert t.user_attrs["seed"] == 1 and original.user_attrs["seed"] == 0
+        config = json.loads(
+            (tmp_path / "rep" / "trials" / f"{t.number:04d}" / "config.json").read_text()
+        )
+        assert config["train_config"]["seed"] == 1  # trained with its own seed
+    confirmed = study.user_attrs["confirmation"]
+    seeds = {}
+    for t in trials:
+        seeds.setdefault(t.user_attrs["plan"], set()).add(t.user_attrs["seed"])
+    assert confirmed and all(seeds[p] == {0, 1} for p in confirmed)
+    again = run_ray(cfg, tmp_path / "rep", RayOptions(max_concurrent=1, **QUIET))
+    assert len(again.trials) == len(trials)  # a rerun queues and trains nothing
 
 
 def test_rerun_of_a_finished_ray_study_runs_nothing(ray_runtime, sequential_study):
@@ -538,6 +576,10 @@ def test_the_command_line_runs_a_ray_study_and_writes_its_report(tmp_path):
         "2",
         "--cpus-per-trial",
         "1",
+        "--baseline-seeds",
+        "1",
+        "--confirm-seeds",
+        "0",
         "--quiet",
     ]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -11,6 +11,7 @@ import sys
 import time
 
 import optuna
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
@@ -19,6 +20,7 @@ from nas.early_stop import StopRule, decide
 from nas.noise import holm, one_sided_p, seed_sd
 from nas.optuna_backend import run_study
 from nas.replicates import Run, judge, mean_curves, plan_rows, yardstick
+from nas.report import noise_line, report_data, write_report
 from nas.results import trial_rows
 from nas.schema import replicate_counts, status_counts
 from nas.study import open_existing
@@ -199,6 +201,19 @@ def test_replicates_are_never_new_architectures_nor_sampler_proposals(tmp_path):
     confirmed = study.user_attrs["confirmation"]
     for plan in confirmed:
         assert set(_runs_by_plan(study)[plan]) >= {0, 1}
+    # the report: one point per architecture, every run in trials.csv with its role
+    data = report_data(tmp_path / "r")
+    assert len(data["rows"]) == 3 and len(data["runs"]) == len(trials)
+    assert all(len(r["seeds"]) == r["n_runs"] for r in data["front"])
+    assert any(r["n_runs"] > 1 for r in data["rows"])
+    assert "replicate run(s)" in noise_line(data) and "seed SD" in noise_line(data)
+    write_report(tmp_path / "r")
+    table = pd.read_csv(tmp_path / "r" / "report" / "trials.csv")
+    assert len(table) == len(trials)
+    assert set(table["role"]) == {"baseline", "searched", "replicate"}
+    assert sorted(table["replicate_of"].dropna().astype(int)) == sorted(
+        t.user_attrs["replicate_of"] for t in replicates
+    )
     # a resume queues nothing more and trains nothing again
     again = run_study(_cfg("r", confirm_seeds=1), tmp_path / "r")
     assert len(again.get_trials()) == len(trials)

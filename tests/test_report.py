@@ -127,6 +127,8 @@ def smoke_folder(tmp_path_factory):
         recipe={"epochs": 2},
         device="cpu",
         data={"synthetic_train": 64, "synthetic_test": 16, "image_size": 8},
+        baseline_seeds=1,  # one run per architecture: replicates have their own tests
+        confirm_seeds=0,
     )
     run_study(cfg, folder)
     write_report(folder)

@@ -187,6 +187,8 @@ def test_a_real_study_stops_with_one_line_when_its_space_is_exhausted(tmp_path, 
         data={"synthetic_train": 120, "synthetic_test": 20, "image_size": 8, "val_fraction": 0.25},
         recipe={"epochs": 1, "batch_size": 32},
         device="cpu",
+        baseline_seeds=1,  # one run per architecture: replicates have their own tests
+        confirm_seeds=0,
     )
     with caplog.at_level(logging.WARNING, logger="nas.study"):
         study = run_study(cfg, tmp_path / "tiny")

@@ -18,7 +18,15 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def _cfg(name="s", **kw):
     base = dict(
-        name=name, preset="smoke", n_trials=5, data=TINY_DATA, recipe={"epochs": 2}, device="cpu"
+        name=name,
+        preset="smoke",
+        n_trials=5,
+        data=TINY_DATA,
+        recipe={"epochs": 2},
+        device="cpu",
+        # one run per architecture: replicates have their own tests (test_replicates)
+        baseline_seeds=1,
+        confirm_seeds=0,
     )
     return StudyConfig(**(base | kw))
 
