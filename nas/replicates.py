@@ -181,12 +181,17 @@ def plan_rows(rows: list[dict]) -> list[dict]:
         return list(rows)
     sd = final_sd(rows)
     groups = _run_groups(rows)
-    lead = {g[0]["trial"]: g for g in groups.values()}  # the group's first run, in trial order
+
+    def first_of(group: list[dict]) -> dict:  # its original, else its first run
+        return next((g for g in group if g.get("replicate_of") is None), group[0])
+
+    lead = {first_of(g)["trial"]: g for g in groups.values()}
+    members = {r["trial"] for g in groups.values() for r in g}
     out = []
     for r in rows:
         group = lead.get(r["trial"])
         if group is not None:
-            first = next((g for g in group if g.get("replicate_of") is None), group[0])
+            first = first_of(group)
             accs = [g["val_acc"] for g in group]
             mean = sum(accs) / len(accs)
             b = binomial_se(mean, first["val_images"])
@@ -205,8 +210,8 @@ def plan_rows(rows: list[dict]) -> list[dict]:
                     ],
                 }
             )
-        elif r.get("replicate_of") is None:  # a complete original always leads its group
-            out.append(r)
+        elif r["trial"] not in members and r.get("replicate_of") is None:
+            out.append(r)  # not complete: as it is
     return out
 
 

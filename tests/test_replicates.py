@@ -19,7 +19,7 @@ from nas.config import StudyConfig, save_study_config
 from nas.early_stop import StopRule, decide
 from nas.noise import holm, one_sided_p, seed_sd
 from nas.optuna_backend import run_study
-from nas.replicates import Run, judge, mean_curves, plan_rows, yardstick
+from nas.replicates import Run, confirm_set, judge, mean_curves, plan_rows, yardstick
 from nas.report import noise_line, report_data, write_report
 from nas.results import trial_rows
 from nas.schema import replicate_counts, status_counts
@@ -266,3 +266,20 @@ def test_a_confirmation_killed_mid_run_resumes_and_trains_each_seed_once(tmp_pat
     assert [t.number for t in failed] == [killed[0].number]
     assert failed[0].user_attrs["reason"].endswith("died")
     assert status_counts(study.get_trials())["complete"] == 3
+
+
+def test_a_failed_original_leaves_one_row_for_its_plan_led_by_its_retry():
+    # trial 0 (a baseline) died; its second seed (trial 1) completed before the baseline was
+    # queued again as trial 2: one architecture, one row, led by the retry, both runs in it
+    rows = [
+        _row(0, "WRN-22-1", 300_000, 0.5, baseline=True, state="fail", status="failed"),
+        _row(1, "WRN-22-1", 300_000, 0.54, baseline=True, replicate_of=0, seed=1),
+        _row(2, "WRN-22-1", 300_000, 0.56, baseline=True),
+        _row(3, "22-1:1/1/1", 150_000, 0.55),
+    ]
+    rows[0]["val_acc"] = None
+    plans = plan_rows(rows)
+    assert [r["trial"] for r in plans] == [0, 2, 3]  # the failed try stays, as it is
+    assert plans[1]["n_runs"] == 2 and plans[1]["val_acc"] == pytest.approx(0.55)
+    assert [s["trial"] for s in plans[1]["seeds"]] == [1, 2]
+    assert [r["plan"] for r in confirm_set(rows)].count("WRN-22-1") <= 1
