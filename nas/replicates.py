@@ -317,14 +317,17 @@ def top_up(study: optuna.Study, cfg, rows_of=None, search_over: bool = False) ->
     done = search_over or search_done(trials, cfg.n_trials)
     if confirmed is None and cfg.confirm_seeds > 0 and done:
         rows = (rows_of or trial_rows)(study)
-        confirmed = [r["plan"] for r in confirm_set(rows)]
+        confirmed = list(dict.fromkeys(r["plan"] for r in confirm_set(rows)))
         study.set_user_attr(CONFIRM_ATTR, confirmed)
     fresh = list(range(cfg.seed + 1, cfg.seed + 1 + cfg.confirm_seeds))
     wanted += [(originals[p], fresh) for p in confirmed or () if p in originals]
+    done: set[tuple[str, int]] = set()  # a plan both baseline and confirmed: each seed once
     for original, seeds in wanted:
         for seed in _missing(trials, original["plan"], seeds):
-            _queue(study, original, seed)
-            queued += 1
+            if (original["plan"], seed) not in done:
+                done.add((original["plan"], seed))
+                _queue(study, original, seed)
+                queued += 1
     return queued
 
 
