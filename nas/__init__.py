@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["SearchSpace", "StopRule", "StudyConfig", "retrain", "run_study", "write_report"]
+__all__ = [
+    "SearchSpace",
+    "StopRule",
+    "StudyConfig",
+    "retrain",
+    "run_study",
+    "trials_dataframe",
+    "write_report",
+]
 
 _HOMES = {
     "SearchSpace": "nas.space",
@@ -23,6 +31,7 @@ _HOMES = {
     "StudyConfig": "nas.config",
     "retrain": "nas.retrain",
     "run_study": "nas.optuna_backend",
+    "trials_dataframe": "nas.report",
     "write_report": "nas.report",
 }
 

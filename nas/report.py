@@ -563,6 +563,45 @@ def _csv(rows: list[dict]) -> str:
     return pd.DataFrame([{k: encode(v) for k, v in r.items()} for r in rows]).to_csv(index=False)
 
 
+# The columns a notebook reads first, in this order; every other column of the table follows.
+FRAME_FIRST = (
+    "trial",
+    "role",
+    "replicate_of",
+    "plan",
+    "plan_name",
+    "depth",
+    "width",
+    "params",
+    "macs",
+    "status",
+    "val_acc",
+    "val_se",
+    "seed",
+    "plan_val_acc",
+    "plan_val_se",
+    "n_runs",
+    "seeds",
+    "epochs",
+    "curve",
+)
+
+
+def trials_dataframe(study_folder: str | os.PathLike):
+    """The study as a pandas DataFrame, one row per trial (replicates included), as Optuna users
+    know ``study.trials_dataframe()``: what ``trials.csv`` holds.
+
+    ``val_acc``/``val_se`` are the trial's own run (its objective, binomial SE); ``plan_val_acc``,
+    ``plan_val_se``, ``n_runs`` and ``seeds`` are its architecture's, over every seed it trained
+    with (:func:`nas.replicates.plan_rows`); ``role`` is baseline, searched or replicate."""
+    import pandas as pd
+
+    table = _trial_table(report_data(study_folder))
+    frame = pd.DataFrame(table)
+    first = [c for c in FRAME_FIRST if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
 def _trial_table(data: dict) -> list[dict]:
     """One row per trial (replicates included) with the columns of the plan rows: its plan's
     report columns (front, knee, retrain, seeds, ...) and its own run's values."""
@@ -575,10 +614,22 @@ def _trial_table(data: dict) -> list[dict]:
         plan = of_trial.get(run["trial"], {})
         own = run["val_acc"] if run["state"] == "complete" else run["best_val_acc_seen"]
         accuracy = own if run["state"] in ("complete", "pruned") else None
+        of_plan = {"plan_val_acc": plan.get("val_acc"), "plan_val_se": plan.get("val_se")}
         table.append(
-            {k: plan.get(k) for k in data["rows"][0]} | plan | run | {"accuracy": accuracy}
+            {k: plan.get(k) for k in data["rows"][0]}
+            | plan
+            | run
+            | of_plan
+            | {"accuracy": accuracy}
         )
     return table
+
+
+def _frame_csv(table: list[dict]) -> str:
+    """trials.csv: the table of :func:`trials_dataframe` (lists and dicts as JSON cells)."""
+    first = [c for c in FRAME_FIRST if table and c in table[0]]
+    rest = [c for c in (table[0] if table else {}) if c not in first]
+    return _csv([{k: r.get(k) for k in first + rest} for r in table])
 
 
 def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> pathlib.Path:
@@ -592,7 +643,7 @@ def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> p
     files = {
         "index.html": _page(data),
         "pareto.png": pareto_png(data),
-        "trials.csv": _csv(_trial_table(data)),
+        "trials.csv": _frame_csv(_trial_table(data)),
         "pareto.csv": _csv(data["front"]),
     }
     out = pathlib.Path(study_folder) / REPORT_DIR

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+import nas
 from nas.config import StudyConfig, save_study_config
 from nas.early_stop import StopRule, decide
 from nas.noise import holm, one_sided_p, seed_sd
@@ -214,6 +215,14 @@ def test_replicates_are_never_new_architectures_nor_sampler_proposals(tmp_path):
     assert sorted(table["replicate_of"].dropna().astype(int)) == sorted(
         t.user_attrs["replicate_of"] for t in replicates
     )
+    # the same table for a notebook: each run's own accuracy, and its architecture's mean
+    frame = nas.trials_dataframe(tmp_path / "r")
+    assert list(frame.columns[:4]) == ["trial", "role", "replicate_of", "plan"]
+    assert list(frame["trial"]) == list(table["trial"]) and len(frame) == len(trials)
+    for _plan, runs in frame[frame["status"] == "complete"].groupby("plan"):
+        assert runs["plan_val_acc"].nunique() == 1
+        assert runs["plan_val_acc"].iloc[0] == pytest.approx(runs["val_acc"].mean())
+        assert (runs["n_runs"] == len(runs)).all()
     # a resume queues nothing more and trains nothing again
     again = run_study(_cfg("r", confirm_seeds=1), tmp_path / "r")
     assert len(again.get_trials()) == len(trials)
