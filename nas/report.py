@@ -598,8 +598,7 @@ def trials_dataframe(study_folder: str | os.PathLike):
 
     table = _trial_table(report_data(study_folder))
     frame = pd.DataFrame(table)
-    first = [c for c in FRAME_FIRST if c in frame.columns]
-    return frame[first + [c for c in frame.columns if c not in first]]
+    return frame[_columns(table)]
 
 
 def _trial_table(data: dict) -> list[dict]:
@@ -625,11 +624,15 @@ def _trial_table(data: dict) -> list[dict]:
     return table
 
 
-def _frame_csv(table: list[dict]) -> str:
-    """trials.csv: the table of :func:`trials_dataframe` (lists and dicts as JSON cells)."""
-    first = [c for c in FRAME_FIRST if table and c in table[0]]
-    rest = [c for c in (table[0] if table else {}) if c not in first]
-    return _csv([{k: r.get(k) for k in first + rest} for r in table])
+def _columns(table: list[dict]) -> list[str]:
+    """The columns of :func:`trials_dataframe`: FRAME_FIRST, then every other key in order."""
+    seen = dict.fromkeys(k for r in table for k in r)
+    return [c for c in FRAME_FIRST if c in seen] + [c for c in seen if c not in FRAME_FIRST]
+
+
+def _frame_csv(table: list[dict], columns: list[str]) -> str:
+    """A CSV of ``table`` with ``columns`` (lists and dicts as JSON cells)."""
+    return _csv([{k: r.get(k) for k in columns} for r in table])
 
 
 def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> pathlib.Path:
@@ -640,11 +643,14 @@ def write_report(study_folder: str | os.PathLike, data: dict | None = None) -> p
     completed trial, before anything is written.
     """
     data = report_data(study_folder) if data is None else data
+    table = _trial_table(data)
+    columns = _columns(table)  # trials.csv and pareto.csv: the same columns
+    front = [r | {"plan_val_acc": r["val_acc"], "plan_val_se": r["val_se"]} for r in data["front"]]
     files = {
         "index.html": _page(data),
         "pareto.png": pareto_png(data),
-        "trials.csv": _frame_csv(_trial_table(data)),
-        "pareto.csv": _csv(data["front"]),
+        "trials.csv": _frame_csv(table, columns),
+        "pareto.csv": _frame_csv(front, columns),
     }
     out = pathlib.Path(study_folder) / REPORT_DIR
     out.mkdir(exist_ok=True)

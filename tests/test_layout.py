@@ -82,6 +82,7 @@ def test_public_api_is_reexported():
         "run_study",
         "write_report",
         "retrain",
+        "trials_dataframe",
     }
     for name in nas.__all__:
         assert getattr(nas, name) is not None
