@@ -21,6 +21,7 @@ from .verdict import accuracy_text
 
 __all__ = [
     "curves_figure",
+    "fallen_rows",
     "hypervolume_figure",
     "pareto_figure",
     "pareto_png",
@@ -190,10 +191,20 @@ def _trial_traces(rows: list[dict]) -> list[go.Scatter]:
     return traces
 
 
+def _several_seeds(rows: list[dict]) -> list[dict]:
+    """Plans trained with several seeds: each one's runs are drawn behind its point."""
+    return [r for r in rows if len(r.get("seeds") or []) > 1 and r["params"]]
+
+
+def fallen_rows(rows: list[dict]) -> list[dict]:
+    """Plans that were on the front the search saw and fell off it on fresh seeds."""
+    return [r for r in rows if r.get("held_up") is False]
+
+
 def _seed_traces(rows: list[dict]) -> list[go.Scatter]:
     """The runs behind each plan trained with several seeds (small dots at its size), and a
     cross on each plan that did not hold up on fresh seeds."""
-    several = [r for r in rows if len(r.get("seeds") or []) > 1]
+    several = _several_seeds(rows)
     traces = []
     if several:
         traces.append(
@@ -212,7 +223,7 @@ def _seed_traces(rows: list[dict]) -> list[go.Scatter]:
                 marker={"size": 5, "color": MUTED, "opacity": 0.8},
             )
         )
-    fallen = [r for r in rows if r.get("held_up") is False]
+    fallen = fallen_rows(rows)
     if fallen:
         traces.append(
             go.Scatter(
@@ -542,7 +553,7 @@ def pareto_png(data: dict) -> bytes:
             zorder=3,
             label="baseline",
         )
-    several = [r for r in data["rows"] if len(r.get("seeds") or []) > 1 and r["params"]]
+    several = _several_seeds(data["rows"])
     if several:
         ax.scatter(
             [r["params"] for r in several for _ in r["seeds"]],
@@ -552,7 +563,7 @@ def pareto_png(data: dict) -> bytes:
             zorder=2,
             label="one seed's run",
         )
-    fallen = [r for r in data["rows"] if r.get("held_up") is False]
+    fallen = fallen_rows(data["rows"])
     if fallen:
         ax.scatter(
             [r["params"] for r in fallen],

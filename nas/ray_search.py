@@ -137,7 +137,7 @@ class EarlyStopScheduler(FIFOScheduler):
         return self.stopped.get(trial_id)
 
     def _remember(self, result: dict) -> tuple[int, list[float], int] | None:
-        """Keep a result's curve as :func:`nas.study.rung_history` keeps a study trial's: up to
+        """Keep a result's curve as :func:`nas.replicates.runs_of` keeps a study trial's: up to
         its first non-finite epoch (a diverged trial's earlier epochs count)."""
         if STUDY_TRIAL not in result or not result.get("curve") or not result.get("params"):
             return None

@@ -29,18 +29,19 @@ from optuna.trial import TrialState
 
 from .early_stop import Decision, StopRule, decide
 from .noise import CLAIM_Z, binomial_se, seed_sd
-from .pareto import pareto_front
-from .results import completed_rows, trial_rows
+from .results import completed_rows, front_rows, trial_rows
 from .schema import (
     BASELINE_ATTR,
     CONFIRM_ATTR,
-    DIRECTIONS,
     DUPLICATE,
     NOISE_ATTR,
     REPLICATE_ATTR,
+    TAKES_SLOT,
     has_fixed_plan,
     is_replicate,
+    status_counts,
 )
+from .trial import finite_prefix
 
 __all__ = [
     "Run",
@@ -71,23 +72,18 @@ class Run:
     fixed: bool = False  # a baseline or a replicate: never stopped
 
 
-def _finite(curve: Iterable) -> tuple[float, ...]:
-    out = []
-    for v in curve or ():
-        if v is None or not math.isfinite(v):
-            break
-        out.append(float(v))
-    return tuple(out)
-
-
 def runs_of(trials) -> list[Run]:
-    """The runs of a study's (frozen) trials that have a curve and a size."""
+    """What the stopping rule judges a trial against, the same on every backend: each trial's
+    curve up to its first non-finite epoch (a diverged trial's epochs before it count), its
+    parameters and its plan (a trial with no plan recorded is its own, ``#N``); trials without
+    a curve or a size are left out."""
     runs = []
     for t in trials:
         a = t.user_attrs
-        curve, params = _finite(a.get("curve") or ()), a.get("params")
-        if curve and params and a.get("plan"):
-            runs.append(Run(t.number, a["plan"], curve, int(params), has_fixed_plan(a)))
+        curve, params = finite_prefix(a.get("curve") or []), a.get("params")
+        if curve and params:
+            plan = a.get("plan") or f"#{t.number}"
+            runs.append(Run(t.number, plan, tuple(curve), int(params), has_fixed_plan(a)))
     return runs
 
 
@@ -221,18 +217,18 @@ def plan_rows(rows: list[dict]) -> list[dict]:
 def _within_noise_of_front(rows: list[dict]) -> list[dict]:
     """The front of ``rows`` (complete plan rows) and every row that no front member beats by
     more than CLAIM_Z standard errors of the difference (``val_se`` of each)."""
-    front_idx = set(pareto_front([(r["val_acc"], r["params"]) for r in rows], DIRECTIONS))
-    front = [rows[i] for i in front_idx]
-    chosen = []
-    for i, r in enumerate(rows):
-        beaten = any(
+    front = front_rows(rows)
+    chosen = [
+        r
+        for r in rows
+        if r in front
+        or not any(
             f["params"] <= r["params"]
             and f["val_acc"] - r["val_acc"]
             > CLAIM_Z * math.hypot(f["val_se"] or 0.0, r["val_se"] or 0.0)
             for f in front
         )
-        if i in front_idx or not beaten:
-            chosen.append(r)
+    ]
     return sorted(chosen, key=lambda r: (r["params"], r["trial"]))
 
 
@@ -245,8 +241,6 @@ def confirm_set(rows: list[dict]) -> list[dict]:
 def search_done(trials, n_trials: int) -> bool:
     """The search budget is spent: every slot is taken by a finished architecture, and no trial
     of the search (replicates aside) is running or queued."""
-    from .schema import TAKES_SLOT, status_counts
-
     counts = status_counts(trials)
     live = counts["running"] + counts["waiting"]
     return not live and sum(counts[s] for s in TAKES_SLOT) >= n_trials
@@ -314,18 +308,21 @@ def top_up(study: optuna.Study, cfg, rows_of=None, search_over: bool = False) ->
     extra = range(cfg.seed + 1, cfg.seed + cfg.baseline_seeds)
     wanted += [(o, list(extra)) for o in originals.values() if o["baseline"]]
     confirmed = study.user_attrs.get(CONFIRM_ATTR)
-    done = search_over or search_done(trials, cfg.n_trials)
-    if confirmed is None and cfg.confirm_seeds > 0 and done:
+    if (
+        confirmed is None
+        and cfg.confirm_seeds > 0
+        and (search_over or search_done(trials, cfg.n_trials))
+    ):
         rows = (rows_of or trial_rows)(study)
         confirmed = list(dict.fromkeys(r["plan"] for r in confirm_set(rows)))
         study.set_user_attr(CONFIRM_ATTR, confirmed)
     fresh = list(range(cfg.seed + 1, cfg.seed + 1 + cfg.confirm_seeds))
     wanted += [(originals[p], fresh) for p in confirmed or () if p in originals]
-    done: set[tuple[str, int]] = set()  # a plan both baseline and confirmed: each seed once
+    asked: set[tuple[str, int]] = set()  # a plan both baseline and confirmed: each seed once
     for original, seeds in wanted:
         for seed in _missing(trials, original["plan"], seeds):
-            if (original["plan"], seed) not in done:
-                done.add((original["plan"], seed))
+            if (original["plan"], seed) not in asked:
+                asked.add((original["plan"], seed))
                 _queue(study, original, seed)
                 queued += 1
     return queued

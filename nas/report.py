@@ -30,6 +30,7 @@ from softshare.checkpoint import atomic_write_bytes
 from .fidelity import parent_runs
 from .figures import (
     curves_figure,
+    fallen_rows,
     hypervolume_figure,
     pareto_figure,
     pareto_png,
@@ -103,6 +104,7 @@ def report_data(study_folder: str | os.PathLike) -> dict:
     """
     folder = pathlib.Path(study_folder)
     cfg, study = open_existing(folder)
+    trials = study.get_trials(deepcopy=False)
     runs = trial_rows(study)  # every run, replicates included (trials.csv)
     rows = plan_rows(runs)  # one per architecture: its runs' mean and SE from the seeds
     front = front_rows(rows)
@@ -140,9 +142,9 @@ def report_data(study_folder: str | os.PathLike) -> dict:
         "resolved": cfg.resolved(),
         "rows": rows,
         "runs": runs,
-        "replicates": dict(replicate_counts(study.get_trials(deepcopy=False))),
+        "replicates": dict(replicate_counts(trials)),
         "confirmed": study.user_attrs.get(CONFIRM_ATTR),
-        "seed_sd": yardstick(runs_of(study.get_trials(deepcopy=False))),
+        "seed_sd": yardstick(runs_of(trials)),
         "front": front,
         "knee": knee,
         "reference": reference,
@@ -180,7 +182,7 @@ def noise_line(data: dict) -> str:
             f"{reps} replicate run(s), {secs / 60:.1f} min of training"
             + (f"; {len(confirmed)} plan(s) confirmed on fresh seeds" if confirmed else "")
         )
-    held = [r for r in data["rows"] if r.get("held_up") is False]
+    held = fallen_rows(data["rows"])
     if held:
         parts.append(
             "did not hold up on fresh seeds: "

@@ -80,8 +80,9 @@ def _pick_trial(rows: list[dict], front: list[dict], text: str) -> dict:
         raise ValueError(f"trial:N needs a trial number, but got trial:{text}.") from None
     row = next((r for r in rows if r["trial"] == number), None)
     if row is None:  # a replicate run: its plan's row (rows hold one per architecture)
-        plan = next((s for r in rows for s in r.get("seeds") or () if s["trial"] == number), None)
-        row = next((r for r in rows if plan and plan in (r.get("seeds") or ())), None)
+        row = next(
+            (r for r in rows if any(s["trial"] == number for s in r.get("seeds") or ())), None
+        )
     if row is None or not row["plan"]:
         options = ", ".join(_describe(r) for r in front[:5])
         raise ValueError(f"the study has no trial {number}; frontier members: {options}.")

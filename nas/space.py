@@ -139,7 +139,7 @@ def _shareable(depth: int) -> int:
     return 2 * ((depth - 4) // 6 - 1)
 
 
-def _is_baseline(trial: Any) -> bool:
+def _has_fixed_plan(trial: Any) -> bool:
     attrs = getattr(trial, "user_attrs", None)
     return bool(attrs and has_fixed_plan(attrs))
 
@@ -148,7 +148,7 @@ def define_space(trial: TrialLike, space: SearchSpace) -> None:
     """Ask ``trial`` for every dimension of ``space``; pure (the trial records the values).
 
     A baseline trial (user attribute ``baseline``) asks nothing: its plan is fixed."""
-    if _is_baseline(trial):
+    if _has_fixed_plan(trial):
         return
     depth = trial.suggest_categorical("depth", list(space.depths))
     trial.suggest_categorical("width", list(space.widths))

@@ -5,9 +5,9 @@ A study is a folder (layout in :mod:`nas.schema`) with a resolved config (``stud
 Optuna storage. :func:`prepare_study` creates it, with its baselines queued once, or checks that
 a resumed one is the same study; :func:`open_existing` opens one for the report and retrain.
 The backends fill its slots: :mod:`nas.optuna_backend` (local workers, ``--backend optuna``)
-and :mod:`nas.ray_backend` (``--backend ray``); both take the sampler (:func:`make_sampler`),
-the stopping rule (:func:`stop_rule_for`) and the curves it judges against
-(:func:`rung_history`) from here.
+and :mod:`nas.ray_backend` (``--backend ray``); both take the sampler (:func:`make_sampler`) and
+the stopping rule (:func:`stop_rule_for`) from here, and the runs it judges against from
+:func:`nas.replicates.runs_of`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from .schema import (
 )
 from .space import check_budget
 from .storage import open_storage, open_study, study_lock
-from .trial import finite_prefix
 
 __all__ = [
     "DIRECTIONS",
@@ -49,7 +48,6 @@ __all__ = [
     "make_sampler",
     "open_existing",
     "prepare_study",
-    "rung_history",
     "queued_count",
     "slots_left",
     "stop_rule_for",
@@ -171,18 +169,6 @@ def stop_rule_for(cfg: StudyConfig, val_size: int | None) -> StopRule:
     if rule.val_images is not None or val_size is None:
         return rule
     return replace(rule, val_images=val_size)
-
-
-def rung_history(trials) -> dict[int, tuple[list[float], int]]:
-    """What the stopping rule judges a trial against, by trial number: every trial's curve up to
-    its first non-finite epoch (a diverged trial's epochs before it count) and its parameters.
-    The same on every backend; a backend leaves out the trial being judged."""
-    history = {}
-    for t in trials:
-        curve, params = t.user_attrs.get("curve"), t.user_attrs.get("params")
-        if curve and params and (prefix := finite_prefix(curve)):
-            history[t.number] = (prefix, int(params))
-    return history
 
 
 def open_existing(folder: str | os.PathLike) -> tuple[StudyConfig, optuna.Study]:

@@ -173,9 +173,9 @@ def trial_record(attrs: dict, cfg: StudyConfig, shape: tuple[int, int, int], **e
     return {
         "attrs": attrs,
         "model_config": model_config.to_dict(),
-        "train_config": trial_recipe(cfg, cfg.train_config(seed=attrs["seed"])).to_dict()
-        if attrs.get("seed") is not None
-        else trial_recipe(cfg).to_dict(),
+        "train_config": trial_recipe(
+            cfg, cfg.train_config(seed=run_seed(attrs, cfg.seed))
+        ).to_dict(),
         "data_config": cfg.data_config().to_dict(),
         "fidelity": {k: getattr(cfg, k) for k in ("fidelity", "inherit_epochs", "inherit_lr")},
     } | extra

@@ -167,9 +167,18 @@ def comparisons(rows: list[dict]) -> list[dict]:
         view = _at_epoch(b, epoch) if epoch else None
         if view is not None:
             pairs += [(s, view) for s in _candidates(view, _reached(rows, epoch))]
+    return _tests(pairs + _uniform_pairs(baselines))
+
+
+def _uniform_pairs(baselines: list[dict]) -> list[tuple[dict, dict]]:
+    """(uniform SWRN, plain WRN with more parameters): each a claim that sharing beats it."""
     plain = [b for b in baselines if not b["shared"]]
     uniform = [b for b in baselines if b["shared"]]
-    pairs += [(u, p) for p in plain for u in uniform if u["params"] < p["params"]]
+    return [(u, p) for p in plain for u in uniform if u["params"] < p["params"]]
+
+
+def _tests(pairs: list[tuple[dict, dict]]) -> list[dict]:
+    """One one-sided z-test per (better, worse) pair: {better, worse, z, p}."""
     out = []
     for better, worse in pairs:
         z = _z(better, worse)
@@ -177,12 +186,16 @@ def comparisons(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _kept(family: list[dict], alpha: float = FAMILY_ALPHA) -> set[tuple]:
+    """The claims of ``family`` that stand under Holm's correction over all of them."""
+    kept = holm([c["p"] for c in family], alpha)
+    return {_key(c["better"], c["worse"]) for c, keep in zip(family, kept) if keep}
+
+
 def claims(rows: list[dict], alpha: float = FAMILY_ALPHA) -> set[tuple]:
     """The comparisons of :func:`comparisons` whose claim stands under Holm's correction over all
     of them, as (better trial, worse trial, the worse one's at_epoch or None)."""
-    family = comparisons(rows)
-    kept = holm([c["p"] for c in family], alpha)
-    return {_key(c["better"], c["worse"]) for c, keep in zip(family, kept) if keep}
+    return _kept(comparisons(rows), alpha)
 
 
 def _dominators(baseline: dict, searched: list[dict], claimed: set[tuple]) -> list[dict]:
@@ -249,7 +262,7 @@ def _tried_again(r: dict, rows: list[dict]) -> bool:
     )
 
 
-def dominance_table(rows: list[dict]) -> list[dict]:
+def dominance_table(rows: list[dict], claimed: set[tuple] | None = None) -> list[dict]:
     """For each baseline, the searched plans that dominate it.
 
     One entry per completed baseline, fewest parameters first: ``{"baseline": row, "dominated_by":
@@ -258,10 +271,11 @@ def dominance_table(rows: list[dict]) -> list[dict]:
     keys, with ``at_epoch`` the epoch and the rows (baseline and searched) copies whose
     ``val_acc``/``val_se`` are those after that epoch, and a ``note`` saying so. Then one per
     baseline with nothing to compare (over budget, failed, running, or stopped with no curve), with
-    ``"dominated_by": None`` and a ``"note"`` saying why.
+    ``"dominated_by": None`` and a ``"note"`` saying why. ``claimed``: :func:`claims` of
+    ``rows``, when the caller has it already.
     """
     rows = plan_rows(_checked_rows(rows))
-    claimed = claims(rows)
+    claimed = claims(rows) if claimed is None else claimed
     searched = searched_rows(rows)
     order = lambda r: (r["params"] or 0, r["trial"])  # noqa: E731 - the table's sort key
     done = sorted(baseline_rows(rows), key=order)
@@ -350,7 +364,9 @@ def verdict(rows: list[dict]) -> dict:
     searched, baselines = searched_rows(rows), baseline_rows(rows)
     sizes = [r["params"] for r in rows if r["params"]]
     reference = HV_REFERENCE_FACTOR * max(sizes) if sizes else None
-    table = dominance_table(rows)
+    family = comparisons(rows)  # once: the table, the count and the baselines' sentence
+    claimed = _kept(family)
+    table = dominance_table(rows, claimed)
     out = {
         "searched": searched,
         "baselines": baselines,
@@ -362,11 +378,9 @@ def verdict(rows: list[dict]) -> dict:
         "table": table,
         "counts": _counts(rows, table, searched),
     }
-    family = comparisons(rows)
     out["comparisons"] = len(family)
-    out["seed_sd"] = next((r["seed_sd"] for r in rows if r.get("seed_sd") is not None), None)
     out["sentence"] = _sentence(out)
-    out["uniform_vs_plain"] = uniform_vs_plain(baselines, claims(rows))
+    out["uniform_vs_plain"] = uniform_vs_plain(baselines, claimed)
     return out
 
 
@@ -379,10 +393,8 @@ def uniform_vs_plain(baselines: list[dict], claimed: set[tuple] | None = None) -
     uniform = [b for b in baselines if b["shared"]]
     if not plain or not uniform:
         return ""
-    if claimed is None:  # Holm over these baselines' own comparisons
-        own = [(u, p) for p in plain for u in uniform if u["params"] < p["params"]]
-        kept = holm([one_sided_p(_z(u, p)) for u, p in own])
-        claimed = {_key(u, p) for (u, p), keep in zip(own, kept) if keep}
+    if claimed is None:
+        claimed = _kept(_tests(_uniform_pairs(baselines)))
     pairs = [  # the uniform SWRN is not behind beyond the noise
         (p, u) for p in plain for u in uniform if u["params"] < p["params"] and _z(p, u) <= CLAIM_Z
     ]

@@ -15,6 +15,10 @@ from softshare import parse_plan
 
 # Generated data small enough for a trial of a few seconds on a CPU (StudyConfig.data).
 TINY_DATA = {"synthetic_train": 200, "synthetic_test": 40, "image_size": 12}
+# One run per architecture (no baseline seeds, no confirmation), for the study tests that are
+# not about replicates (tests/test_replicates.py is): StudyConfig(**ONE_RUN, ...).
+ONE_RUN = {"baseline_seeds": 1, "confirm_seeds": 0}
+ONE_RUN_FLAGS = ("--baseline-seeds", "1", "--confirm-seeds", "0")
 
 
 def make_study(folder: pathlib.Path, trials: list[tuple], name: str = "hand") -> pathlib.Path:

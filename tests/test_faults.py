@@ -17,7 +17,7 @@ from nas.config import StudyConfig
 from nas.optuna_backend import run_study
 from nas.study import open_existing, study_counts
 from softshare.checkpoint import CheckpointError, load_checkpoint
-from tests.studies import TINY_DATA, make_study
+from tests.studies import ONE_RUN, TINY_DATA, make_study
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -34,9 +34,7 @@ def _cfg(name="f", **kw):
                 recipe={"epochs": 2},
                 device="cpu",
                 early_stopping={"enabled": False},
-                # one run per architecture: replicates have their own tests (test_replicates)
-                baseline_seeds=1,
-                confirm_seeds=0,
+                **ONE_RUN,
             )
             | kw
         )

@@ -30,7 +30,7 @@ from nas.devices import (
 from nas.optuna_backend import run_study
 from nas.study import study_counts
 from softshare.train import TrainConfig
-from tests.studies import TINY_DATA, make_study
+from tests.studies import ONE_RUN, ONE_RUN_FLAGS, TINY_DATA, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OOM_TEXT = "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 139 GiB"
@@ -236,8 +236,7 @@ def _study_cfg(name="oom", **kw):
         early_stopping={"enabled": False},
         baselines="none",
         space={"depths": [16], "widths": [1]},
-        baseline_seeds=1,  # one run per architecture: replicates have their own tests
-        confirm_seeds=0,
+        **ONE_RUN,
     )
     return StudyConfig(**(base | kw))
 
@@ -441,7 +440,7 @@ def test_workers_with_every_card_hidden_train_on_the_cpu(tmp_path, search_cli, m
     done = search_cli(
         *("study", "hidden", "--results-dir", str(tmp_path), "--workers", "2", "--quiet"),
         *("--n-trials", "2", "--epochs", "1", "--train-subset", "100", "--image-size", "8"),
-        *("--baseline-seeds", "1", "--confirm-seeds", "0"),
+        *ONE_RUN_FLAGS,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]

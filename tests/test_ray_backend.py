@@ -28,7 +28,7 @@ from nas.results import trial_rows
 from nas.schema import status_counts
 from nas.storage import open_storage
 from nas.study import stop_rule_for, study_counts
-from tests.studies import TINY_DATA
+from tests.studies import ONE_RUN, ONE_RUN_FLAGS, TINY_DATA
 
 pytestmark = pytest.mark.ray  # every test here needs Ray; most start a local runtime
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -49,10 +49,7 @@ def _cfg(name, **kw):
                 data=TINY_DATA,
                 recipe={"epochs": 3},
                 device="cpu",
-                # one run per architecture, as these tests were written for; replicates on Ray
-                # have their own test
-                baseline_seeds=1,
-                confirm_seeds=0,
+                **ONE_RUN,  # replicates on Ray have their own test
             )
             | kw
         )
@@ -139,7 +136,7 @@ def test_scheduler_judges_no_final_report_and_learns_restored_trials():
     final = _result(2, [0.1, 0.1, 0.1, 0.1], 9000, final=True)
     assert scheduler.on_trial_result(None, _Trial("c"), final) == TrialScheduler.CONTINUE
     # not judged, but its curve counts for later trials, as a finished trial's does on the
-    # Optuna backend (nas.study.rung_history)
+    # Optuna backend (nas.replicates.runs_of)
     assert scheduler.curves[2] == ([0.1, 0.1, 0.1, 0.1], 9000)
     # a diverged trial's epochs before the divergence count too, on both backends
     diverged = _result(4, [0.3, None], 7000, final=True)
@@ -576,10 +573,7 @@ def test_the_command_line_runs_a_ray_study_and_writes_its_report(tmp_path):
         "2",
         "--cpus-per-trial",
         "1",
-        "--baseline-seeds",
-        "1",
-        "--confirm-seeds",
-        "0",
+        *ONE_RUN_FLAGS,
         "--quiet",
     ]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)

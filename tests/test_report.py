@@ -29,6 +29,7 @@ from softshare import build_model, parse_plan, shared_groups
 from softshare.analysis import coefficient_matrices
 from softshare.checkpoint import dumps
 from tests.browser import open_page
+from tests.studies import ONE_RUN
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FILES = ("index.html", "pareto.png", "trials.csv", "pareto.csv")
@@ -127,8 +128,7 @@ def smoke_folder(tmp_path_factory):
         recipe={"epochs": 2},
         device="cpu",
         data={"synthetic_train": 64, "synthetic_test": 16, "image_size": 8},
-        baseline_seeds=1,  # one run per architecture: replicates have their own tests
-        confirm_seeds=0,
+        **ONE_RUN,
     )
     run_study(cfg, folder)
     write_report(folder)

@@ -21,6 +21,7 @@ from nas.storage import open_storage, open_study
 from nas.study import make_sampler, prepare_study, slots_left, study_counts
 from nas.trial import trial_plan
 from softshare import parse_plan
+from tests.studies import ONE_RUN
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # 26 shared architectures: one bank per stage (no cuts), 0, 1 or 2 templates, 3^3 minus the plain net
@@ -187,8 +188,7 @@ def test_a_real_study_stops_with_one_line_when_its_space_is_exhausted(tmp_path, 
         data={"synthetic_train": 120, "synthetic_test": 20, "image_size": 8, "val_fraction": 0.25},
         recipe={"epochs": 1, "batch_size": 32},
         device="cpu",
-        baseline_seeds=1,  # one run per architecture: replicates have their own tests
-        confirm_seeds=0,
+        **ONE_RUN,
     )
     with caplog.at_level(logging.WARNING, logger="nas.study"):
         study = run_study(cfg, tmp_path / "tiny")

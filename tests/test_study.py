@@ -10,7 +10,7 @@ import pytest
 from nas.config import StudyConfig
 from nas.optuna_backend import run_study
 from nas.study import open_existing, study_counts
-from tests.studies import TINY_DATA
+from tests.studies import ONE_RUN, TINY_DATA
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -24,9 +24,7 @@ def _cfg(name="s", **kw):
         data=TINY_DATA,
         recipe={"epochs": 2},
         device="cpu",
-        # one run per architecture: replicates have their own tests (test_replicates)
-        baseline_seeds=1,
-        confirm_seeds=0,
+        **ONE_RUN,
     )
     return StudyConfig(**(base | kw))
 
@@ -346,14 +344,14 @@ def test_bad_space_file_gives_one_line(tmp_path, search_cli):
     assert not (tmp_path / "x").exists()
 
 
-def test_rung_history_is_what_both_backends_judge_against():
+def test_the_runs_are_what_both_backends_judge_against():
     """Every trial's curve up to its first non-finite epoch, with its parameters; trials without
     a curve or a size are left out (the Ray scheduler starts from this, the Optuna callback
     reads it every epoch)."""
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from nas.study import rung_history
+    from nas.replicates import runs_of
 
     def made(state, attrs):
         return optuna.trial.create_trial(
@@ -371,7 +369,7 @@ def test_rung_history_is_what_both_backends_judge_against():
     study.add_trial(made(TS.FAIL, {"curve": [None], "params": 300}))  # diverged at once
     study.add_trial(made(TS.PRUNED, {"curve": [0.4], "params": None}))  # no size recorded
     study.add_trial(made(TS.PRUNED, {"curve": [0.25], "params": 400}))
-    assert rung_history(study.get_trials()) == {
+    assert {r.number: (list(r.curve), r.params) for r in runs_of(study.get_trials())} == {
         0: ([0.1, 0.5], 100),
         1: ([0.2, 0.3], 200),
         4: ([0.25], 400),
