@@ -3,6 +3,7 @@
 from .evaluate import load
 from .inherit import inherit
 from .layers import SConv2d, TemplateBank, init_coefficients_orthogonal, parameter_groups
+from .learned import learned_plans
 from .models import SWRN, ModelConfig, build_model, count_parameters, shared_groups
 from .plan import SharingPlan, parse_plan
 
@@ -15,6 +16,7 @@ __all__ = [
     "build_model",
     "count_parameters",
     "inherit",
+    "learned_plans",
     "init_coefficients_orthogonal",
     "load",
     "parameter_groups",

@@ -21,7 +21,8 @@ def test_parts_are_typed_and_resolved_when_made():
     assert cfg.search_space() is cfg.search_space()  # made once, not rebuilt on each call
     # every value, not only the overrides: the preset's and the dataclass defaults are filled in
     assert cfg.recipe["epochs"] == 6 and cfg.recipe["lr"] == 0.1 and "momentum" in cfg.recipe
-    assert cfg.data["root"] == "/d" and cfg.data["train_subset"] == 5000
+    assert cfg.recipe["lr_update"] == "step"  # the preset's, chosen by bench_proxy
+    assert cfg.data["root"] == "/d" and cfg.data["train_subset"] is None
     assert cfg.space == preset_space("cpu").to_dict()
     assert "seed" not in cfg.recipe and cfg.train_config().seed == cfg.seed
     assert cfg.stop_rule().max_epochs == 6 and cfg.stop_rule().min_epochs == 2
@@ -67,7 +68,7 @@ def test_with_flags_merges_into_every_section_and_names_unknown_keys(tmp_path):
         }
     )
     assert merged.n_trials == 7 and merged.max_params == 300_000
-    assert merged.data_config().root == "/data" and merged.data_config().train_subset == 5000
+    assert merged.data_config().root == "/data" and merged.data_config().train_subset is None
     assert merged.train_config().epochs == 12 and merged.train_config().lr == 0.1
     assert merged.stop_rule().margin == 0.02
     assert merged.stop_rule().min_epochs == 3  # the default first rung follows the new budget
