@@ -148,6 +148,7 @@ STUDY_TOP_FLAGS = (
     "baselines",
     "baseline_seeds",
     "confirm_seeds",
+    "learned_plans",
     "workers",
     "storage",
 )

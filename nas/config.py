@@ -148,6 +148,14 @@ class StudyConfig:
         min=0,
         metavar="K",
     )
+    learned_plans: int = option(
+        0,
+        "plans read from a trained plain WRN's kernels, queued right after the baselines: per "
+        "depth and width, the plan of least projection error within each of N parameter "
+        "budgets (the parents train once, counted in the compute); 0: off",
+        min=0,
+        metavar="N",
+    )
     fidelity: str = option(
         "scratch",
         "where a trial's accuracy comes from: scratch (trained for the recipe's epochs) or "
@@ -195,6 +203,7 @@ class StudyConfig:
             ("inherit_epochs", 1),
             ("baseline_seeds", 1),
             ("confirm_seeds", 0),
+            ("learned_plans", 0),
         ):
             require_int(name, getattr(self, name), low)
             object.__setattr__(self, name, int(getattr(self, name)))  # numpy ints: JSON-native

@@ -28,6 +28,7 @@ __all__ = [
     "plan_text",
     "sharing_figure",
     "similarity_figure",
+    "projection_figure",
     "templates_text",
 ]
 
@@ -455,6 +456,19 @@ def curves_figure(data: dict) -> go.Figure:
     )
 
 
+def _unit_heatmap_axes(fig: go.Figure, colorscale: str, title: str) -> None:
+    """Heatmaps of values in [0, 1] on one shared colour axis, first row at the top."""
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(
+        coloraxis={
+            "cmin": 0,
+            "cmax": 1,
+            "colorscale": colorscale,
+            "colorbar": {"title": {"text": title}},
+        }
+    )
+
+
 def similarity_figure(banks: list[dict]) -> go.Figure:
     cols = min(len(banks), 3)
     fig = make_subplots(
@@ -482,18 +496,45 @@ def similarity_figure(banks: list[dict]) -> go.Figure:
             row=i // cols + 1,
             col=i % cols + 1,
         )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(
-        coloraxis={
-            "cmin": 0,
-            "cmax": 1,
-            "colorscale": "Blues",
-            "colorbar": {"title": {"text": "|cos|"}},
-        }
-    )
+    _unit_heatmap_axes(fig, "Blues", "|cos|")
     # Square-ish cells: fixed width for one or two banks; three per row fill the page's column.
     fig = _style(fig, 330 * math.ceil(len(banks) / cols) + 20)
     return fig.update_layout(width=340 * cols + 140 if cols < 3 else None)
+
+
+def projection_figure(groups: list[dict]) -> go.Figure:
+    """One heatmap per stage: rows the candidate groups (layers a-b of the stage's shareable
+    convs), columns the bank sizes, colour the relative projection error of the group's fit."""
+    stages = sorted({g["stage"] for g in groups})
+    fig = make_subplots(
+        rows=1,
+        cols=len(stages),
+        horizontal_spacing=0.1,
+        subplot_titles=[f"stage {s}" for s in stages],
+    )
+    for col, stage in enumerate(stages, 1):
+        mine = [g for g in groups if g["stage"] == stage]
+        spans = sorted({(g["start"], g["stop"]) for g in mine})
+        sizes = sorted({g["templates"] for g in mine})
+        value = {(g["start"], g["stop"], g["templates"]): g["relative"] for g in mine}
+        fig.add_trace(
+            go.Heatmap(
+                z=[[value.get((a, b, t)) for t in sizes] for a, b in spans],
+                x=[f"T={t}" for t in sizes],
+                y=[f"layers {a + 1}-{b}" for a, b in spans],
+                coloraxis="coloraxis",
+                texttemplate="%{z:.2f}" if len(spans) * len(sizes) <= 60 else None,
+                hovertemplate="%{y}, %{x}<br>relative error %{z:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+    _unit_heatmap_axes(fig, "Viridis", "error")
+    rows = max(
+        (len({(g["start"], g["stop"]) for g in groups if g["stage"] == s}) for s in stages),
+        default=1,
+    )
+    return _style(fig, 120 + 22 * rows)
 
 
 def _png_error_bars(ax, rows: list[dict], color: str) -> None:

@@ -26,6 +26,7 @@ from .schema import (
     WAITING,
     counts_text,
     replicate_counts,
+    role_of,
 )
 from .study import study_counts
 
@@ -51,7 +52,7 @@ class StudyReporter:
 
     def trial_start(self, number: int, attrs: dict) -> None:
         self.started[number] = time.perf_counter()
-        role = " (baseline)" if attrs.get("baseline") else ""
+        role = f" ({role_of(attrs)})" if role_of(attrs) in ("baseline", "learned") else ""
         self._write(
             f"{self.prefix}[trial {number}] {attrs['plan_name']}{role}  {attrs['params']:,} params  "
             f"{attrs['macs'] / 1e6:,.1f}M mult-adds"

@@ -47,6 +47,7 @@ from .baselines import requeue_failed_baselines
 from .config import StudyConfig
 from .devices import apply_placement, check_ray_device, oom_reason, ray_placement, release_memory
 from .fidelity import ensure_parent, parent_names, trial_start
+from .learned import queue_learned
 from .ray_search import (
     FIXED,
     PLAN,
@@ -579,9 +580,10 @@ def run_ray(
     started = _connect(options)
     try:
         _check_resources(options)
-        if cfg.fidelity == INHERIT:
+        if cfg.fidelity == INHERIT or cfg.learned_plans:
             _train_parents(cfg, folder, data, options)
         study = open_study(cfg.name, open_storage(folder, cfg.storage))
+        queue_learned(study, cfg, folder, data, data_shape(data))  # parents trained just above
         fn = tune.with_resources(
             tune.with_parameters(
                 trainable or train_trial, data=data, study=cfg.to_dict(), folder=str(folder)

@@ -19,6 +19,7 @@ import platform
 import shlex
 import string
 from collections import Counter
+from dataclasses import asdict
 
 import optuna
 import pandas as pd
@@ -26,8 +27,9 @@ import plotly
 import plotly.graph_objects as go
 
 from softshare.checkpoint import atomic_write_bytes
+from softshare.learned import group_errors
 
-from .fidelity import parent_runs
+from .fidelity import load_parent, parent_runs
 from .figures import (
     curves_figure,
     fallen_rows,
@@ -35,6 +37,7 @@ from .figures import (
     pareto_figure,
     pareto_png,
     plan_text,
+    projection_figure,
     sharing_figure,
     similarity_figure,
     templates_text,
@@ -52,6 +55,7 @@ from .results import (
 from .schema import (
     COEFFICIENTS_FILE,
     CONFIRM_ATTR,
+    LEARNED_PLANS_ATTR,
     REPORT_DIR,
     RETRAIN_DIR,
     counts_text,
@@ -100,7 +104,9 @@ def report_data(study_folder: str | os.PathLike) -> dict:
     (one entry per trial: trial, seconds (cumulative training, the parents' first), value),
     parents (nas.fidelity.parent_runs: an inherit study's parents), similarity ({trial:
     [{bank, layers, templates, similarity}] or None when no coefficients.json}), counts,
-    running, environment, verdict (nas.verdict.verdict: does sharing pay?).
+    running, environment, verdict (nas.verdict.verdict: does sharing pay?), learned (the study
+    attribute learned_plans: the plans read from parents, nas.learned), projection ({parent:
+    rows of softshare.learned.group_errors} for each trained parent).
     """
     folder = pathlib.Path(study_folder)
     cfg, study = open_existing(folder)
@@ -153,6 +159,8 @@ def report_data(study_folder: str | os.PathLike) -> dict:
             rows, reference["params"], sum(p["train_seconds"] or 0.0 for p in parents)
         ),
         "similarity": {r["trial"]: _similarity(folder, r["trial"]) for r in front},
+        "learned": study.user_attrs.get(LEARNED_PLANS_ATTR) or [],
+        "projection": _projection(folder, cfg, parents),
         "counts": dict(counts),
         "running": counts["running"] + counts["waiting"] > 0
         or counts["complete"] + counts["pruned"] < cfg.n_trials,
@@ -312,6 +320,24 @@ def _similarity(folder: pathlib.Path, trial: int) -> list[dict] | None:
         return None
 
 
+def _projection(folder: pathlib.Path, cfg, parents: list[dict]) -> dict[str, list[dict]]:
+    """For each trained parent (name -> rows): how well every candidate group of its trained
+    kernels fits a bank of each size the space allows (softshare.learned.group_errors: stage,
+    start, stop, templates, squared, relative)."""
+    out = {}
+    for p in parents:
+        if p["status"] != "complete":
+            continue
+        try:
+            model = load_parent(folder, p["name"])
+        except (OSError, ValueError, RuntimeError):  # being written, or not one of ours
+            continue
+        out[p["name"]] = [
+            asdict(g) for g in group_errors(model, cfg.search_space().template_choices)
+        ]
+    return out
+
+
 def _environment(cfg, rows: list[dict]) -> dict:
     started = [r["started"] for r in rows if r["started"]]
     finished = [r["finished"] for r in rows if r["finished"]]
@@ -361,6 +387,37 @@ def _similarity_html(data: dict) -> str:
                 f'<p class="note">{single} single-layer bank(s) not shown.</p>' if single else ""
             )
             parts.append(head + note + _div(similarity_figure(multi), f"similarity-{r['trial']}"))
+    return "\n".join(parts)
+
+
+def _projection_html(data: dict) -> str:
+    """The parents' projection errors per candidate group, and the learned plans read from them."""
+    parts = []
+    if data["learned"]:
+        by_plan = {r["plan"]: r for r in data["rows"]}
+        items = []
+        for p in data["learned"]:
+            row = by_plan.get(p["plan"])
+            acc = f"{row['accuracy']:.2%}" if row and row.get("accuracy") is not None else "-"
+            items.append(
+                f"<tr><td>{html.escape(p['plan_name'])}</td><td>{html.escape(p['parent'])}</td>"
+                f"<td>{p['budget']:,}</td><td>{p['params']:,}</td>"
+                f"<td>{p['projection_error']:.3f}</td><td>{acc}</td></tr>"
+            )
+        parts.append(
+            "<table><tr><th>learned plan</th><th>parent</th><th>budget</th><th>params</th>"
+            "<th>projection error</th><th>val acc</th></tr>" + "".join(items) + "</table>"
+        )
+    for name, groups in data["projection"].items():
+        parts.append(
+            f"<h3>Parent {html.escape(name)}</h3>"
+            + _div(projection_figure(groups), f"projection-{html.escape(name)}")
+        )
+    if not parts:
+        return (
+            '<p class="note">No trained parent in this study (they are trained with '
+            "--learned-plans N or --fidelity inherit).</p>"
+        )
     return "\n".join(parts)
 
 
@@ -553,6 +610,7 @@ def _page(data: dict) -> str:
         ),
         curves=_div(curves_figure(data), "curves"),
         similarity=_similarity_html(data),
+        projection=_projection_html(data),
         settings=_settings_html(data),
         footer=html.escape(
             f"written {data['environment']['report written']} from {data['folder']}"

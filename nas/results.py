@@ -135,6 +135,12 @@ def fidelity_text(row: dict) -> str:
     return f"{row['fidelity']} {row['parent']}"
 
 
+def _role_mark(row: dict) -> str:
+    """`` (baseline)`` or `` (learned)`` after a plan's name; nothing for a searched one."""
+    role = row.get("role") or ("baseline" if row.get("baseline") else "")
+    return f" ({role})" if role in ("baseline", "learned") else ""
+
+
 def format_table(rows: list[dict], knee: dict | None = None, limit: int | None = None) -> str:
     """A small fixed-width table of trials (the front, usually); ``epochs`` are a trial's own
     (an inherit trial's fine-tuning), ``fidelity`` where its accuracy comes from."""
@@ -149,7 +155,7 @@ def format_table(rows: list[dict], knee: dict | None = None, limit: int | None =
         acc = f"{r['val_acc']:.2%}" if r["val_acc"] is not None else "-"
         lines.append(
             f"{r['trial']:>5}  {acc:>7}  {r['params'] or 0:>11,}  {r['macs'] or 0:>13,}  "
-            f"{r['epochs'] or 0:>6}  {fidelity_text(r):<16}  {r['plan_name'] or r['plan']}{' (baseline)' if r.get('baseline') else ''}"
+            f"{r['epochs'] or 0:>6}  {fidelity_text(r):<16}  {r['plan_name'] or r['plan']}{_role_mark(r)}"
             f"{mark}"
         )
     if limit is not None and len(rows) > limit:

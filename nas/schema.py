@@ -88,10 +88,12 @@ def has_fixed_plan(user_attrs: dict) -> bool:
 
 
 def role_of(user_attrs: dict) -> str:
-    """baseline, replicate or searched: what a trial is in the study."""
+    """baseline, replicate, learned or searched: what a trial is in the study."""
     if user_attrs.get(REPLICATE_ATTR) is not None:
         return "replicate"
-    return "baseline" if user_attrs.get(BASELINE_ATTR) else "searched"
+    if user_attrs.get(BASELINE_ATTR):
+        return "baseline"
+    return "learned" if user_attrs.get(LEARNED_ATTR) else "searched"
 
 
 # Failures that belong to the plan, not to the run, by the start of their reason
@@ -144,6 +146,10 @@ def counts_text(counts: Counter) -> str:
 BASELINE_ATTR = "baseline"  # user attribute: True for a queued paper baseline (nas.baselines)
 PROPOSAL_ATTR = "proposal"  # user attribute: how the sampler found the architecture
 BASELINES_ATTR = "baselines"  # study attribute: the baseline plans queued when it was created
+LEARNED_ATTR = (
+    "learned"  # user attribute: True for a plan read from a trained parent (nas.learned)
+)
+LEARNED_PLANS_ATTR = "learned_plans"  # study attribute: the learned plans queued, once
 # A replicate: the same architecture trained again with another seed (a baseline's second seed,
 # or a front plan confirmed on fresh seeds). User attributes: REPLICATE_ATTR (the number of the
 # trial it repeats), "seed", and the fixed "plan". It takes no slot, is never a new

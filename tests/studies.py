@@ -21,6 +21,21 @@ ONE_RUN = {"baseline_seeds": 1, "confirm_seeds": 0}
 ONE_RUN_FLAGS = ("--baseline-seeds", "1", "--confirm-seeds", "0")
 
 
+def smoke_cfg(name: str, **kw) -> StudyConfig:
+    """A smoke study that trains in seconds on TINY_DATA: 3 trials, one baseline, 2 epochs, on
+    the CPU; ``kw`` overrides any field."""
+    base = dict(
+        name=name,
+        preset="smoke",
+        n_trials=3,
+        baselines="paper:1",
+        data=TINY_DATA,
+        recipe={"epochs": 2},
+        device="cpu",
+    )
+    return StudyConfig(**(base | kw))
+
+
 def make_study(folder: pathlib.Path, trials: list[tuple], name: str = "hand") -> pathlib.Path:
     """trials: (plan text, val accuracy or None, state name, extra user attrs) per trial."""
     cfg = StudyConfig(

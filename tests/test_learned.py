@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
+import pandas as pd
 import pytest
 import torch
 
+from nas.config import save_study_config
+from nas.learned import learned_budgets
+from nas.optuna_backend import run_study
+from nas.report import report_data, write_report
 from nas.space import SearchSpace, stage_options
+from nas.study import open_existing
 from softshare import SWRN, ModelConfig, inherit
 from softshare.learned import group_errors, learned_plans
 from softshare.plan import SharingPlan
+from tests.studies import ONE_RUN, smoke_cfg
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _parent(depth: int, plan: str | None = None, seed: int = 0) -> SWRN:
@@ -144,3 +159,93 @@ def test_bad_input_is_refused_in_one_line():
         learned_plans(parent, [100_000], error="l1")
     with pytest.raises(ValueError, match="parameter count >= 1"):
         learned_plans(parent, [0])
+
+
+# --- in a study: --learned-plans N ----------------------------------------------------------------
+
+
+def test_budgets_are_spread_log_evenly_between_the_ends():
+    assert learned_budgets(100, 10_000, 3) == [100, 1000, 10_000]
+    assert learned_budgets(100, 10_000, 1) == [1000]
+    assert learned_budgets(100, 10_000, 0) == [] and learned_budgets(200, 100, 2) == []
+
+
+def _study_cfg(name, **kw):
+    return smoke_cfg(name, **({"n_trials": 4, "learned_plans": 2} | ONE_RUN | kw))
+
+
+def _check_learned(study, folder: pathlib.Path) -> list:
+    """The learned plans were queued once, right behind the baselines, marked, and asked the
+    sampler with their values (so it learns from them); returns the learned trials."""
+    rows = study.user_attrs["learned_plans"]
+    assert 1 <= len(rows) <= 2 and len({r["plan"] for r in rows}) == len(rows)
+    trials = study.get_trials()
+    learned = [t for t in trials if t.user_attrs.get("learned")]
+    assert [t.user_attrs["plan"] for t in learned] == [r["plan"] for r in rows]
+    baselines = [t.number for t in trials if t.user_attrs.get("baseline")]
+    assert max(baselines) < min(t.number for t in learned)  # right behind the baselines
+    for t in learned:
+        assert t.params and t.params["depth"] == 16  # the space's values: told to the sampler
+        assert t.user_attrs["status"] in ("complete", "pruned")
+    for r in rows:
+        assert r["parent"] == "WRN-16-1" and r["params"] <= r["budget"]
+    run = json.loads((folder / "parents" / "WRN-16-1" / "metrics.json").read_text())
+    assert run["status"] == "complete"
+    return learned
+
+
+@pytest.mark.slow
+def test_a_study_queues_its_learned_plans_once_and_marks_them(tmp_path):
+    folder = tmp_path / "l"
+    study = run_study(_study_cfg("l"), folder)
+    learned = _check_learned(study, folder)
+    page = write_report(folder).read_text()
+    assert 'id="projection-WRN-16-1"' in page  # the parent's error per candidate group
+    assert all(t.user_attrs["plan_name"] in page for t in learned)
+    data = report_data(folder)
+    assert {(g["stage"], g["start"], g["stop"]) for g in data["projection"]["WRN-16-1"]} == {
+        (s, a, b) for s in (1, 2, 3) for a in range(2) for b in range(a + 1, 3)
+    }
+    table = pd.read_csv(folder / "report" / "trials.csv")
+    assert list(table[table["role"] == "learned"]["trial"]) == [t.number for t in learned]
+    stamp = (folder / "parents" / "WRN-16-1" / "checkpoint.pt").stat().st_mtime_ns
+    before = len(study.get_trials())
+    again = run_study(_study_cfg("l", n_trials=5), folder)
+    assert (folder / "parents" / "WRN-16-1" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert len([t for t in again.get_trials() if t.user_attrs.get("learned")]) == len(learned)
+    assert len(again.get_trials()) == before + 1  # the sampler went on
+
+
+def _parent_done(folder: pathlib.Path) -> bool:
+    try:
+        run = json.loads((folder / "parents" / "WRN-16-1" / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return run.get("status") == "complete"
+
+
+@pytest.mark.slow
+def test_a_study_killed_after_its_parent_trained_resumes_without_training_it_again(tmp_path):
+    folder = tmp_path / "k"
+    folder.mkdir()
+    cfg = _study_cfg("k", recipe={"epochs": 6})
+    save_study_config(cfg, folder)
+    args = [sys.executable, "search.py", "study", "k", "--results-dir", str(tmp_path)]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None and not _parent_done(folder):
+            time.sleep(0.02)
+        assert proc.poll() is None, "the study ended before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert _parent_done(folder)
+    stamp = (folder / "parents" / "WRN-16-1" / "checkpoint.pt").stat().st_mtime_ns
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (folder / "parents" / "WRN-16-1" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    _, study = open_existing(folder)
+    learned = _check_learned(study, folder)
+    assert "(learned)" in done.stderr + done.stdout  # the terminal marks them
+    assert len(learned) == len(study.user_attrs["learned_plans"])

@@ -246,6 +246,24 @@ def test_an_inherit_study_on_ray_trains_its_parent_first_and_fine_tunes_from_it(
     assert (parent / "checkpoint.pt").stat().st_mtime_ns == stamp  # trained once
 
 
+def test_learned_plans_on_ray_are_queued_once_behind_the_baselines_from_a_parent_trained_once(
+    ray_runtime, tmp_path
+):
+    cfg = _cfg("lrn", n_trials=3, baselines="paper:1", recipe={"epochs": 1}, learned_plans=1)
+    study = run_ray(cfg, tmp_path / "lrn", RayOptions(max_concurrent=1, **QUIET))
+    rows = study.user_attrs["learned_plans"]
+    learned = [t for t in study.trials if t.user_attrs.get("learned")]
+    assert len(rows) == 1 and [t.user_attrs["plan"] for t in learned] == [rows[0]["plan"]]
+    assert learned[0].number == 1 and study.trials[0].user_attrs["baseline"]
+    assert learned[0].state == TrialState.COMPLETE and learned[0].params["depth"] == 16
+    assert status_counts(study.trials)["complete"] == 3
+    parent = tmp_path / "lrn" / "parents" / "WRN-16-1"
+    stamp = (parent / "checkpoint.pt").stat().st_mtime_ns
+    again = run_ray(cfg.with_flags({"n_trials": 4}), tmp_path / "lrn", RayOptions(**QUIET))
+    assert (parent / "checkpoint.pt").stat().st_mtime_ns == stamp  # trained once
+    assert [t.number for t in again.trials if t.user_attrs.get("learned")] == [1]
+
+
 def test_ray_scheduler_stops_exactly_the_trials_the_shared_rule_stops(sequential_study):
     _, study = sequential_study
     val_sizes = {t.user_attrs["val_images"] for t in study.trials}

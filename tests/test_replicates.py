@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 import nas
-from nas.config import StudyConfig, save_study_config
+from nas.config import save_study_config
 from nas.early_stop import StopRule, decide
 from nas.noise import holm, one_sided_p, seed_sd
 from nas.optuna_backend import run_study
@@ -26,7 +26,7 @@ from nas.results import trial_rows
 from nas.schema import replicate_counts, status_counts
 from nas.study import open_existing
 from nas.verdict import claims, comparisons, dominance_table, verdict
-from tests.studies import TINY_DATA
+from tests.studies import smoke_cfg
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -161,17 +161,7 @@ def test_a_plan_is_judged_on_the_mean_of_its_seeds_with_an_se_from_them():
 
 
 def _cfg(name, **kw):
-    base = dict(
-        name=name,
-        preset="smoke",
-        n_trials=3,
-        baselines="paper:1",
-        data=TINY_DATA,
-        recipe={"epochs": 2},
-        device="cpu",
-        early_stopping={"enabled": False},
-    )
-    return StudyConfig(**(base | kw))
+    return smoke_cfg(name, **({"early_stopping": {"enabled": False}} | kw))
 
 
 def _runs_by_plan(study) -> dict[str, list[int]]:
