@@ -16,6 +16,8 @@ import json
 import logging
 import os
 import sys
+import types
+import typing
 from typing import Sequence
 
 EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 2, 74, 130  # 74: sysexits' EX_IOERR
@@ -177,14 +179,25 @@ def _field(cls, name: str):
     return next(f for f in dataclasses.fields(cls) if f.name == name)
 
 
-def _value_parser(f):
+def field_type(cls, name: str) -> object:
+    """The type of config field ``cls.name`` as Python resolves it (``typing.get_type_hints``,
+    whether or not the module postpones annotations), ``X | None`` read as ``X``."""
+    hint = typing.get_type_hints(cls)[name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def _value_parser(cls, f):
     meta = f.metadata
     if f.name in _SPECIAL_TYPES:
         return _SPECIAL_TYPES[f.name]
-    kind = str(f.type).replace(" | None", "")
-    if kind == "int":
+    kind = field_type(cls, f.name)
+    if kind is int:
         return _int_at_least(meta.get("min", 0))
-    if kind == "float":
+    if kind is float:
         if "gt" in meta:
             return _float_in(meta["gt"], meta.get("max"), open_low=True)
         return _float_in(meta.get("min", float("-inf")), meta.get("max"))
@@ -210,12 +223,12 @@ def config_flag(
     f = _field(cls, name)
     meta = f.metadata
     kw: dict = {"dest": dest or name, "help": meta["help"]}
-    if str(f.type) == "bool":
+    if field_type(cls, name) is bool:
         flag = meta.get("flag") or ("--no-" if f.default else "--") + name.replace("_", "-")
         kw["action"] = "store_false" if f.default else "store_true"
     else:
         flag = meta.get("flag") or "--" + name.replace("_", "-")
-        kw["type"] = _value_parser(f)
+        kw["type"] = _value_parser(cls, f)
         if "choices" in meta:
             kw["choices"] = meta["choices"]
         else:
