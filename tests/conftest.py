@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import pathlib
 import subprocess
 import sys
 
+import optuna
 import pytest
 import torch
 
+from tests import REPO
 from tests.browser import CHROMEDRIVER, CHROMIUM, ERROR_COLLECTOR
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+# Optuna's INFO lines (a study created, a trial finished) drown the output of every test that
+# runs a study: warnings and errors only, for the whole suite.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # Ray is the [ray] extra: without it the Ray backend's tests are not collected (they import it).
 collect_ignore = [] if importlib.util.find_spec("ray") else ["test_ray_backend.py"]

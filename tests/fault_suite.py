@@ -24,8 +24,7 @@ import time
 import optuna
 
 from nas.study import open_existing, study_counts
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests import REPO
 
 
 def _study_args(folder: pathlib.Path, trials: int) -> list[str]:

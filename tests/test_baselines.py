@@ -1,12 +1,9 @@
 """nas.baselines: a failed baseline is queued again as a baseline, when trying again can help."""
 
-import optuna
 from optuna.trial import TrialState, create_trial
 
 from nas.baselines import MAX_BASELINE_TRIES, requeue_failed_baselines
 from nas.storage import open_storage, open_study
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _baseline(plan: str, state=TrialState.FAIL, status="failed", reason="interrupted"):

@@ -2,15 +2,14 @@
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
+from tests import REPO
 from tests.benches import load_bench
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {
     "device": str,
     "plan": str,

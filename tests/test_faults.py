@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
@@ -17,10 +16,8 @@ from nas.config import StudyConfig
 from nas.optuna_backend import run_study
 from nas.study import open_existing, study_counts
 from softshare.checkpoint import CheckpointError, load_checkpoint
+from tests import REPO
 from tests.studies import ONE_RUN, TINY_DATA, make_study
-
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _cfg(name="f", **kw):

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -19,10 +18,8 @@ from nas.optuna_backend import run_study
 from nas.report import report_data, terminal_summary, write_report
 from nas.study import open_existing, prepare_study, study_counts
 from softshare.checkpoint import atomic_write_text, dumps
+from tests import REPO
 from tests.studies import TINY_DATA, make_study
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _cfg(name="i", **kw):

@@ -32,7 +32,6 @@ from nas.study import study_counts
 from softshare.train import TrainConfig
 from tests.studies import ONE_RUN, ONE_RUN_FLAGS, TINY_DATA, make_study
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 OOM_TEXT = "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 139 GiB"
 
 

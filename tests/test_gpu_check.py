@@ -21,9 +21,9 @@ import types
 
 import pytest
 
+from tests import REPO
 from tests.benches import load_bench
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 HIDDEN = ("ray", "selenium", "psycopg2", "kaleido", "optuna_dashboard", "pyarrow")
 ON_THE_GPU_MACHINE = ("torch", "torchvision", "numpy", "pandas", "pytest", "matplotlib")
 ON_THE_GPU_MACHINE += ("PyYAML", "tqdm", "pillow")

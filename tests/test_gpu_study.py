@@ -5,7 +5,6 @@ same paths are in tests/test_gpu_assign.py); bench/gpu_check.py runs these first
 import json
 import weakref
 
-import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
@@ -18,7 +17,6 @@ from nas.study import study_counts
 from softshare.runtime import cuda_has_fast_bf16
 from softshare.train import TrainConfig
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),

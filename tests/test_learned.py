@@ -24,9 +24,8 @@ from nas.study import open_existing
 from softshare import SWRN, ModelConfig, inherit
 from softshare.learned import group_errors, learned_plans
 from softshare.plan import SharingPlan
+from tests import REPO
 from tests.studies import ONE_RUN, smoke_cfg
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _parent(depth: int, plan: str | None = None, seed: int = 0) -> SWRN:

@@ -12,11 +12,10 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.study import study_counts
+from tests import REPO
 from tests.pg_server import postgres_server, server_bin_dir
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 N_TRIALS = 6
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 pytestmark = [
     pytest.mark.postgres,

@@ -28,12 +28,12 @@ from nas.results import trial_rows
 from nas.schema import status_counts
 from nas.storage import open_storage
 from nas.study import stop_rule_for, study_counts
+from tests import REPO
 from tests.studies import ONE_RUN, ONE_RUN_FLAGS, TINY_DATA
 
 pytestmark = pytest.mark.ray  # every test here needs Ray; most start a local runtime
-REPO = pathlib.Path(__file__).resolve().parents[1]
+
 QUIET = dict(verbose=0)
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Trainables defined here travel to Ray workers by value (the tests package is not installed).
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -405,7 +405,6 @@ _DRIVER = """
 import logging, sys, optuna, ray
 from nas.config import StudyConfig
 from nas.ray_backend import RayOptions, run_ray
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 ray.init(address=sys.argv[1], log_to_driver=False, logging_level=logging.ERROR)
 run_ray(StudyConfig.from_dict(__import__("json").loads(sys.argv[2])), sys.argv[3], RayOptions(max_concurrent=2, verbose=0))
 """

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
@@ -26,11 +25,8 @@ from nas.results import trial_rows
 from nas.schema import replicate_counts, status_counts
 from nas.study import open_existing
 from nas.verdict import claims, comparisons, dominance_table, verdict
+from tests import REPO
 from tests.studies import smoke_cfg
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 
 # --- the yardstick ------------------------------------------------------------------------------
 

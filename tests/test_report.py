@@ -31,7 +31,6 @@ from softshare.checkpoint import dumps
 from tests.browser import open_page
 from tests.studies import ONE_RUN
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 FILES = ("index.html", "pareto.png", "trials.csv", "pareto.csv")
 R = 1 / math.sqrt(2)
 # Stage-1 coefficients of trial 1 (SWRN-22-1-3: 4 layers share 3 templates), set by hand, and

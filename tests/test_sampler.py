@@ -23,7 +23,6 @@ from nas.trial import trial_plan
 from softshare import parse_plan
 from tests.studies import ONE_RUN
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 # 26 shared architectures: one bank per stage (no cuts), 0, 1 or 2 templates, 3^3 minus the plain net
 TINY = SearchSpace(depths=(16,), widths=(1,), max_templates=2, allow_cuts=False)
 

@@ -19,8 +19,6 @@ from nas.space import (
 )
 from softshare import parse_plan
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 
 def _sample(space, n, seed=0):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))

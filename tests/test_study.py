@@ -10,10 +10,8 @@ import pytest
 from nas.config import StudyConfig
 from nas.optuna_backend import run_study
 from nas.study import open_existing, study_counts
+from tests import REPO
 from tests.studies import ONE_RUN, TINY_DATA
-
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _cfg(name="s", **kw):

@@ -28,7 +28,6 @@ Front of all trials: 7, 2, 5, 6 (1 ties 5 in params and loses); 7 (0.68) and 2 (
 import math
 
 import numpy as np
-import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -49,7 +48,6 @@ from nas.verdict import (
 from tests.browser import open_page
 from tests.test_report import _attrs, _made_study, _trial
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 N = 2500
 # trial: (plan, params, val acc or best seen, state, baseline, extra attrs)
 STUDY = {
