@@ -1,8 +1,8 @@
-# make demo: a real study on generated data (results/demo/); make test: the whole test suite.
+# make demo: a real study on real handwritten digits, bundled with scikit-learn (results/demo/); make test: the whole test suite.
 # Each target first sets up .venv itself (from nothing if need be) and does it once: a second run
 # installs nothing. An existing .venv that already has the project and its test extra is kept as it is.
 #
-#   make demo        .venv/bin/python search.py study demo --preset smoke
+#   make demo        .venv/bin/python search.py study demo --preset demo
 #   make test        .venv/bin/python -m pytest -q            (as .ci/run)
 #   make test-fast   the fast core suite: no slow, ray, browser, postgres or gpu tests
 #   make lint        ruff check and ruff format --check
@@ -14,13 +14,13 @@ STAMP := $(VENV)/.installed
 FAST := not slow and not ray and not browser and not postgres and not gpu
 # The venv is set up when this runs: torch, the project installed from this checkout (-I: not
 # merely found in the working directory) and what the test extra brings.
-READY := import pathlib, torch, torchvision, softshare, nas, optuna, pytest, selenium, psycopg2, ray, ruff; \
+READY := import pathlib, torch, torchvision, sklearn, softshare, nas, optuna, pytest, selenium, psycopg2, ray, ruff; \
 	assert pathlib.Path(nas.__file__).resolve().parent == pathlib.Path('$(CURDIR)/nas').resolve()
 
 .PHONY: demo test test-fast lint setup
 
 demo: $(STAMP)
-	$(PY) search.py study demo --preset smoke
+	$(PY) search.py study demo --preset demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -46,6 +46,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # budget), and its stopping rule; the first rung of early stopping follows the budget (a quarter
 # of it) unless a preset says otherwise.
 # smoke: depth 16, width 1; generated 16x16 images, seconds a trial.
+# demo: depth 16, width 1; scikit-learn's real 8x8 handwritten digits (shipped with it: no
+#   download), 360 validation images, 6 epochs: a few seconds a trial (make demo).
 # cpu: depths 22 and 28 at width 1, where a bank has 4+ layers to share; all 45,000 CIFAR-10
 #   training images for 2 epochs, the cosine lr updated every step, 5,000 validation images
 #   (standard error 0.7 points at 60%). Chosen by bench/bench_proxy.py (issue 22, 2026-12-05): of
@@ -65,6 +67,19 @@ PRESETS: dict[str, dict] = {
             "image_size": 16,
         },
         "recipe": {"epochs": 4, "batch_size": 64, "lr": 0.05, "schedule": "cosine"},
+        "early_stopping": {"eta": 2},
+    },
+    "demo": {
+        "space": {"depths": [16], "widths": [1], "max_templates": 2},
+        "data": {"dataset": "digits", "image_size": 8, "val_fraction": 0.25},
+        "recipe": {
+            "epochs": 6,
+            "batch_size": 32,
+            "lr": 0.05,
+            "schedule": "cosine",
+            "crop_padding": 1,
+            "flip": False,
+        },
         "early_stopping": {"eta": 2},
     },
     "cpu": {
@@ -110,7 +125,8 @@ class StudyConfig:
     name: str
     preset: str = option(
         "smoke",
-        "space, data and budget defaults: smoke (seconds a trial), cpu (CIFAR-10, 2 epochs "
+        "space, data and budget defaults: smoke (seconds a trial, generated images), demo "
+        "(seconds a trial, real handwritten digits), cpu (CIFAR-10, 2 epochs "
         "a trial, about an hour on 2 cores), paper (GPU)",
         choices=tuple(PRESETS),
     )

@@ -2,7 +2,7 @@
 
 Public API::
 
-    DATASETS = ("cifar10", "cifar100", "synthetic")       # plus "folder:PATH"
+    DATASETS = ("cifar10", "cifar100", "digits", "synthetic")   # plus "folder:PATH"
     DataConfig(dataset, root, download, val_fraction, train_subset, image_size,
                synthetic_classes, synthetic_train, synthetic_test, synthetic_seed, split_seed)
         .to_dict() -> dict;  DataConfig.from_dict(d) -> DataConfig
@@ -38,7 +38,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from .sources import CIFAR, Split, load_cifar, load_folder, load_synthetic
+from .sources import CIFAR, Split, load_cifar, load_digits, load_folder, load_synthetic
 from .strict import option
 
 __all__ = [
@@ -56,8 +56,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DATASETS = ("cifar10", "cifar100", "synthetic")
-_ACCEPTED = "cifar10, cifar100, synthetic, folder:PATH"
+DATASETS = ("cifar10", "cifar100", "digits", "synthetic")
+_ACCEPTED = "cifar10, cifar100, digits, synthetic, folder:PATH"
+# digits has no test split of its own: this stratified share, always drawn with this seed (the
+# test set does not move with split_seed), is held out as its test set.
+DIGITS_TEST = (0.2, 12345)
 _FOLDER = "folder:"
 
 # Reference per-channel statistics of the training sets, in [0, 1] units (the values used by
@@ -82,8 +85,9 @@ def _check_range(name: str, value: Any, lo: float, hi: float | None, integer: bo
 class DataConfig:
     """Which data to load and how to split it. All fields are JSON-native.
 
-    dataset: "cifar10", "cifar100", "synthetic" or "folder:PATH" (PATH/train/<class>/*,
-        PATH/test/<class>/*). root: folder holding cifar-10-batches-py / cifar-100-python (or
+    dataset: "cifar10", "cifar100", "digits" (scikit-learn's 8x8 handwritten digits, upsampled
+        to image_size; 20% held out as the test set), "synthetic" or "folder:PATH"
+        (PATH/train/<class>/*, PATH/test/<class>/*). root: folder holding cifar-10-batches-py / cifar-100-python (or
         that folder itself). download: let torchvision fetch CIFAR into root if missing.
     val_fraction: share of the training set held out, stratified, as validation, in [0, 0.9];
         0 means no validation set. train_subset: keep only this many training images
@@ -94,7 +98,7 @@ class DataConfig:
     """
 
     # option(): the field's default and what its command-line flag shows (softshare.strict).
-    dataset: str = option("cifar10", "cifar10 | cifar100 | synthetic | folder:PATH")
+    dataset: str = option("cifar10", "cifar10 | cifar100 | digits | synthetic | folder:PATH")
     root: str = option(
         "data",
         "folder holding cifar-10-batches-py / cifar-100-python",
@@ -248,6 +252,10 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     start = time.perf_counter()
     if cfg.dataset in CIFAR:
         train, test, classes = load_cifar(cfg.dataset, cfg.root, cfg.download)
+    elif cfg.dataset == "digits":
+        every, classes = load_digits(cfg.image_size)
+        keep, held = stratified_split(every.labels, *DIGITS_TEST)
+        train, test = every.subset(keep), every.subset(held)
     elif cfg.dataset == "synthetic":
         train, test, classes = load_synthetic(
             cfg.synthetic_classes,

@@ -115,7 +115,7 @@ def test_integers_mean_one_thing(field, value, ok):
 
 
 def test_the_presets_are_one_table():
-    assert set(PRESETS) == {"smoke", "cpu", "paper"}
+    assert set(PRESETS) == {"smoke", "demo", "cpu", "paper"}
     for preset, parts in PRESETS.items():
         assert set(parts) == set(config.SECTIONS), preset
         StudyConfig(name="s", preset=preset)  # each one resolves

@@ -431,3 +431,21 @@ def test_the_whole_epoch_is_drawn_with_the_first_batch():
         )
     )  # fmt: skip
     assert all(torch.equal(a[0], b[0]) for a, b in zip([first, *rest], again))
+
+
+def test_digits_are_the_real_bundled_images_with_a_test_set_that_never_moves():
+    from sklearn.datasets import load_digits
+
+    a = load_dataset(DataConfig(dataset="digits", image_size=8, val_fraction=0.25))
+    b = load_dataset(DataConfig(dataset="digits", image_size=8, val_fraction=0.25, split_seed=3))
+    assert (len(a.train), len(a.val), len(a.test)) == (1078, 360, 359)
+    assert a.num_classes == 10 and a.train.images.shape[1:] == (1, 8, 8)
+    assert torch.equal(a.test.images, b.test.images)  # the split seed moves train/val only
+    assert not torch.equal(a.val.images, b.val.images)
+    # at 8x8 the pixels are scikit-learn's, 0-16 scaled to 0-255, labels as given
+    raw = load_digits()
+    scaled = np.round(raw.images * (255 / 16)).astype(np.uint8)
+    every = torch.cat([a.train.images, a.val.images, a.test.images])[:, 0].numpy()
+    assert sorted(map(bytes, every)) == sorted(map(bytes, scaled))
+    big = load_dataset(DataConfig(dataset="digits", image_size=16, val_fraction=0.25))
+    assert big.train.images.shape[1:] == (1, 16, 16)
