@@ -261,7 +261,7 @@ def test_unknown_dataset_lists_accepted_names(name):
     with pytest.raises(ValueError) as e:
         DataConfig(name)
     assert repr(name) in str(e.value)
-    assert "cifar10, cifar100, synthetic, folder:PATH" in str(e.value)
+    assert "cifar10, cifar100, digits, synthetic, folder:PATH" in str(e.value)
 
 
 # ----------------------------------------------------------------------------- batches
