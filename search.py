@@ -204,6 +204,16 @@ def _value_parser(cls, f):
     return str
 
 
+def flag_name(cls, name: str) -> str:
+    """The command-line flag of config field ``cls.name``: its ``flag`` metadata, else
+    ``--name`` (``--no-name`` for a bool that is on by default)."""
+    f = _field(cls, name)
+    if f.metadata.get("flag"):
+        return f.metadata["flag"]
+    off = field_type(cls, name) is bool and f.default
+    return ("--no-" if off else "--") + name.replace("_", "-")
+
+
 def config_flag(
     group,
     cls,
@@ -223,11 +233,10 @@ def config_flag(
     f = _field(cls, name)
     meta = f.metadata
     kw: dict = {"dest": dest or name, "help": meta["help"]}
+    flag = flag_name(cls, name)
     if field_type(cls, name) is bool:
-        flag = meta.get("flag") or ("--no-" if f.default else "--") + name.replace("_", "-")
         kw["action"] = "store_false" if f.default else "store_true"
     else:
-        flag = meta.get("flag") or "--" + name.replace("_", "-")
         kw["type"] = _value_parser(cls, f)
         if "choices" in meta:
             kw["choices"] = meta["choices"]
@@ -386,7 +395,7 @@ def _study_config(args: argparse.Namespace):
     given = {  # the study's flags are named by their place in the config (dest "recipe.epochs")
         flag: value
         for flag, value in vars(args).items()
-        if flag not in _NOT_STUDY and flag not in _RAY_FLAGS
+        if flag not in _NOT_STUDY and flag not in RAY_FLAGS
     }
     return StudyConfig.from_flags(args.name, given, saved), folder
 
@@ -508,62 +517,22 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
         default="optuna",
         help="optuna: local worker processes (default); ray: trials as Ray Tune actors",
     )
-    r.add_argument(
-        "--address",
-        default=None,
-        metavar="ADDR",
-        help="ray: auto (the cluster this machine is in) or ray://HOST:PORT (default: start a local runtime)",
-    )
-    r.add_argument(
-        "--cpus-per-trial",
-        type=_float_in(0.0, open_low=True),
-        default=None,
-        metavar="N",
-        help="ray: CPUs reserved per trial (default 1)",
-    )
-    r.add_argument(
-        "--gpus-per-trial",
-        type=_float_in(0.0),
-        default=None,
-        metavar="N",
-        help="ray: GPUs per trial; a fraction packs trials on one card, 0.5 = two per card (default 0)",
-    )
-    r.add_argument(
-        "--max-concurrent",
-        type=_int_at_least(1),
-        default=None,
-        metavar="N",
-        help="ray: at most N trials at once (default: as many as the resources allow)",
-    )
-    r.add_argument(
-        "--max-failures",
-        type=_int_at_least(0),
-        default=None,
-        metavar="N",
-        help="ray: restarts of a trial whose worker died, from its last epoch (default 2)",
-    )
-    r.add_argument(
-        "--ray-storage",
-        default=None,
-        metavar="PATH",
-        help="ray: parent of Ray's run folders, reachable by every node (default <study>/ray)",
-    )
-    r.add_argument(
-        "--resume",
-        action="store_true",
-        help="ray: continue the study's last Ray run where it was interrupted (Tuner.restore)",
-    )
+    from nas.ray_options import RayOptions
+
+    for name in RAY_FLAGS:
+        config_flag(r, RayOptions, name, given_only=True, show_default=True)
 
 
-_RAY_FLAGS = {
-    "address": "address",
-    "cpus_per_trial": "cpus_per_trial",
-    "gpus_per_trial": "gpus_per_trial",
-    "max_concurrent": "max_concurrent",
-    "max_failures": "max_failures",
-    "ray_storage": "storage_path",
-    "resume": "resume",
-}
+# The RayOptions fields the command line sets (verbose comes from --quiet).
+RAY_FLAGS = (
+    "address",
+    "cpus_per_trial",
+    "gpus_per_trial",
+    "max_concurrent",
+    "max_failures",
+    "storage_path",
+    "resume",
+)
 
 
 RAY_MISSING = "--backend ray needs Ray: pip install -e '.[ray]'"
@@ -582,14 +551,12 @@ def _ray_backend():
 
 def _ray_options(args: argparse.Namespace):
     """RayOptions from the flags; ValueError when Ray flags come without --backend ray or clash."""
-    given = {
-        flag: getattr(args, flag)
-        for flag in _RAY_FLAGS
-        if getattr(args, flag) not in (None, False)
-    }
+    from nas.ray_options import RayOptions
+
+    given = {name: getattr(args, name) for name in RAY_FLAGS if hasattr(args, name)}
     if args.backend != "ray":
         if given:
-            flags = ", ".join("--" + f.replace("_", "-") for f in given)
+            flags = ", ".join(flag_name(RayOptions, name) for name in given)
             raise ValueError(
                 f"{flags}: Ray option(s), given without --backend ray; add --backend ray or drop them"
             )
@@ -599,10 +566,8 @@ def _ray_options(args: argparse.Namespace):
             "--workers is for --backend optuna; with --backend ray use --max-concurrent (and "
             "--cpus-per-trial / --gpus-per-trial)"
         )
-    return _ray_backend().RayOptions(
-        verbose=0 if args.quiet else 1,
-        **{_RAY_FLAGS[flag]: value for flag, value in given.items()},
-    )
+    _ray_backend()  # one line naming what to install when Ray is missing
+    return RayOptions(verbose=0 if args.quiet else 1, **given)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:

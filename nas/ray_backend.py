@@ -30,7 +30,7 @@ import pathlib
 import shutil
 import threading
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import optuna
 import torch
@@ -48,6 +48,7 @@ from .config import StudyConfig
 from .devices import apply_placement, check_ray_device, oom_reason, ray_placement, release_memory
 from .fidelity import ensure_parent, parent_names, trial_start
 from .learned import queue_learned
+from .ray_options import RayOptions
 from .ray_search import (
     FIXED,
     PLAN,
@@ -83,7 +84,6 @@ from .trial import (
     val_images,
     write_coefficients,
 )
-from .validate import is_int, is_number
 
 __all__ = ["RayOptions", "RayRunInterrupted", "run_ray", "train_trial"]
 
@@ -96,58 +96,6 @@ class RayRunInterrupted(KeyboardInterrupt):
     def __init__(self, path: str) -> None:
         super().__init__(path)
         self.path = path
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how a study runs on Ray; none of it is part of the study's identity.
-
-    Attributes:
-        address: ``None`` starts a local Ray runtime; ``"auto"`` joins the cluster this machine
-            belongs to; ``"ray://HOST:PORT"`` connects through Ray Client.
-        cpus_per_trial: CPUs reserved per trial, > 0 (fractions allowed).
-        gpus_per_trial: GPUs per trial, >= 0; a fraction < 1 packs several trials on one card
-            (0.5: two per card), above 1 it must be whole.
-        max_concurrent: at most this many trials at once, >= 1; ``None``: as many as fit.
-        max_failures: times a trial whose worker died is restarted from its checkpoint, >= 0.
-        resume: continue the study's last Ray run (``Tuner.restore``) instead of starting one.
-        storage_path: parent folder (or ``s3://``/``gs://`` URI) of Ray's run folders; ``None``:
-            ``<study folder>/ray``. Every node must reach it on a multi-node cluster.
-        verbose: Ray's console output, 0 (none) to 2.
-    """
-
-    address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    max_failures: int = 2
-    resume: bool = False
-    storage_path: str | None = None
-    verbose: int = 1
-
-    def __post_init__(self) -> None:
-        if not is_number(self.cpus_per_trial) or self.cpus_per_trial <= 0:
-            raise ValueError(
-                f"cpus_per_trial must be a number > 0, but got cpus_per_trial={self.cpus_per_trial!r}."
-            )
-        gpus = self.gpus_per_trial
-        if not is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
-            raise ValueError(
-                f"gpus_per_trial must be a fraction in [0, 1] or a whole number of GPUs, "
-                f"but got gpus_per_trial={gpus!r}."
-            )
-        if self.max_concurrent is not None and (
-            not is_int(self.max_concurrent) or self.max_concurrent < 1
-        ):
-            raise ValueError(
-                f"max_concurrent must be an integer >= 1 or None, but got max_concurrent={self.max_concurrent!r}."
-            )
-        if not is_int(self.max_failures) or self.max_failures < 0:
-            raise ValueError(
-                f"max_failures must be an integer >= 0, but got max_failures={self.max_failures!r}."
-            )
-        if not is_int(self.verbose) or not 0 <= self.verbose <= 2:
-            raise ValueError(f"verbose must be 0, 1 or 2, but got verbose={self.verbose!r}.")
 
 
 # --- one trial, on a Ray worker ----------------------------------------------------------------
@@ -560,7 +508,7 @@ def _check_not_all_failed(study: optuna.Study, run_name: str, folder: pathlib.Pa
 def run_ray(
     cfg: StudyConfig,
     folder: str | os.PathLike,
-    options: RayOptions = RayOptions(),
+    options: RayOptions | None = None,
     *,
     trainable=None,
 ) -> optuna.Study:
@@ -569,7 +517,9 @@ def run_ray(
     ``trainable`` replaces :func:`train_trial` (same signature; tests inject faults with it).
     Raises :class:`RayRunInterrupted` when Ray stopped before every trial finished (Ctrl+C), and
     RuntimeError when every trial of a run failed (as a worker of the Optuna backend does).
+    ``options``: default ``RayOptions()`` (a local runtime, one CPU per trial).
     """
+    options = RayOptions() if options is None else options
     folder = pathlib.Path(folder).resolve()
     check_ray_device(cfg.device, options.gpus_per_trial)  # before anything is loaded or started
     data = load_dataset(cfg.data_config())  # missing data fails here, before anything is written
