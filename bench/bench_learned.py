@@ -71,6 +71,20 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu | auto | cuda | cuda:N (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
     p.add_argument("--quick", action="store_true", help="generated 8x8 data: checks it runs")
+    p.add_argument(
+        "--score",
+        nargs="+",
+        metavar="STUDY",
+        default=None,
+        help="train nothing: score these finished study folders' plans (their means over seeds) "
+        "against the projection errors of the parents in --parents, with both error metrics",
+    )
+    p.add_argument(
+        "--parents",
+        default=None,
+        metavar="DIR",
+        help="--score: the folder whose parents/WRN-d-k/ hold the trained plain nets",
+    )
     args = p.parse_args()
     if args.trials is None:
         args.trials = 6 if args.quick else 20
@@ -153,10 +167,11 @@ def _terciles_tau(points: list[tuple[int, float, float]]) -> tuple[float | None,
     return (num / den if den else None), len(points)
 
 
-def _projection_tau(folder: pathlib.Path, cfg: StudyConfig, rows: list[dict]) -> tuple:
-    """tau between each shared plan's projection error (the kernels of the parents in
-    ``folder``, the learned study's of the same seed) and its mean accuracy; lower error should
-    mean higher accuracy, so a good ranking gives tau < 0."""
+def _points(
+    folder: pathlib.Path, cfg: StudyConfig, rows: list[dict], metric: str = "relative"
+) -> list[tuple[int, float, float]]:
+    """(params, projection error, mean accuracy) of each complete shared plan of ``rows``, the
+    error from the kernels of the parents in ``folder`` (``metric``: relative or squared)."""
     tables = {}
     for name in parent_names(cfg.search_space()):
         try:
@@ -164,7 +179,7 @@ def _projection_tau(folder: pathlib.Path, cfg: StudyConfig, rows: list[dict]) ->
         except FileNotFoundError:
             continue
         tables[name] = {
-            (g.stage, g.start, g.stop, g.templates): g.relative
+            (g.stage, g.start, g.stop, g.templates): getattr(g, metric)
             for g in group_errors(parent, cfg.search_space().template_choices)
         }
     points = []
@@ -183,11 +198,55 @@ def _projection_tau(folder: pathlib.Path, cfg: StudyConfig, rows: list[dict]) ->
                     error += table[stage, start, start + n, t]
                 start += n
         points.append((r["params"], error, r["val_acc"]))
-    return _terciles_tau(points)
+    return points
+
+
+def _projection_tau(
+    folder: pathlib.Path, cfg: StudyConfig, rows: list[dict], metric: str = "relative"
+) -> tuple:
+    """tau between each shared plan's projection error (the parents in ``folder``, the learned
+    study's of the same seed) and its mean accuracy within parameter terciles; lower error
+    should mean higher accuracy, so a good ranking gives tau < 0. (tau or None, plans)."""
+    return _terciles_tau(_points(folder, cfg, rows, metric))
+
+
+def _score(args) -> None:
+    """tau(projection error, mean accuracy) of finished studies' plans, both metrics."""
+    if not args.parents:
+        raise SystemExit("--score needs --parents DIR (a folder with parents/WRN-d-k/)")
+    print(
+        "Kendall tau between a plan's projection error (sum over its shared groups, from the "
+        "trained plain parent of its depth) and its mean validation accuracy over its seeds; "
+        "negative = lower error, higher accuracy. Within parameter terciles (pairs-weighted) "
+        "and over all plans."
+    )
+    pooled: dict[str, list] = {m: [] for m in ("relative", "squared")}
+    for folder in map(pathlib.Path, args.score):
+        cfg, study = open_existing(folder)
+        rows = plan_rows(trial_rows(study))
+        for metric in ("relative", "squared"):
+            tau, n = _projection_tau(pathlib.Path(args.parents), cfg, rows, metric)
+            points = _points(pathlib.Path(args.parents), cfg, rows, metric)
+            pooled[metric] += points
+            overall = kendall_tau([e for _, e, _ in points], [a for _, _, a in points])
+            print(
+                f"{folder.name:<16} {metric:<9} within terciles "
+                f"{'-' if tau is None else f'{tau:+.3f}'}  all {overall:+.3f}  ({n} plans)"
+            )
+    for metric, points in pooled.items():
+        tau, n = _terciles_tau(points)
+        overall = kendall_tau([e for _, e, _ in points], [a for _, _, a in points])
+        print(
+            f"{'pooled':<16} {metric:<9} within terciles "
+            f"{'-' if tau is None else f'{tau:+.3f}'}  all {overall:+.3f}  ({n} plans)"
+        )
 
 
 def main() -> None:
     args = _parse_args()
+    if args.score:
+        _score(args)
+        return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.threads is not None:
