@@ -35,7 +35,6 @@ compares that front's hypervolume, scored from scratch, with the scratch study's
 from __future__ import annotations
 
 import argparse
-import logging
 import pathlib
 import sys
 import time
@@ -45,8 +44,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import _common  # noqa: E402
 import bench_search as search_bench  # noqa: E402
-import optuna  # noqa: E402
-import torch  # noqa: E402
 
 from nas.baselines import baseline_budget  # noqa: E402
 from nas.config import StudyConfig  # noqa: E402
@@ -54,7 +51,6 @@ from nas.fidelity import parent_names, parent_runs  # noqa: E402
 from nas.results import front_rows, hypervolume  # noqa: E402
 from softshare import ModelConfig  # noqa: E402
 from softshare.data import load_dataset  # noqa: E402
-from softshare.runtime import resolve_device  # noqa: E402
 from softshare.train import train  # noqa: E402
 
 RUNS = ("scratch", "inherit")
@@ -194,12 +190,8 @@ def _rescore(front: list[dict], scratch_rows: list[dict], cfg: StudyConfig) -> l
 
 def main() -> None:
     args = _parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    device = search_bench.study_bench_setup(args)
     try:
-        device = resolve_device(args.device)
         base = search_bench._base_config(args)
         n_parents = len(parent_names(base.search_space()))  # one per depth and width
         if args.inherit_trials is None:  # equal compute: the parents, at the recipe's epochs, paid

@@ -32,7 +32,6 @@ baseline beyond the noise, and reaches TPE-alone's final hypervolume within 50% 
 from __future__ import annotations
 
 import argparse
-import logging
 import pathlib
 import sys
 import time
@@ -41,8 +40,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import _common  # noqa: E402
 import bench_search as search_bench  # noqa: E402
-import optuna  # noqa: E402
-import torch  # noqa: E402
 from bench_inherit import kendall_tau  # noqa: E402
 
 from nas.baselines import baseline_budget  # noqa: E402
@@ -54,8 +51,7 @@ from nas.results import front_rows, hypervolume, trial_rows  # noqa: E402
 from nas.study import open_existing  # noqa: E402
 from nas.verdict import verdict  # noqa: E402
 from softshare import parse_plan  # noqa: E402
-from softshare.learned import group_errors  # noqa: E402
-from softshare.runtime import resolve_device  # noqa: E402
+from softshare.learned import group_errors, group_keys  # noqa: E402
 
 KINDS = ("learned", "tpe", "random")
 LEVELS = (0.25, 0.5, 0.75, 1.0)
@@ -131,20 +127,20 @@ def _configs(args) -> dict[tuple[str, int], StudyConfig]:
     return out
 
 
-def _runs_in_order(folder: pathlib.Path) -> tuple[list[dict], optuna.Study]:
+def _runs_in_order(folder: pathlib.Path) -> list[dict]:
     """Every run of a study (trials and replicates), in the order they finished."""
     _, study = open_existing(folder)
     rows = [r for r in trial_rows(study) if r["finished"] and r["epochs"]]
-    return sorted(rows, key=lambda r: (r["finished"], r["trial"])), study
+    return sorted(rows, key=lambda r: (r["finished"], r["trial"]))
 
 
 def _curve(folder: pathlib.Path, ref: float) -> dict:
     """Cumulative epochs (parents first) and the hypervolume of the plan means after each run."""
-    runs, _ = _runs_in_order(folder)
+    runs = _runs_in_order(folder)
     paid = float(sum(p["epochs_run"] for p in parent_runs(folder)))
     epochs, hv, total = [], [], paid
     for k, r in enumerate(runs, 1):
-        total += r["epochs"] if r["status"] != "duplicate" else 0
+        total += search_bench._epochs_spent(r)
         epochs.append(total)
         hv.append(hypervolume(plan_rows(runs[:k]), max_params=ref))
     return {"epochs": epochs, "hv": hv, "parents": paid, "runs": runs}
@@ -190,13 +186,7 @@ def _points(
         table = tables.get(parent_name(plan.depth, plan.width))
         if table is None:
             continue
-        error = 0.0
-        for stage, groups in enumerate(plan.stages, 1):
-            start = 0
-            for n, t in groups:
-                if t is not None:
-                    error += table[stage, start, start + n, t]
-                start += n
+        error = sum(table[k] for k in group_keys(plan))
         points.append((r["params"], error, r["val_acc"]))
     return points
 
@@ -247,12 +237,8 @@ def main() -> None:
     if args.score:
         _score(args)
         return
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    device = search_bench.study_bench_setup(args)
     try:
-        device = resolve_device(args.device)
         configs = _configs(args)
     except ValueError as e:
         raise SystemExit(str(e)) from None

@@ -685,14 +685,24 @@ def fresh_folder(out: str | None, names: list[str], prefix: str):
         yield root
 
 
-def main() -> None:
-    args = _parse_args()
+def study_bench_setup(args) -> torch.device:
+    """What every benchmark that runs studies does first: warnings only (Optuna logs a line per
+    study reopening otherwise), ``--threads``, then ``--device`` resolved (a bad one exits with
+    its one-line reason)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per study reopening otherwise
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        device = resolve_device(args.device)
+        return resolve_device(args.device)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+
+
+def main() -> None:
+    args = _parse_args()
+    device = study_bench_setup(args)
+    try:
         base = _base_config(args)
     except ValueError as e:
         raise SystemExit(str(e)) from None

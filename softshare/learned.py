@@ -40,7 +40,7 @@ from .inherit import _kernel, _shareable
 from .models import SWRN
 from .plan import SharingPlan, stage_widths
 
-__all__ = ["ERRORS", "GroupError", "LearnedPlan", "group_errors", "learned_plans"]
+__all__ = ["ERRORS", "GroupError", "LearnedPlan", "group_errors", "group_keys", "learned_plans"]
 
 # What a plan's error adds up over its groups: the squared Frobenius error of the fits, or each
 # group's relative error ||M - fit|| / ||M||.
@@ -217,11 +217,7 @@ def learned_plans(
         if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
             raise ValueError(f"a budget is a parameter count >= 1, but got {budget!r}.")
     choices = templates or _default_choices
-    table = group_errors(parent, choices)
-    by_key = {
-        (g.stage, g.start, g.stop, g.templates): (g.squared if error == "squared" else g.relative)
-        for g in table
-    }
+    table = {(g.stage, g.start, g.stop, g.templates): g for g in group_errors(parent, choices)}
     mine = parent.config.sharing_plan
     layers = mine.shareable_per_stage
     plain = SharingPlan(
@@ -234,7 +230,9 @@ def learned_plans(
     combined: list[_Point] = [(fixed, 0.0, (), False)]
     for stage, channels in enumerate(stage_widths(mine.width), 1):
         errors = {
-            (start, stop, t): value for (s, start, stop, t), value in by_key.items() if s == stage
+            (start, stop, t): getattr(g, error)
+            for (s, start, stop, t), g in table.items()
+            if s == stage
         }
         front = _stage_front(layers, channels, errors, choices, cuts)
         combined = _pareto(
@@ -243,8 +241,6 @@ def learned_plans(
             for b in front
         )
     shared = sorted((p for p in combined if p[3]), key=lambda p: (p[0], p[1]))
-    squared = {(g.stage, g.start, g.stop, g.templates): g.squared for g in table}
-    relative = {(g.stage, g.start, g.stop, g.templates): g.relative for g in table}
     out: list[LearnedPlan | None] = []
     for budget in budgets:
         fits = [p for p in shared if p[0] <= budget]
@@ -253,24 +249,25 @@ def learned_plans(
             continue
         params, value, stages, _ = min(fits, key=lambda p: (p[1], p[0]))
         plan = SharingPlan(mine.depth, mine.width, stages)
-        keys = _group_keys(stages)
+        groups = [table[k] for k in group_keys(plan)]
         out.append(
             LearnedPlan(
                 budget,
                 plan,
                 params,
                 value,
-                sum(squared[k] for k in keys),
-                sum(relative[k] for k in keys),
+                sum(g.squared for g in groups),
+                sum(g.relative for g in groups),
             )
         )
     return out
 
 
-def _group_keys(stages: Sequence[Sequence[tuple[int, int | None]]]) -> list[tuple]:
-    """(stage, start, stop, templates) of each shared group of a plan's stages."""
+def group_keys(plan: SharingPlan) -> list[tuple[int, int, int, int]]:
+    """(stage, start, stop, templates) of each shared group of ``plan``: the keys of its rows in
+    :func:`group_errors`, whose errors add up to the plan's."""
     keys = []
-    for stage, groups in enumerate(stages, 1):
+    for stage, groups in enumerate(plan.stages, 1):
         start = 0
         for n, t in groups:
             if t is not None:
