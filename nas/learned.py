@@ -31,6 +31,7 @@ from .schema import LEARNED_ATTR, LEARNED_PLANS_ATTR
 from .space import SearchSpace, params_from_plan, smallest_plan
 from .storage import study_lock
 from .study import slots_left
+from .trial import data_shape
 
 __all__ = ["METRIC", "learned_budgets", "choose_learned", "queue_learned"]
 
@@ -102,7 +103,6 @@ def queue_learned(
     cfg: StudyConfig,
     folder: pathlib.Path,
     data: Dataset,
-    shape: tuple[int, ...],
 ) -> list[str]:
     """Queue the study's learned plans once (after training the parents they need; a trained
     parent is loaded, not trained again); returns their names, empty when they are off or were
@@ -118,7 +118,7 @@ def queue_learned(
             return []
         parents = {name: load_parent(folder, name) for name in names}
         held = {t.user_attrs.get("plan") for t in study.get_trials(deepcopy=False)}
-        rows = [r for r in choose_learned(cfg, parents, shape) if r["plan"] not in held]
+        rows = [r for r in choose_learned(cfg, parents, data_shape(data)) if r["plan"] not in held]
         rows = rows[: max(0, slots_left(study, cfg.n_trials))]
         for row in rows:
             study.enqueue_trial(

@@ -202,7 +202,7 @@ def run_worker(
     data = data if data is not None else load_dataset(cfg.data_config())  # once per worker
     existing = len(open_study(cfg.name, storage).get_trials(deepcopy=False))
     study = open_study(cfg.name, storage, make_sampler(cfg, data_shape(data), worker, existing))
-    queue_learned(study, cfg, folder, data, data_shape(data))  # once per study, parents first
+    queue_learned(study, cfg, folder, data)  # once per study, parents first
     failures, refreshed = 0, time.monotonic()
     while True:
         fail_stale_trials(study, recover=functools.partial(recover, study, study_dir=folder))

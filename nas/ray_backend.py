@@ -533,7 +533,7 @@ def run_ray(
         if cfg.fidelity == INHERIT or cfg.learned_plans:
             _train_parents(cfg, folder, data, options)
         study = open_study(cfg.name, open_storage(folder, cfg.storage))
-        queue_learned(study, cfg, folder, data, data_shape(data))  # parents trained just above
+        queue_learned(study, cfg, folder, data)  # parents trained just above
         fn = tune.with_resources(
             tune.with_parameters(
                 trainable or train_trial, data=data, study=cfg.to_dict(), folder=str(folder)
