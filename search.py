@@ -150,6 +150,7 @@ STUDY_TOP_FLAGS = (
     "baselines",
     "baseline_seeds",
     "confirm_seeds",
+    "confirm_max",
     "learned_plans",
     "workers",
     "storage",

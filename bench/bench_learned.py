@@ -63,6 +63,13 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument("--out", default=None, help="keep the studies in DIR; re-run to resume")
     p.add_argument("--trials", type=int, default=None, help="trials of TPE alone (default 20)")
     p.add_argument("--learned", type=int, default=3, help="learned plans per parent (default 3)")
+    p.add_argument(
+        "--confirm-max",
+        type=int,
+        default=0,
+        help="at most N plans confirmed on fresh seeds per study (default 0: every plan within "
+        "2 SE of the front)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="study seeds (0 1)")
     p.add_argument("--device", default="cpu", help="cpu | auto | cuda | cuda:N (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
@@ -84,6 +91,8 @@ def _parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.trials is None:
         args.trials = 6 if args.quick else 20
+    if args.confirm_max < 0:
+        p.error(f"--confirm-max must be >= 0, but got {args.confirm_max}.")
     for name in ("trials", "learned"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1, but got {getattr(args, name)}.")
@@ -99,6 +108,7 @@ def _configs(args) -> dict[tuple[str, int], StudyConfig]:
         "baselines": f"paper:{baseline_budget(args.trials)}",
         "baseline_seeds": 2,
         "confirm_seeds": 2,
+        "confirm_max": args.confirm_max,
     }
     if args.quick:
         flags |= {

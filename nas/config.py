@@ -164,6 +164,13 @@ class StudyConfig:
         min=0,
         metavar="K",
     )
+    confirm_max: int = option(
+        0,
+        "at most N plans confirmed on fresh seeds: the front always, then the plans nearest "
+        "to it; 0: every plan within 2 SE of the front",
+        min=0,
+        metavar="N",
+    )
     learned_plans: int = option(
         0,
         "plans read from a trained plain WRN's kernels, queued right after the baselines: per "
@@ -219,6 +226,7 @@ class StudyConfig:
             ("inherit_epochs", 1),
             ("baseline_seeds", 1),
             ("confirm_seeds", 0),
+            ("confirm_max", 0),
             ("learned_plans", 0),
         ):
             require_int(name, getattr(self, name), low)

@@ -214,28 +214,40 @@ def plan_rows(rows: list[dict]) -> list[dict]:
 # --- queueing replicates ------------------------------------------------------------------------
 
 
-def _within_noise_of_front(rows: list[dict]) -> list[dict]:
-    """The front of ``rows`` (complete plan rows) and every row that no front member beats by
-    more than CLAIM_Z standard errors of the difference (``val_se`` of each)."""
-    front = front_rows(rows)
-    chosen = [
-        r
-        for r in rows
-        if r in front
-        or not any(
-            f["params"] <= r["params"]
-            and f["val_acc"] - r["val_acc"]
-            > CLAIM_Z * math.hypot(f["val_se"] or 0.0, r["val_se"] or 0.0)
+def _gap_z(front: list[dict], r: dict) -> float:
+    """How many SE of the difference the front member that beats ``r`` by most is ahead of it
+    (at equal or fewer parameters); 0 for a front member."""
+    return max(
+        (
+            (f["val_acc"] - r["val_acc"])
+            / (math.hypot(f["val_se"] or 0.0, r["val_se"] or 0.0) or 1e-12)
             for f in front
-        )
-    ]
+            if f["params"] <= r["params"] and f is not r
+        ),
+        default=0.0,
+    )
+
+
+def _within_noise_of_front(rows: list[dict], cap: int = 0) -> list[dict]:
+    """The front of ``rows`` (complete plan rows) and every row that no front member beats by
+    more than CLAIM_Z standard errors of the difference (``val_se`` of each); with ``cap`` > 0
+    at most ``cap`` plans: the front always, then the nearest to it (smallest gap) first."""
+    front = front_rows(rows)
+    near = sorted(
+        ((_gap_z(front, r), r["params"], r["trial"], r) for r in rows if r not in front),
+        key=lambda x: x[:3],
+    )
+    chosen = front + [r for z, *_, r in near if z <= CLAIM_Z]
+    if cap:
+        chosen = chosen[: max(cap, len(front))]
     return sorted(chosen, key=lambda r: (r["params"], r["trial"]))
 
 
-def confirm_set(rows: list[dict]) -> list[dict]:
+def confirm_set(rows: list[dict], cap: int = 0) -> list[dict]:
     """The plans to confirm on fresh seeds: the Pareto front of the complete architectures (one
-    point each, :func:`plan_rows`) and every one within CLAIM_Z SE of it, fewest params first."""
-    return _within_noise_of_front(completed_rows(plan_rows(rows)))
+    point each, :func:`plan_rows`) and every one within CLAIM_Z SE of it, fewest params first;
+    ``cap`` > 0: at most that many, the front first and then the plans nearest to it."""
+    return _within_noise_of_front(completed_rows(plan_rows(rows)), cap)
 
 
 def search_done(trials, n_trials: int) -> bool:
@@ -295,7 +307,7 @@ def top_up(study: optuna.Study, cfg, rows_of=None, search_over: bool = False) ->
 
     * Each baseline's seeds ``seed + 1 .. seed + baseline_seeds - 1``, as soon as it is queued.
     * Once the search is done (:func:`search_done`) and ``confirm_seeds`` > 0: the plans of
-      :func:`confirm_set`, chosen once (study attribute ``confirmation``) and each trained with
+      :func:`confirm_set` (at most ``confirm_max`` of them when set), chosen once (study attribute ``confirmation``) and each trained with
       seeds ``seed + 1 .. seed + confirm_seeds``, the runs it already has counted.
 
     A replicate that failed (a kill, a dead worker) is queued again, up to
@@ -314,7 +326,7 @@ def top_up(study: optuna.Study, cfg, rows_of=None, search_over: bool = False) ->
         and (search_over or search_done(trials, cfg.n_trials))
     ):
         rows = (rows_of or trial_rows)(study)
-        confirmed = list(dict.fromkeys(r["plan"] for r in confirm_set(rows)))
+        confirmed = list(dict.fromkeys(r["plan"] for r in confirm_set(rows, cfg.confirm_max)))
         study.set_user_attr(CONFIRM_ATTR, confirmed)
     fresh = list(range(cfg.seed + 1, cfg.seed + 1 + cfg.confirm_seeds))
     wanted += [(originals[p], fresh) for p in confirmed or () if p in originals]

@@ -278,3 +278,46 @@ def test_a_failed_original_leaves_one_row_for_its_plan_led_by_its_retry():
     assert plans[1]["n_runs"] == 2 and plans[1]["val_acc"] == pytest.approx(0.55)
     assert [s["trial"] for s in plans[1]["seeds"]] == [1, 2]
     assert [r["plan"] for r in confirm_set(rows)].count("WRN-22-1") <= 1
+
+
+def _near_front() -> list[dict]:
+    """Front A (100k, 60%) and D (400k, 66%); B, C, E trail A or D by 0.3, 1.0 and 2.0 points
+    (an SE of about 1.1 points each at 2,000 images: 0.2, 0.65 and 1.3 SE of the difference)."""
+    return [
+        _row(0, "A", 100_000, 0.60, n=2000),
+        _row(1, "B", 200_000, 0.597, n=2000),
+        _row(2, "C", 300_000, 0.59, n=2000),
+        _row(3, "D", 400_000, 0.66, n=2000),
+        _row(4, "E", 500_000, 0.64, n=2000),
+    ]
+
+
+def test_a_capped_confirmation_keeps_the_front_then_the_plans_nearest_to_it():
+    rows = _near_front() + [_row(5, "F", 600_000, 0.50, n=2000)]  # F: far behind, never confirmed
+    everything = [r["plan"] for r in confirm_set(rows)]
+    assert everything == ["A", "B", "C", "D", "E"]
+    assert [r["plan"] for r in confirm_set(rows, cap=3)] == ["A", "B", "D"]  # B is nearest
+    assert [r["plan"] for r in confirm_set(rows, cap=4)] == ["A", "B", "C", "D"]
+    assert [r["plan"] for r in confirm_set(rows, cap=1)] == ["A", "D"]  # the front, whole
+    assert [r["plan"] for r in confirm_set(rows, cap=9)] == everything
+
+
+def test_the_study_confirms_at_most_confirm_max_plans():
+    import optuna
+
+    from nas.replicates import top_up
+
+    rows = _near_front()
+    for cap, want in ((3, ["A", "B", "D"]), (0, ["A", "B", "C", "D", "E"])):
+        study = optuna.create_study()
+        for r in rows:
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.COMPLETE,
+                    value=r["val_acc"],
+                    user_attrs={"plan": r["plan"], "plan_name": r["plan"], "seed": 0},
+                )
+            )
+        cfg = _cfg("m", confirm_seeds=1, baseline_seeds=1, confirm_max=cap)
+        queued = top_up(study, cfg, rows_of=lambda _s: rows, search_over=True)
+        assert study.user_attrs["confirmation"] == want and queued == len(want)
