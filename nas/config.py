@@ -21,12 +21,12 @@ from softshare.runtime import PRECISIONS
 from softshare.strict import option, strict_from_dict
 from softshare.train import RUNTIME_FIELDS as TRAIN_RUNTIME
 from softshare.train import TrainConfig
+from softshare.validate import is_number, require_int
 
 from .baselines import baseline_count
 from .early_stop import StopRule
 from .schema import FIDELITIES, INHERIT, STUDY_FILE
 from .space import SearchSpace, load_space
-from .validate import is_number, require_int
 
 __all__ = [
     "StudyConfig",

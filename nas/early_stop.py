@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from nas.noise import difference_se
 from nas.pareto import crowding_distance, non_dominated_sort
 from nas.schema import DIRECTIONS
-from nas.validate import is_int, is_number, require_int
 from softshare.strict import option
+from softshare.validate import is_int, is_number, require_int
 
 __all__ = [
     "RUNG_DIRECTIONS",

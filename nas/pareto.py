@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-from .validate import is_int, is_number
+from softshare.validate import is_int, is_number
 
 __all__ = [
     "DIRECTIONS",

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from softshare.strict import option
-
-from .validate import is_int, is_number
+from softshare.validate import is_int, is_number
 
 __all__ = ["RayOptions"]
 

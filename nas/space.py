@@ -33,9 +33,9 @@ from typing import Any, Protocol
 from softshare import SharingPlan
 from softshare.plan import merge_unshared
 from softshare.strict import strict_from_dict
+from softshare.validate import is_int
 
 from .schema import has_fixed_plan
-from .validate import is_int
 
 __all__ = [
     "SearchSpace",

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from .sources import CIFAR, Split, load_cifar, load_digits, load_folder, load_synthetic
 from .strict import option
+from .validate import require_in, require_int
 
 __all__ = [
     "DATASETS",
@@ -69,16 +70,6 @@ _STATS = {
     "cifar10": ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)),
     "cifar100": ((129.3 / 255, 124.1 / 255, 112.4 / 255), (68.2 / 255, 65.4 / 255, 70.4 / 255)),
 }
-
-
-def _check_range(name: str, value: Any, lo: float, hi: float | None, integer: bool) -> None:
-    number = (int,) if integer else (int, float)
-    ok = isinstance(value, number) and not isinstance(value, bool) and value >= lo
-    if not ok or (hi is not None and value > hi):
-        allowed = (f"[{lo}, {hi}]" if hi is not None else f">= {lo}") + (
-            " (an integer)" if integer else ""
-        )
-        raise ValueError(f"DataConfig.{name} must be in {allowed}, but got {name}={value!r}.")
 
 
 @dataclass(frozen=True)
@@ -141,7 +132,10 @@ class DataConfig:
         }
         for name, (lo, hi) in limits.items():
             if not (name == "train_subset" and self.train_subset is None):
-                _check_range(name, getattr(self, name), lo, hi, name != "val_fraction")
+                value = require_in(
+                    f"DataConfig.{name}", getattr(self, name), lo, hi, name != "val_fraction"
+                )
+                object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -308,9 +302,7 @@ class Augment:
 
     def __post_init__(self) -> None:
         for name in ("crop_padding", "cutout"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"Augment.{name} must be an integer >= 0, but got {name}={v!r}.")
+            object.__setattr__(self, name, require_int(f"Augment.{name}", getattr(self, name), 0))
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .validate import require_int
+
 __all__ = ["TemplateBank", "SConv2d", "parameter_groups", "init_coefficients_orthogonal"]
 
 
@@ -46,13 +48,8 @@ class TemplateBank(nn.Module):
             ("out_channels", out_channels),
             ("kernel_size", kernel_size),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, but got {name}={value!r}.")
-        self.num_templates = num_templates
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        shape = (num_templates, out_channels, in_channels, kernel_size, kernel_size)
+            setattr(self, name, require_int(name, value, 1))  # numpy ints stored as ints
+        shape = (self.num_templates, self.out_channels, self.in_channels) + (self.kernel_size,) * 2
         self.templates = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
         self.reset_parameters()
 

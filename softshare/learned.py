@@ -39,6 +39,7 @@ from torch import nn
 from .inherit import _kernel, _shareable
 from .models import SWRN
 from .plan import SharingPlan, stage_widths
+from .validate import is_int
 
 __all__ = ["ERRORS", "GroupError", "LearnedPlan", "group_errors", "group_keys", "learned_plans"]
 
@@ -214,7 +215,7 @@ def learned_plans(
         raise ValueError(f"error must be one of {', '.join(ERRORS)}, but got error={error!r}.")
     budgets = list(budgets)
     for budget in budgets:
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        if not is_int(budget) or budget < 1:
             raise ValueError(f"a budget is a parameter count >= 1, but got {budget!r}.")
     choices = templates or _default_choices
     table = {(g.stage, g.start, g.stop, g.templates): g for g in group_errors(parent, choices)}

@@ -20,6 +20,7 @@ from torch import nn
 from .layers import SConv2d, TemplateBank, init_coefficients_orthogonal
 from .plan import SharingPlan, parse_plan, stage_widths
 from .strict import strict_from_dict
+from .validate import require_int
 
 __all__ = [
     "ModelConfig",
@@ -42,9 +43,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "plan", parse_plan(self.plan).text)  # validates, canonical form
         for name in ("num_classes", "in_channels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, but got {name}={value!r}.")
+            object.__setattr__(self, name, require_int(name, getattr(self, name), 1))
 
     @property
     def sharing_plan(self) -> SharingPlan:

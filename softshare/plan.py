@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .validate import is_int, require_int
+
 __all__ = ["SharingPlan", "merge_unshared", "parse_plan", "stage_widths"]
 
 _NAMED_SWRN = re.compile(r"^SWRN-(\d+)-(\d+)-(\d+)$", re.IGNORECASE)
@@ -39,7 +41,7 @@ def stage_widths(width: int) -> tuple[int, int, int]:
 
 def blocks_per_stage(depth: int) -> int:
     """N = (depth - 4) / 6; raises ValueError unless depth = 6N + 4 with N >= 1."""
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 10 or (depth - 4) % 6:
+    if not is_int(depth) or depth < 10 or (depth - 4) % 6:
         raise ValueError(
             f"depth must be 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...), but got {depth=}."
         )
@@ -65,8 +67,8 @@ class SharingPlan:
 
     def __post_init__(self) -> None:
         n = blocks_per_stage(self.depth)
-        if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width < 1:
-            raise ValueError(f"width must be an integer >= 1, but got width={self.width!r}.")
+        object.__setattr__(self, "width", require_int("width", self.width, 1))
+        object.__setattr__(self, "depth", int(self.depth))
         stages = tuple(
             merge_unshared(tuple(_normalise_group(g) for g in stage)) for stage in self.stages
         )
@@ -187,16 +189,14 @@ def _normalise_group(group) -> Group:
         layers, templates = group
     except (TypeError, ValueError):
         raise ValueError(f"a group is (layers, templates or None), but got {group!r}.") from None
-    if not isinstance(layers, int) or isinstance(layers, bool) or layers < 1:
+    if not is_int(layers) or layers < 1:
         raise ValueError(f"a group's layers must be an integer >= 1, but got layers={layers!r}.")
-    if templates is not None and (
-        not isinstance(templates, int) or isinstance(templates, bool) or templates < 1
-    ):
+    if templates is not None and (not is_int(templates) or templates < 1):
         raise ValueError(
             f"a shared group needs templates >= 1 (write '{layers}' for an unshared group), "
             f"but got templates={templates!r}."
         )
-    return (layers, templates)
+    return (int(layers), None if templates is None else int(templates))
 
 
 def parse_plan(text: str) -> SharingPlan:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import os
 import pathlib
 import time
@@ -70,6 +69,7 @@ from .runtime import (
     resolve_precision,
 )
 from .strict import option, strict_from_dict
+from .validate import is_int, is_number, require_in, require_int
 
 __all__ = [
     "TrainConfig",
@@ -143,14 +143,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(self.milestones))
-        _check_int(self, "epochs", 1)
-        _check_int(self, "batch_size", 1)
-        _check_int(self, "eval_batch_size", 0)
-        _check_int(self, "cutout", 0)
-        _check_int(self, "crop_padding", 0)
-        _check_int(self, "seed", 0)
+        for name, low in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("eval_batch_size", 0),
+            ("cutout", 0),
+            ("crop_padding", 0),
+            ("seed", 0),
+        ):
+            object.__setattr__(self, name, require_int(name, getattr(self, name), low))
         for name in ("lr", "gamma"):
-            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0):
+            if not (is_number(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be > 0, but got {name}={getattr(self, name)!r}.")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), but got momentum={self.momentum!r}.")
@@ -162,9 +165,9 @@ class TrainConfig:
             raise ValueError(
                 f"schedule must be one of {', '.join(SCHEDULES)}, but got schedule={self.schedule!r}."
             )
-        if any(not isinstance(m, int) or m < 1 for m in self.milestones) or list(
+        if any(not is_int(m) or m < 1 for m in self.milestones) or list(self.milestones) != sorted(
             self.milestones
-        ) != sorted(self.milestones):
+        ):
             raise ValueError(
                 f"milestones must be increasing epochs >= 1, but got milestones={self.milestones!r}."
             )
@@ -177,13 +180,7 @@ class TrainConfig:
             ("label_smoothing", 0.0, 0.5),
             ("ema", 0.0, 0.9999),
         ):
-            value = getattr(self, name)
-            if not is_real(value) or value < low or (high is not None and value > high):
-                allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
-                raise ValueError(
-                    f"{name} must be a number in {allowed}, but got {name}={value!r}."
-                )
-            object.__setattr__(self, name, float(value))
+            object.__setattr__(self, name, require_in(name, getattr(self, name), low, high))
         if self.warmup > 0 and self.lr_update != "step":
             raise ValueError(
                 f"warmup={self.warmup!r} needs lr_update='step' (a warm-up moves the lr within epochs)."
@@ -201,17 +198,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return strict_from_dict(cls, data, "train config")
-
-
-def is_real(value: object) -> bool:
-    """A real number, not a bool (numpy's included)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_int(cfg: object, name: str, minimum: int) -> None:
-    value = getattr(cfg, name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")
 
 
 @dataclass
