@@ -6,7 +6,8 @@ Core (backend-neutral): :mod:`nas.schema` (objectives, folder layout, statuses),
 :mod:`nas.trial` (one trial's record), :mod:`nas.storage`; results: :mod:`nas.results`,
 :mod:`nas.verdict`, :mod:`nas.report`, :mod:`nas.retrain`. Backends, named after
 ``--backend``: :mod:`nas.optuna_backend`, and :mod:`nas.ray_search` + :mod:`nas.ray_backend`
-(these two alone import Ray).
+(these two alone import Ray). The command line: :mod:`nas.cli` (flags built from the config
+classes, and the commands; ``search.py`` wires them together).
 
 The public API below is imported on first use, so ``import nas`` stays light.
 """

@@ -129,6 +129,7 @@ class StudyConfig:
         "(seconds a trial, real handwritten digits), cpu (CIFAR-10, 2 epochs "
         "a trial, about an hour on 2 cores), paper (GPU)",
         choices=tuple(PRESETS),
+        hide_default=True,  # a resumed study keeps its own
     )
     space: dict = field(default_factory=dict)
     n_trials: int = option(20, "architectures to train, baselines included", min=1)
@@ -142,6 +143,7 @@ class StudyConfig:
         "parameter budget such as 500000, 500k or 1.5M: larger proposals are resampled, "
         "never trained",
         metavar="N",
+        parse="count",
     )
     baselines: str = option(
         "paper",
@@ -184,15 +186,25 @@ class StudyConfig:
         "where a trial's accuracy comes from: scratch (trained for the recipe's epochs) or "
         "inherit (started from the trained plain WRN of its depth and width, then fine-tuned)",
         choices=FIDELITIES,
+        group="fidelity",
     )
-    inherit_epochs: int = option(2, "inherit: fine-tuning epochs of a trial", min=1, metavar="N")
+    inherit_epochs: int = option(
+        2, "inherit: fine-tuning epochs of a trial", min=1, metavar="N", group="fidelity"
+    )
     inherit_lr: float = option(
-        0.01, "inherit: initial fine-tuning learning rate (cosine schedule)", gt=0.0, metavar="LR"
+        0.01,
+        "inherit: initial fine-tuning learning rate (cosine schedule)",
+        gt=0.0,
+        metavar="LR",
+        group="fidelity",
     )
     workers: int = option(1, "local worker processes", min=1)
-    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N", group="runtime")
     precision: str = option(
-        "auto", "auto: bf16 on CUDA and on CPUs with native bf16, else fp32", choices=PRECISIONS
+        "auto",
+        "auto: bf16 on CUDA and on CPUs with native bf16, else fp32",
+        choices=PRECISIONS,
+        group="runtime",
     )
     storage: str | None = option(
         None, "Optuna storage URL (default: a journal file in the study folder)", metavar="URL"

@@ -29,7 +29,7 @@ class RayOptions:
         verbose: Ray's console output, 0 (none) to 2.
     """
 
-    # option(): the field's default and what its command-line flag shows (search.py builds the
+    # option(): the field's default and what its command-line flag shows (nas.cli.flags builds the
     # backend flags from these; softshare.strict)
     address: str | None = option(
         None,

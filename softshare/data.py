@@ -104,9 +104,11 @@ class DataConfig:
         None, "keep N training images, stratified (quick CPU work)", min=1, metavar="N"
     )
     image_size: int = option(32, "side of folder/synthetic images", min=8)
-    synthetic_classes: int = option(10, "classes of --dataset synthetic", min=2)
-    synthetic_train: int = option(2000, "training images of --dataset synthetic", min=2)
-    synthetic_test: int = option(500, "test images of --dataset synthetic", min=1)
+    synthetic_classes: int = option(10, "classes of --dataset synthetic", min=2, advanced=True)
+    synthetic_train: int = option(
+        2000, "training images of --dataset synthetic", min=2, advanced=True
+    )
+    synthetic_test: int = option(500, "test images of --dataset synthetic", min=1, advanced=True)
     synthetic_seed: int = 0
     split_seed: int = 0
 

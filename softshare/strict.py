@@ -23,6 +23,9 @@ def option(default: Any, help: str, **meta: Any) -> Any:
     """A config field with its default and what its command-line flag shows, in its metadata:
     ``help``, and optionally ``min``/``max`` (bounds the flag's parser checks, inclusive; ``gt``:
     exclusive lower bound), ``choices``, ``flag`` (its name when not ``--field-name``),
-    ``metavar`` and ``const`` (the value of the flag given bare). ``search.py`` builds its flags
-    from these, so a default, a choice list and a help text exist once."""
+    ``metavar``, ``const`` (the value of the flag given bare), ``parse`` (a parser the type
+    cannot tell: "count" such as 1.5M, "int_list" such as 60,120), ``group`` (its argument
+    group when not its class's), ``advanced`` (a flag of a single run, not of a study) and
+    ``hide_default``. The command line (:mod:`nas.cli.flags`) builds its flags from these, so a
+    default, a choice list, a help text and a flag's group exist once."""
     return field(default=default, metadata={"help": help, **meta})

@@ -99,14 +99,16 @@ class TrainConfig:
     epochs: int = option(200, "training epochs", min=1)
     batch_size: int = option(128, "batch size", min=1)
     lr: float = option(0.1, "initial learning rate", gt=0.0)
-    momentum: float = option(0.9, "Nesterov momentum", min=0.0, max=0.999)
-    nesterov: bool = option(True, "Nesterov momentum (--no-nesterov: plain momentum)")
+    momentum: float = option(0.9, "Nesterov momentum", min=0.0, max=0.999, advanced=True)
+    nesterov: bool = option(
+        True, "Nesterov momentum (--no-nesterov: plain momentum)", advanced=True
+    )
     weight_decay: float = option(5e-4, "on all but sharing coefficients", min=0.0)
     schedule: str = option("step", "learning-rate schedule", choices=SCHEDULES)
     milestones: tuple[int, ...] = option(  # epochs where lr *= gamma (step schedule)
-        (60, 120, 160), "step schedule epochs, comma-separated"
+        (60, 120, 160), "step schedule epochs, comma-separated", parse="int_list", advanced=True
     )
-    gamma: float = option(0.2, "step schedule factor", gt=0.0)
+    gamma: float = option(0.2, "step schedule factor", gt=0.0, advanced=True)
     # Short budgets (issue 22): a cosine schedule moved once an epoch trains a 1-epoch run at a
     # constant lr 0.1 and ends it wherever its last steps leave it; moved every step, the lr
     # reaches 0 at the run's end, and the seed-to-seed spread shrinks (docs/benchmarks.md).
@@ -128,15 +130,20 @@ class TrainConfig:
         max=0.9999,
     )
     cutout: int = option(0, "Cutout hole side in pixels; 0: off", min=0, const=16, metavar="PX")
-    crop_padding: int = option(4, "random-crop padding", min=0)
-    flip: bool = option(True, "horizontal flips (--no-flip: none)")
-    seed: int = option(0, "seed of weights, shuffling and augmentation", min=0)
-    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    crop_padding: int = option(4, "random-crop padding", min=0, advanced=True)
+    flip: bool = option(True, "horizontal flips (--no-flip: none)", advanced=True)
+    seed: int = option(0, "seed of weights, shuffling and augmentation", min=0, group="runtime")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N", group="runtime")
     precision: str = option(
-        "auto", "auto: bf16 on CUDA and on CPUs with native bf16, else fp32", choices=PRECISIONS
+        "auto",
+        "auto: bf16 on CUDA and on CPUs with native bf16, else fp32",
+        choices=PRECISIONS,
+        group="runtime",
     )
-    channels_last: bool = option(True, "NHWC memory format (--no-channels-last: NCHW)")
-    compile: bool = option(False, "torch.compile the model")
+    channels_last: bool = option(
+        True, "NHWC memory format (--no-channels-last: NCHW)", group="runtime"
+    )
+    compile: bool = option(False, "torch.compile the model", group="runtime")
     # images per evaluation batch; 0: auto (500 on the CPU, on CUDA as many as free memory
     # allows, the whole split where it fits). Saved configs with 500 keep meaning 500.
     eval_batch_size: int = 0

@@ -139,7 +139,7 @@ def test_flag_types_come_from_the_type_hints_with_or_without_postponed_annotatio
     import sys
     import types
 
-    import search
+    from nas.cli.flags import config_flag
 
     source = (
         "from dataclasses import dataclass\n"
@@ -156,7 +156,7 @@ def test_flag_types_come_from_the_type_hints_with_or_without_postponed_annotatio
         exec(header + source, module.__dict__)
         parser = argparse.ArgumentParser()
         for name in ("count", "rate", "fast"):
-            search.config_flag(parser, module.Opts, name)
+            config_flag(parser, module.Opts, name)
         got = parser.parse_args(["--count", "3", "--rate", "0.5", "--fast"])
         assert (got.count, got.rate, got.fast) == (3, 0.5, True) and type(got.count) is int
         with pytest.raises(SystemExit):

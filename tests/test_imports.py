@@ -68,7 +68,8 @@ def test_nas_and_search_import_without_ray():
     done = _python(
         "import sys, nas, search\n"
         "args = search.build_parser().parse_args(['study', 'x'])\n"
-        "assert search._ray_options(args) is None\n"
+        "from nas.cli.commands import _ray_options\n"
+        "assert _ray_options(args) is None\n"
         "ray = sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'))\n"
         "assert not ray, ray\n"
     )
