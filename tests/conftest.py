@@ -4,6 +4,7 @@ Fixtures:
 
 - ``search_cli``: runs ``python search.py ARGS`` in a fresh process from the repository root
   (:func:`run_search`), for what only a real process shows: exit codes, one-line errors, imports.
+- ``synthetic``: a tiny generated dataset, (DataConfig, Dataset), once per test module.
 - ``browser``: headless Chromium through selenium, one per test module; the tests that take it
   skip, saying why, when the browser is not installed (helpers in tests/browser.py).
 
@@ -26,6 +27,7 @@ import optuna
 import pytest
 import torch
 
+from softshare.data import DataConfig, load_dataset
 from tests import REPO
 from tests.browser import CHROMEDRIVER, CHROMIUM, ERROR_COLLECTOR
 
@@ -61,6 +63,13 @@ def run_search(
         cwd=cwd,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """(DataConfig, Dataset): 400 generated 16x16 training images, 100 test images."""
+    cfg = DataConfig(dataset="synthetic", synthetic_train=400, synthetic_test=100, image_size=16)
+    return cfg, load_dataset(cfg)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from nas.config import StudyConfig, save_study_config
 from nas.storage import open_storage, open_study
 from nas.trial import trial_attrs
 from softshare import parse_plan
+from softshare.train import TrainConfig
 
 # Generated data small enough for a trial of a few seconds on a CPU (StudyConfig.data).
 TINY_DATA = {"synthetic_train": 200, "synthetic_test": 40, "image_size": 12}
@@ -63,3 +64,21 @@ def make_study(folder: pathlib.Path, trials: list[tuple], name: str = "hand") ->
             )
         )
     return folder
+
+
+def quick_recipe(**kw) -> TrainConfig:
+    """A recipe of a few CPU seconds on generated data (3 epochs, batch 32, fp32); ``kw``
+    overrides any field."""
+    return TrainConfig(
+        **(
+            {
+                "epochs": 3,
+                "batch_size": 32,
+                "schedule": "cosine",
+                "device": "cpu",
+                "precision": "fp32",
+                "lr": 0.05,
+            }
+            | kw
+        )
+    )

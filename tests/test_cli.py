@@ -101,3 +101,33 @@ def test_a_new_field_becomes_a_flag_where_its_metadata_puts_it():
             study.parse_args(["--knob", "0.1"])
     finally:
         del sys.modules[module.__name__]
+
+
+def test_flag_types_come_from_the_type_hints_with_or_without_postponed_annotations():
+    import argparse
+    import sys
+    import types
+
+    from nas.cli.flags import config_flag
+
+    source = (
+        "from dataclasses import dataclass\n"
+        "from softshare.strict import option\n"
+        "@dataclass(frozen=True)\n"
+        "class Opts:\n"
+        "    count: int = option(2, 'a count', min=1)\n"
+        "    rate: float | None = option(None, 'a rate', gt=0.0)\n"
+        "    fast: bool = option(False, 'go fast')\n"
+    )
+    for header in ("", "from __future__ import annotations\n"):
+        module = types.ModuleType("opts_module")  # get_type_hints resolves names in its module
+        sys.modules[module.__name__] = module
+        exec(header + source, module.__dict__)
+        parser = argparse.ArgumentParser()
+        for name in ("count", "rate", "fast"):
+            config_flag(parser, module.Opts, name)
+        got = parser.parse_args(["--count", "3", "--rate", "0.5", "--fast"])
+        assert (got.count, got.rate, got.fast) == (3, 0.5, True) and type(got.count) is int
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--count", "0"])  # the field's min, from its metadata
+    del sys.modules["opts_module"]

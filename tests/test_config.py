@@ -132,33 +132,3 @@ def test_the_refusal_of_a_resume_names_each_changed_setting():
     saved = StudyConfig(name="s", preset="cpu")
     now = saved.with_flags({"recipe.lr": 0.2, "seed": 3})
     assert now.difference_text(saved) == "recipe.lr 0.1 -> 0.2; seed 0 -> 3"
-
-
-def test_flag_types_come_from_the_type_hints_with_or_without_postponed_annotations():
-    import argparse
-    import sys
-    import types
-
-    from nas.cli.flags import config_flag
-
-    source = (
-        "from dataclasses import dataclass\n"
-        "from softshare.strict import option\n"
-        "@dataclass(frozen=True)\n"
-        "class Opts:\n"
-        "    count: int = option(2, 'a count', min=1)\n"
-        "    rate: float | None = option(None, 'a rate', gt=0.0)\n"
-        "    fast: bool = option(False, 'go fast')\n"
-    )
-    for header in ("", "from __future__ import annotations\n"):
-        module = types.ModuleType("opts_module")  # get_type_hints resolves names in its module
-        sys.modules[module.__name__] = module
-        exec(header + source, module.__dict__)
-        parser = argparse.ArgumentParser()
-        for name in ("count", "rate", "fast"):
-            config_flag(parser, module.Opts, name)
-        got = parser.parse_args(["--count", "3", "--rate", "0.5", "--fast"])
-        assert (got.count, got.rate, got.fast) == (3, 0.5, True) and type(got.count) is int
-        with pytest.raises(SystemExit):
-            parser.parse_args(["--count", "0"])  # the field's min, from its metadata
-    del sys.modules["opts_module"]

@@ -3,7 +3,7 @@ import torch
 
 import softshare
 from softshare import count_parameters, parse_plan
-from softshare.analysis import coefficient_matrices, layer_similarity
+from softshare.analysis import coefficient_matrices
 from softshare.fold import cluster_layers, fold_model
 from softshare.models import shared_groups
 
@@ -13,12 +13,6 @@ def _set(model, vectors_per_bank):
         with torch.no_grad():
             for layer, v in zip(layers, vectors):
                 layer.coefficients.copy_(torch.tensor(v, dtype=torch.float32))
-
-
-def test_layer_similarity_by_hand():
-    m = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-3.0, 3.0]])
-    expected = torch.tensor([[1, 0, 2**-0.5], [0, 1, 2**-0.5], [2**-0.5, 2**-0.5, 1]])
-    assert torch.allclose(layer_similarity(m), expected, atol=1e-6)
 
 
 def test_clusters_follow_the_threshold():

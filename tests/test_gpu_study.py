@@ -1,6 +1,6 @@
 """On a CUDA card: a two-trial study, a retrain tested on the card, and an out-of-memory trial
 recorded as failed with its memory given back. Skipped without CUDA (the CPU stand-ins of the
-same paths are in tests/test_gpu_assign.py); bench/gpu_check.py runs these first."""
+same paths are in tests/test_devices.py); bench/gpu_check.py runs these first."""
 
 import json
 import weakref

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 import nas
 from nas.config import save_study_config
 from nas.early_stop import StopRule, decide
-from nas.noise import holm, one_sided_p, seed_sd
+from nas.noise import seed_sd
 from nas.optuna_backend import run_study
 from nas.replicates import Run, confirm_set, judge, mean_curves, plan_rows, yardstick
 from nas.report import noise_line, report_data, write_report
@@ -94,15 +94,6 @@ def _row(t, plan, params, acc, baseline=False, n=5000, **extra):
         "seed": 0,
         "replicate_of": None,
     } | extra
-
-
-def test_holm_keeps_the_family_wise_error():
-    assert holm([0.01, 0.04, 0.03], alpha=0.05) == [True, False, False]  # 0.01 <= 0.05/3 only
-    assert holm([0.001, 0.02, 0.04], alpha=0.05) == [True, True, True]
-    assert holm([]) == []
-    assert one_sided_p(0.0) == pytest.approx(0.5) and one_sided_p(1.96) == pytest.approx(
-        0.025, 1e-3
-    )
 
 
 def test_twenty_equal_plans_make_no_claim_that_one_lucky_plan_would_make_alone():

@@ -12,41 +12,20 @@ import softshare.checkpoint
 import softshare.data
 import softshare.train
 from softshare import ModelConfig
-from softshare.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from softshare.checkpoint import load_checkpoint
 from softshare.data import DataConfig, load_dataset
-from softshare.evaluate import auto_batch_size, evaluate_checkpoint, load
+from softshare.evaluate import load
 from softshare.train import BEST, CHECKPOINT, TrainConfig, train
 from tests.conftest_data import write_cifar10
+from tests.studies import quick_recipe
 
 PLAN = "SWRN-16-1-2"
-
-
-@pytest.fixture(scope="module")
-def synthetic():
-    cfg = DataConfig(dataset="synthetic", synthetic_train=400, synthetic_test=100, image_size=16)
-    return cfg, load_dataset(cfg)
-
-
-def _cfg(**kw):
-    return TrainConfig(
-        **(
-            {
-                "epochs": 3,
-                "batch_size": 32,
-                "schedule": "cosine",
-                "device": "cpu",
-                "precision": "fp32",
-                "lr": 0.05,
-            }
-            | kw
-        )
-    )
 
 
 @pytest.mark.slow
 def test_short_training_loss_falls(synthetic):
     dcfg, data = synthetic
-    result = train(ModelConfig(PLAN), _cfg(epochs=4), data, data_config=dcfg)
+    result = train(ModelConfig(PLAN), quick_recipe(epochs=4), data, data_config=dcfg)
     losses = [row["train_loss"] for row in result.history]
     assert result.status == "complete" and result.epochs_run == 4
     assert losses[-1] < 0.85 * losses[0]
@@ -57,7 +36,9 @@ def test_short_training_loss_falls(synthetic):
 @pytest.mark.slow
 def test_resume_continues_exactly(synthetic, tmp_path):
     dcfg, data = synthetic
-    whole = train(ModelConfig(PLAN), _cfg(), data, data_config=dcfg, out_dir=tmp_path / "a")
+    whole = train(
+        ModelConfig(PLAN), quick_recipe(), data, data_config=dcfg, out_dir=tmp_path / "a"
+    )
 
     class Interrupt(Exception):
         pass
@@ -69,7 +50,7 @@ def test_resume_continues_exactly(synthetic, tmp_path):
     with pytest.raises(Interrupt):
         train(
             ModelConfig(PLAN),
-            _cfg(),
+            quick_recipe(),
             data,
             data_config=dcfg,
             out_dir=tmp_path / "b",
@@ -77,7 +58,12 @@ def test_resume_continues_exactly(synthetic, tmp_path):
         )
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["epoch"] == 2
     resumed = train(
-        ModelConfig(PLAN), _cfg(), data, data_config=dcfg, out_dir=tmp_path / "b", resume=True
+        ModelConfig(PLAN),
+        quick_recipe(),
+        data,
+        data_config=dcfg,
+        out_dir=tmp_path / "b",
+        resume=True,
     )
     keys = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
     assert [[row[k] for k in keys] for row in resumed.history] == [
@@ -91,11 +77,11 @@ def test_resume_continues_exactly(synthetic, tmp_path):
 @pytest.mark.slow
 def test_resume_refuses_another_model_or_recipe(synthetic, tmp_path):
     dcfg, data = synthetic
-    train(ModelConfig(PLAN), _cfg(epochs=1), data, data_config=dcfg, out_dir=tmp_path)
+    train(ModelConfig(PLAN), quick_recipe(epochs=1), data, data_config=dcfg, out_dir=tmp_path)
     with pytest.raises(ValueError, match="holds model"):
         train(
             ModelConfig("WRN-16-1"),
-            _cfg(epochs=1),
+            quick_recipe(epochs=1),
             data,
             data_config=dcfg,
             out_dir=tmp_path,
@@ -104,7 +90,7 @@ def test_resume_refuses_another_model_or_recipe(synthetic, tmp_path):
     with pytest.raises(ValueError, match="different recipe \\(lr\\)"):
         train(
             ModelConfig(PLAN),
-            _cfg(epochs=1, lr=0.2),
+            quick_recipe(epochs=1, lr=0.2),
             data,
             data_config=dcfg,
             out_dir=tmp_path,
@@ -114,7 +100,7 @@ def test_resume_refuses_another_model_or_recipe(synthetic, tmp_path):
     runtime = {"channels_last": False, "compile": False, "eval_batch_size": 7, "precision": "fp32"}
     again = train(
         ModelConfig(PLAN),
-        _cfg(epochs=2, **runtime),
+        quick_recipe(epochs=2, **runtime),
         data,
         data_config=dcfg,
         out_dir=tmp_path,
@@ -122,7 +108,12 @@ def test_resume_refuses_another_model_or_recipe(synthetic, tmp_path):
     )
     assert again.epochs_run == 2
     resumed = train(
-        ModelConfig(PLAN), _cfg(epochs=2), data, data_config=dcfg, out_dir=tmp_path, resume=True
+        ModelConfig(PLAN),
+        quick_recipe(epochs=2),
+        data,
+        data_config=dcfg,
+        out_dir=tmp_path,
+        resume=True,
     )
     assert resumed.epochs_run == 2
 
@@ -132,7 +123,7 @@ def test_callback_stops_with_reason(synthetic, tmp_path):
     dcfg, data = synthetic
     result = train(
         ModelConfig(PLAN),
-        _cfg(epochs=5),
+        quick_recipe(epochs=5),
         data,
         data_config=dcfg,
         out_dir=tmp_path,
@@ -150,52 +141,9 @@ def test_callback_stops_with_reason(synthetic, tmp_path):
 @pytest.mark.slow
 def test_non_finite_loss_stops_as_diverged(synthetic):
     dcfg, data = synthetic
-    result = train(ModelConfig(PLAN), _cfg(epochs=5, lr=1e12), data, data_config=dcfg)
+    result = train(ModelConfig(PLAN), quick_recipe(epochs=5, lr=1e12), data, data_config=dcfg)
     assert result.status == "diverged" and result.epochs_run < 5
     assert "non-finite" in result.stop_reason
-
-
-@pytest.mark.slow
-def test_checkpoint_rebuilds_model_and_evaluates(synthetic, tmp_path):
-    dcfg, data = synthetic
-    train(ModelConfig(PLAN), _cfg(epochs=2), data, data_config=dcfg, out_dir=tmp_path)
-    model = load(tmp_path / BEST)
-    assert not model.training and model.config == ModelConfig(PLAN)
-    x = torch.randn(2, 3, 16, 16)
-    again = load(tmp_path / BEST)
-    assert torch.equal(model(x), again(x))
-    report = evaluate_checkpoint(tmp_path / BEST, device="cpu")
-    assert report["images"] == 100 and 0.0 <= report["accuracy"] <= 1.0
-
-
-@pytest.mark.slow
-def test_corrupt_and_foreign_checkpoints_are_refused(synthetic, tmp_path):
-    dcfg, data = synthetic
-    train(ModelConfig(PLAN), _cfg(epochs=1), data, data_config=dcfg, out_dir=tmp_path)
-    good = (tmp_path / CHECKPOINT).read_bytes()
-    truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes(good[: len(good) // 2])
-    with pytest.raises(CheckpointError, match="cut off or not a torch file"):
-        load_checkpoint(truncated)
-    code = tmp_path / "code.pt"  # a pickle of an object: never unpickled, said in our words
-    torch.save({"format": "softshare", "thing": __import__("argparse").Namespace(a=1)}, code)
-    with pytest.raises(CheckpointError, match="Python objects other than tensors") as refused:
-        load_checkpoint(code)
-    assert "issue" not in str(refused.value) and "\n" not in str(refused.value)
-    foreign = tmp_path / "foreign.pt"
-    torch.save({"state_dict": {}}, foreign)
-    with pytest.raises(CheckpointError, match="not a softshare checkpoint"):
-        load_checkpoint(foreign)
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(b"\x00hello" * 100)
-    with pytest.raises(CheckpointError):
-        load_checkpoint(garbage)
-    other_arch = tmp_path / "other.pt"
-    ckpt = load_checkpoint(tmp_path / CHECKPOINT)
-    ckpt["model_config"]["plan"] = "WRN-16-2"
-    save_checkpoint(other_arch, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
-    with pytest.raises(CheckpointError, match="do not fit"):
-        load(other_arch)
 
 
 def test_train_config_validation_edges():
@@ -211,7 +159,7 @@ def test_train_config_validation_edges():
     ]:
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
-    cfg = _cfg()
+    cfg = quick_recipe()
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown train config keys"):
         TrainConfig.from_dict({"epochs": 3, "warm_up": 1})
@@ -289,7 +237,9 @@ def test_a_run_can_start_from_given_weights(synthetic, tmp_path):
     dcfg, data = synthetic
     parent = softshare.build_model("WRN-16-1")
     child = softshare.inherit(parent, "SWRN-16-1-1")
-    tiny = _cfg(epochs=1, lr=1e-12, weight_decay=0.0, momentum=0.0)  # the weights barely move
+    tiny = quick_recipe(
+        epochs=1, lr=1e-12, weight_decay=0.0, momentum=0.0
+    )  # the weights barely move
     train(
         ModelConfig("SWRN-16-1-1"), tiny, data, data_config=dcfg, out_dir=tmp_path, initial=child
     )
@@ -314,8 +264,8 @@ def tiny():
     return cfg, load_dataset(cfg)
 
 
-def _tiny_cfg(**kw):
-    return _cfg(**({"epochs": 1, "batch_size": 8} | kw))
+def _tinyquick_recipe(**kw):
+    return quick_recipe(**({"epochs": 1, "batch_size": 8} | kw))
 
 
 def test_resume_reads_the_checkpoint_onto_the_cpu_whatever_the_device(tiny, tmp_path, monkeypatch):
@@ -333,7 +283,7 @@ def test_resume_reads_the_checkpoint_onto_the_cpu_whatever_the_device(tiny, tmp_
     with pytest.raises(Stop):
         train(
             ModelConfig("WRN-10-1"),
-            _tiny_cfg(epochs=2),
+            _tinyquick_recipe(epochs=2),
             data,
             data_config=dcfg,
             out_dir=tmp_path,
@@ -353,7 +303,7 @@ def test_resume_reads_the_checkpoint_onto_the_cpu_whatever_the_device(tiny, tmp_
     with pytest.warns(UserWarning, match="meta parameter"), pytest.raises(Stop):
         train(
             ModelConfig("WRN-10-1"),
-            _tiny_cfg(epochs=2),
+            _tinyquick_recipe(epochs=2),
             data,
             data_config=dcfg,
             out_dir=tmp_path,
@@ -396,7 +346,7 @@ def test_the_step_loop_reads_no_scalar(tmp_path):
     data = load_dataset(
         DataConfig(dataset="synthetic", synthetic_train=360, image_size=8, val_fraction=0.0)
     )
-    run = softshare.train._Run(ModelConfig("WRN-10-1"), _tiny_cfg(), data, None)
+    run = softshare.train._Run(ModelConfig("WRN-10-1"), _tinyquick_recipe(), data, None)
     recorder = _Recorder()
     with _ScalarReads() as mode:
         loss, acc, seen, finite = softshare.train._train_epoch(run, recorder)
@@ -428,7 +378,7 @@ def test_an_improving_epoch_serialises_its_state_once(tiny, tmp_path, monkeypatc
 
         result = train(
             ModelConfig("WRN-10-1"),
-            _tiny_cfg(epochs=3),
+            _tinyquick_recipe(epochs=3),
             data,
             data_config=dcfg,
             out_dir=out,
@@ -469,20 +419,8 @@ def test_a_run_that_runs_out_of_memory_frees_it_and_raises_as_itself(tiny):
 
     before = models()
     with pytest.raises(torch.OutOfMemoryError, match="Tried to allocate") as raised:
-        train(ModelConfig("WRN-10-1"), _tiny_cfg(), data, progress=OutOfMemory())
+        train(ModelConfig("WRN-10-1"), _tinyquick_recipe(), data, progress=OutOfMemory())
     assert raised.value.__traceback__ is not None and models() == before
-
-
-def test_eval_batch_size_auto_is_the_default_and_saved_sizes_still_load():
-    assert TrainConfig().eval_batch_size == 0
-    assert TrainConfig.from_dict({"eval_batch_size": 500}).eval_batch_size == 500
-    with pytest.raises(ValueError, match="eval_batch_size"):
-        TrainConfig(eval_batch_size=-1)
-    model = softshare.build_model("WRN-10-1")
-    images = torch.zeros(1200, 3, 8, 8, dtype=torch.uint8)
-    split = softshare.data.Split(images, torch.zeros(1200, dtype=torch.int64))
-    assert auto_batch_size(model, split) == 500  # the CPU: 500 as before
-    assert auto_batch_size(model, split.subset(torch.arange(30))) == 30
 
 
 @pytest.mark.slow
@@ -505,12 +443,12 @@ def test_compile_trains_each_architecture_compiled_past_torchs_recompile_limit(m
     )
     try:
         for plan in ("SWRN-16-1-1", "SWRN-16-1-2"):
-            cfg = _cfg(epochs=1, compile=True)
+            cfg = quick_recipe(epochs=1, compile=True)
             result = train(ModelConfig(plan), cfg, data)
             assert [row["compiled"] for row in result.history] == [True], plan
-        assert [r["compiled"] for r in train(ModelConfig(PLAN), _cfg(epochs=1), data).history] == [
-            None
-        ]  # compile off
+        assert [
+            r["compiled"] for r in train(ModelConfig(PLAN), quick_recipe(epochs=1), data).history
+        ] == [None]  # compile off
     finally:
         torch._dynamo.reset()
     out = io.StringIO()

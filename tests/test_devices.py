@@ -1,4 +1,4 @@
-"""GPU placement and out-of-memory handling, on the CPU: the pure decisions of nas.devices, and
+"""nas.devices: GPU placement and out-of-memory handling, on the CPU: its pure decisions, and
 the backends' use of them with stand-ins for CUDA (monkeypatched torch.cuda) and for Ray's
 trial context. The same paths on a real card: tests/test_gpu_study.py (marked gpu)."""
 
