@@ -114,12 +114,6 @@ class SearchSpace:
         return strict_from_dict(cls, data, "search space")
 
 
-# Presets. smoke: seconds per trial on CPU (tests, demos). cpu: what a 2-core CPU can search on
-# CIFAR-10 in about an hour: depths 22 and 28 have 4 and 6 shareable convs per stage, so a
-# bank can save up to 3 or 5 convs' worth (depth 16 has 2 and can save at most one). Width 1 only:
-# a width-2 net trains 2.6x slower per epoch on 2 cores (85 vs 223 img/s, WRN-22-2 vs WRN-22-1,
-# measured 2026-12-01), and 20 such trials would take about three hours; --space widens it.
-# paper: the paper's ranges (WRN-28-10 family), for GPUs.
 def _shareable(depth: int) -> int:
     return 2 * ((depth - 4) // 6 - 1)
 
