@@ -1,14 +1,9 @@
 """The reference plans every study trains beside its search: does a searched sharing plan beat them?
 
-Baselines are the paper's uniform plans over the space's depths and widths: plain WRN-d-k and
-SWRN-d-k-s (one bank of s templates per stage, Savarese & Maire 2019), s within the space's
-bank sizes. A study enqueues a few of them once, when it is created; they train with the
-study's recipe, seed and stopping rule, take slots of ``n_trials`` (about a quarter) and are
-marked ``baseline`` in the storage, ``trials.csv``, the terminal and the report.
+A few plain WRN-d-k and SWRN-d-k-s plans, spread over the space's parameter range, enqueued
+once when the study is created (:func:`baseline_plans`).
 
-Which few: half (rounded down, at least one) plain WRNs, the rest SWRNs, each family spread
-over log10(parameters) so that together they span the space's parameter range: the smallest
-and the largest first, then each time the plan farthest from those already chosen.
+Design: docs/design.md#nasbaselines
 """
 
 from __future__ import annotations

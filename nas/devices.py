@@ -1,20 +1,9 @@
 """Which device a trial runs on, and how trials share a GPU: decisions kept pure, so the CPU tests them.
 
-Two ways to put several trials on cards, one per backend:
+:func:`worker_placements` (``--workers N``) and :func:`ray_placement` (``--gpus-per-trial``)
+give a :class:`Placement`; :func:`apply_placement` applies it in the trial's process.
 
-* ``--workers N`` (Optuna backend): :func:`worker_placements` pins worker ``k`` to one visible
-  card, round-robin, through ``CUDA_VISIBLE_DEVICES`` set before the worker's CUDA starts (so
-  every "current device" call, ``cuda:0`` inside the worker, names its card); N workers on one
-  card is the packing mode, each capped to its share of the card's memory.
-* Ray (``--gpus-per-trial G``): :func:`ray_placement` reads what Ray gave the trial. Ray sets
-  ``CUDA_VISIBLE_DEVICES`` only for a trial that asked for GPUs; with ``G = 0`` a trial sees
-  every card, outside Ray's accounting, so it runs on the CPU. A fraction (0.25: four per card)
-  caps the trial's memory share.
-
-A cap goes through ``torch.cuda.set_per_process_memory_fraction``: it bounds the caching
-allocator of one process, so an over-large trial fails with ``torch.OutOfMemoryError`` (recorded
-as a failed trial, :func:`oom_reason`) instead of starving the trials beside it. It is set a
-little under the share, because each process's CUDA context (a few hundred MB) sits outside it.
+Design: docs/design.md#nasdevices
 """
 
 from __future__ import annotations

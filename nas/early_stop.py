@@ -1,30 +1,10 @@
 """Pareto-aware early stopping, shared by the Optuna and Ray Tune backends.
 
-Why our own rule: Optuna does not prune multi-objective studies, and Ray Tune's schedulers
-rank trials by one metric. Our two objectives are validation accuracy (maximise) and parameter
-count (minimise); the parameter count is known before training starts, so only accuracy has to
-be judged as epochs go by.
+Two rules, pure functions of the learning curves: Pareto-aware successive-halving rungs with a
+noise margin, and an optional plateau. :func:`decide` applies a :class:`StopRule`; each backend
+only collects curves and acts on the :class:`Decision`.
 
-Two rules, both pure functions of the learning curves, so each backend only has to collect
-curves and act on the :class:`Decision`:
-
-* **Rungs** (successive halving, Jamieson & Talwalkar 2016; asynchronous as in ASHA, Li et al.
-  2020): at epochs r, r*eta, r*eta^2, ... a trial is compared with every trial of the study that
-  reached the same epoch, on (accuracy at that epoch, parameters). It continues if it ranks
-  in the top max(floor(n / eta), e) of those n trials, where e is the number of distinct ends of
-  the rung's first Pareto front (2, or 1 when that front is a single point); if it is an end of
-  that front or identical to one (a twin); or if it would rank in that top share with its
-  accuracy raised by the validation noise (``margin``). So a trial is stopped only when it is
-  worse than what the rung keeps by more than the noise: measured on the real CIFAR-10 before
-  this rule, the rungs stopped every width-2 net at epoch 2 of 12 while neighbouring curves
-  were one standard error apart. The ranking is Pareto-aware (see :func:`rank_at_rung`), so a
-  small model with modest accuracy can survive where a plain accuracy ranking would stop it.
-  Keeping both ends matters early in a study, when n / eta rounds down to 1: a rung that kept
-  only one trial would keep the most accurate and always stop the cheapest model on the front.
-  The first rung defaults to a quarter of the budget (:func:`default_first_rung`), not a fixed
-  epoch: after one epoch the curves have not separated yet.
-* **Plateau**: stop once the best accuracy of the last ``patience`` epochs beats the best
-  accuracy before them by no more than ``min_delta``.
+Design: docs/design.md#nasearly_stop
 """
 
 from __future__ import annotations

@@ -1,24 +1,9 @@
 """Where a trial's accuracy comes from: its own training from scratch, or a trained parent.
 
-``--fidelity scratch`` (the default): a trial trains its plan from a random initialisation for
-the recipe's epochs. ``--fidelity inherit`` (issue 16): the study trains, once, the plain
-WRN-d-k of each depth and width its trials need (the *parent*, with the study's recipe at its
-full budget); each trial starts from :func:`softshare.inherit` (each bank the best rank-T fit of
-the parent's kernels of its group) and fine-tunes for ``inherit_epochs`` epochs with a cosine
-schedule from ``inherit_lr`` (cosine whatever the study's schedule: a fine-tuning is a short run
-of its own, where a step schedule's milestones would fall between epochs). Early stopping
-judges a trial against that budget. Off by default: on the cpu preset's task inherited
-accuracies rank plans at Kendall's tau 0.55 against their scratch accuracies, short of the 0.7
-goal, and an inherit study is behind a scratch one until its parents are paid
-(bench/bench_inherit.py, bench/bench_fidelity.py, docs/benchmarks.md).
+``--fidelity scratch`` (the default) trains each plan from a random start; ``--fidelity inherit``
+fine-tunes it from a plain parent trained once per depth and width (:func:`ensure_parent`).
 
-A parent lives in ``parents/WRN-d-k/`` of the study folder (checkpoint.pt of its last epoch, the
-weights children inherit; metrics.json; config.json). It is trained through
-:func:`softshare.train.train` with ``resume=True``: a process killed while training it resumes
-from its last finished epoch, and a finished parent (metrics.json: complete) is loaded, never
-trained again. A lock file per parent makes the local workers of a study (or processes of
-several machines on a file system with working locks) train it once: the others wait, then load it.
-Its epochs and seconds are the study's compute too (:func:`parent_runs`, read by the report).
+Design: docs/design.md#nasfidelity
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
 """Learned plans (``--learned-plans N``, issue 23): sharing plans read from a trained parent's
-kernels, queued right after the baselines, before the sampler guesses.
+kernels, queued right after the baselines, before the sampler guesses (:func:`queue_learned`).
 
-For each depth and width of the space the study trains the plain WRN-d-k once (the *parent*,
-with the study's recipe at its full budget; :func:`nas.fidelity.ensure_parent`, the machinery
-``--fidelity inherit`` uses, so its epochs count as the study's compute and a killed one
-resumes). :func:`softshare.learned_plans` then gives, for N parameter budgets spread log-evenly
-from the shape's smallest shared plan to its plain net, the plan of least projection error that
-fits. Each is queued once, as the values of the search space that describe it: it trains from
-scratch like every searched trial (stopping rule included), the sampler learns from its result,
-and the user attribute ``learned`` marks it in trials.csv, the terminal and the report. The
-study attribute ``learned_plans`` records what was queued (parent, budget, error), under the
-study's lock, so that a resumed or second worker never queues them twice.
+Design: docs/design.md#naslearned
 """
 
 from __future__ import annotations

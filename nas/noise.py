@@ -1,18 +1,9 @@
 """How far apart two validation accuracies must be before the difference means anything.
 
-An accuracy measured on n validation images is a binomial proportion: its standard error is
-sqrt(p (1 - p) / n) (0.7 points at 60% on 5,000 images, 1.5 points on 1,000). Two models
-measured on the same images have correlated errors, so treating them as independent, as here,
-overstates the noise of their difference: every "A beats B" built on it is conservative.
+Binomial standard errors, a study's seed SD (:func:`seed_sd`), and the two thresholds:
+``CLAIM_Z`` for the report's claims, one standard error for early stopping.
 
-Two uses, two strengths:
-
-* claims in the report ("this plan dominates that baseline", "these front members are tied")
-  need the difference to exceed ``CLAIM_Z`` = 2 standard errors of the difference (about 95%
-  two-sided);
-* the early-stopping rule stops a trial only when it trails by more than one standard error
-  of the difference (``StopRule``'s default), since stopping is reversible by nobody and
-  early curves are noisier than the binomial error alone.
+Design: docs/design.md#nasnoise
 """
 
 from __future__ import annotations

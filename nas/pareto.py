@@ -1,19 +1,9 @@
 """Pareto maths for a search with several objectives (ours: accuracy up, parameters down).
 
-A *point* is one trial's objective values, a tuple with one finite number per objective;
-``directions`` says, per objective, whether it is to be ``"maximize"``-d or ``"minimize"``-d,
-as in ``optuna.create_study(directions=...)``. Everything here is pure Python and works on
-any number of objectives, except :func:`hypervolume_2d` and :func:`knee_point`, which are
-defined for two.
+Pure Python over points (one finite number per objective) and ``directions`` as in Optuna:
+non-dominated sorting, crowding distance, 2-D hypervolume and the knee (NSGA-II, Kneedle).
 
-Internally every objective is turned into one to minimise (maximised values are negated), so
-"better" always means "smaller" in the helpers below.
-
-References:
-    Deb, Pratap, Agarwal, Meyarivan, "A fast and elitist multiobjective genetic algorithm:
-    NSGA-II", IEEE TEVC 2002 (non-dominated sorting, Sec. III-A; crowding distance, III-B).
-    Satopaa, Albrecht, Irwin, Raghavan, "Finding a 'Kneedle' in a haystack", ICDCS-W 2011
-    (knee as the point farthest from the chord joining the curve's ends).
+Design: docs/design.md#naspareto
 """
 
 from __future__ import annotations

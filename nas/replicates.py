@@ -1,21 +1,9 @@
 """Runs of one architecture with other seeds: the noise yardstick, one point per architecture,
 and the confirmation of the front on fresh seeds (issue 22).
 
-A *replicate* is a trial that trains an architecture another trial (its original, user attribute
-``replicate_of``) trained, with its own ``seed``. Two kinds are queued, both as trials with a fixed
-plan that ask the sampler nothing and are never stopped early:
+Entry points: :func:`top_up` (queue what is due), :func:`yardstick`, :func:`plan_rows`.
 
-* a baseline's further seeds (``baseline_seeds``), queued right after the baselines, so the
-  study measures its seed-to-seed noise at every epoch before it judges any searched plan
-  (:func:`yardstick`);
-* the confirmation (``confirm_seeds``): when the search budget is spent, the front and every plan
-  within CLAIM_Z standard errors of it are trained again with fresh seeds (:func:`confirm_set`).
-
-Replicates take no slot of ``n_trials`` and are never counted as new architectures
-(:func:`nas.schema.status_counts`). What a study reports per architecture is the mean over its
-complete runs with a standard error from the seeds (:func:`plan_rows`). Everything queued here is
-derived again from the trials at each call, so a worker killed at any point leaves nothing that a
-resumed study would miss or queue twice (:func:`top_up`).
+Design: docs/design.md#nasreplicates
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
 """What a study is, on disk and in its storage: the objectives, the folder layout, the status
 vocabulary and the keys of a trial's record. Every other module takes these names from here.
 
-A leaf module (it imports nothing of ``nas``), so that the storage, the config, the trial
-record, both backends and the report can all share it without an import cycle.
+A leaf module: it imports nothing of ``nas``.
 
-Folder layout of a study ``results/NAME/``::
-
-    study.json              the resolved StudyConfig (nas.config)
-    journal.log             the Optuna journal storage (absent with a server URL)
-    trials/NNNN/            one folder per trained trial: trial.json, metrics.json,
-                            coefficients.json, error.txt when it raised
-    report/                 index.html, pareto.png, trials.csv (nas.report)
-    retrain/NNNN/           full-budget retrains of trial NNNN (nas.retrain)
-    parents/WRN-d-k/        an inherit study's parents: checkpoint.pt, metrics.json (nas.fidelity)
-    ray/                    Ray Tune's run folders (nas.ray_backend)
+Design: docs/design.md#nasschema
 """
 
 from __future__ import annotations

@@ -1,24 +1,9 @@
 """The search space over sharing patterns: ranges, presets, and one define-by-run function.
 
-``define_space(trial, space)`` only asks the trial for values (no computation), so Optuna's
-samplers and Ray Tune's OptunaSearch drive the same space; ``plan_from_params`` turns the
-values into a :class:`softshare.SharingPlan` and ``params_from_plan`` goes back.
+``define_space(trial, space)`` asks the trial for values; ``plan_from_params`` turns them into a
+:class:`softshare.SharingPlan` and ``params_from_plan`` goes back.
 
-Dimensions: depth, width, and per stage the cuts between consecutive shareable convs (which
-layers form a group), then each group's bank size (0 = that group keeps plain convs). Two rules
-keep the space free of waste (measured on the old space: 11 of 16 trained shared plans had at
-least as many parameters as the plain net):
-
-* a group's bank holds at most as many templates as the group has layers (``T <= L``): a bank
-  of T > L templates mixes L kernels out of more than L, costing more than L plain convs while
-  expressing nothing more. ``allow_large_banks`` lifts the cap (the paper's SWRN-28-10-6 has
-  T = L = 6, which the cap allows; larger ones need the option).
-* plain WRNs are not searched: they are the study's baselines (:mod:`nas.baselines`), trained
-  once each. The sampler wrapper (:mod:`nas.sampler`) rejects an all-plain proposal.
-
-The bank-size parameter of a group is named after the group's length
-(``s2_g1_L4_templates``): its choices depend on that length, and Optuna wants one distribution
-per parameter name.
+Design: docs/design.md#nasspace
 """
 
 from __future__ import annotations
@@ -129,12 +114,6 @@ class SearchSpace:
         return strict_from_dict(cls, data, "search space")
 
 
-# Presets. smoke: seconds per trial on CPU (tests, demos). cpu: what a 2-core CPU can search on
-# CIFAR-10 in about an hour: depths 22 and 28 have 4 and 6 shareable convs per stage, so a
-# bank can save up to 3 or 5 convs' worth (depth 16 has 2 and can save at most one). Width 1 only:
-# a width-2 net trains 2.6x slower per epoch on 2 cores (85 vs 223 img/s, WRN-22-2 vs WRN-22-1,
-# measured 2026-12-01), and 20 such trials would take about three hours; --space widens it.
-# paper: the paper's ranges (WRN-28-10 family), for GPUs.
 def _shareable(depth: int) -> int:
     return 2 * ((depth - 4) // 6 - 1)
 

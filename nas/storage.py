@@ -1,12 +1,9 @@
 """Where a study's trials live: an Optuna storage, and the liveness of the workers writing it.
 
-The default is an Optuna journal file in the study folder: an append-only log that several
-local processes share through a file lock, with no server and no "database is locked"
-errors. Any Optuna storage URL (``postgresql://...``) can be given instead.
+:func:`open_storage` (a journal file by default, or any Optuna URL); :func:`fail_stale_trials`
+marks FAIL a trial whose worker is gone.
 
-A worker that dies (killed, machine lost) leaves its trial RUNNING forever. Each trial records
-its worker (host, pid, process start time) and a heartbeat; :func:`fail_stale_trials` marks a
-trial FAIL when its worker is gone, so the slot is run again.
+Design: docs/design.md#nasstorage
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Checkpoints: written atomically, read back only when they are ours and whole.
 
-A checkpoint is a plain dict saved with ``torch.save``; it carries the model, train and data
-configs as JSON-native dicts, so a model can be rebuilt from the file alone::
+A checkpoint is a plain dict (``save_checkpoint``, ``load_checkpoint``) that carries its model,
+train and data configs, so a model can be rebuilt from the file alone.
 
-    ckpt = load_checkpoint(path)
-    model = SWRN(ModelConfig.from_dict(ckpt["model_config"]))
+Design: docs/design.md#softsharecheckpoint
 """
 
 from __future__ import annotations

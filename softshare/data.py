@@ -1,29 +1,10 @@
 """Datasets held on the device as uint8, and a batch iterator with batched augmentation.
 
-Public API::
+``load_dataset(DataConfig) -> Dataset`` reads and splits a dataset; ``batches(split, ...)``
+yields one epoch of normalised, augmented (images, labels), its randomness drawn on the CPU from
+one seeded generator. The on-disk readers are in :mod:`softshare.sources`.
 
-    DATASETS = ("cifar10", "cifar100", "digits", "synthetic")   # plus "folder:PATH"
-    DataConfig(dataset, root, download, val_fraction, train_subset, image_size,
-               synthetic_classes, synthetic_train, synthetic_test, synthetic_seed, split_seed)
-        .to_dict() -> dict;  DataConfig.from_dict(d) -> DataConfig
-    Split(images, labels)              # uint8 (N, C, H, W), int64 (N,)
-    Dataset(train, val, test, num_classes, classes, mean, std, name)  .to(device) -> Dataset
-    load_dataset(cfg) -> Dataset
-    stratified_sample(labels, n, seed) -> idx
-    stratified_split(labels, fraction, seed) -> (keep_idx, held_idx)
-    Augment(crop_padding=4, flip=True, cutout=0)
-    batches(split, batch_size, *, mean, std, generator, augment, shuffle, drop_last,
-            channels_last=False, dtype=torch.float32) -> Iterator[(images, labels)]
-    num_batches(n, batch_size, drop_last) -> int
-
-As in cifar10-airbench, the whole dataset sits on the training device as uint8 and every
-augmentation is a batched tensor op (no DataLoader, no per-image Python). All randomness is
-drawn on the CPU from one seeded ``torch.Generator``, a whole epoch's at once, and then moved
-to the device in one non-blocking copy, so a run gives the same batches on every device, the
-generator state can be checkpointed, and the step loop waits for no host-device transfer.
-
-The readers of the on-disk formats (CIFAR pickles, image folders, generated images) are in
-:mod:`softshare.sources`; ``Split`` is re-exported here.
+Design: docs/design.md#softsharedata
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """Fold near-recurrent layers: layers of a bank whose coefficient vectors are almost parallel
 share one vector, and the bank shrinks to one template per distinct layer.
 
-Savarese & Maire (2019, Sec. 4.2) observe that trained SWRNs learn coefficient vectors that are
-nearly parallel across layers of a bank: those layers compute (up to scale) the same function,
-so the network could be rewritten as a loop. Folding makes that explicit:
+Entry points: :func:`fold_model` and :func:`fold_checkpoint`.
 
-1. cluster the layers of each bank greedily by |cos| >= threshold of their coefficient vectors;
-2. give each cluster one unit direction u (the top right-singular vector of its rows) and each
-   layer a signed scale s = <alpha, u> (its projection onto u);
-3. rewrite the bank with one template per cluster, u . T, and each layer's coefficients as
-   s times the one-hot vector of its cluster.
-
-A layer's kernel becomes s * (u . T), the projection of its old kernel onto the cluster
-direction; exactly parallel vectors fold with no change at all. A bank folds only where it
-has fewer clusters than templates (otherwise it is left alone), and the folded model is an
-ordinary SWRN whose plan has the smaller bank sizes, so it saves, loads and counts as any other.
+Design: docs/design.md#softsharefold
 """
 
 from __future__ import annotations

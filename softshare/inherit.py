@@ -1,16 +1,9 @@
 """Start a sharing plan from a trained parent: each bank the best low-rank fit of the parent's kernels.
 
-For a group of L consecutive shareable convs that share T templates, stack the parent's L
-kernels (plain, or the mixed kernels of a shared parent) as the rows of an L x (C*C*9) matrix
-M. Its truncated SVD ``M ~ U_T S_T Vh_T`` is the closest rank-T matrix in the Frobenius norm
-(Eckart-Young): the templates are the rows of ``S_T Vh_T`` and layer i's coefficients row i of
-``U_T``. With T >= L the fit is exact; the T - L templates beyond the rank start as random
-kernels with zero coefficients (so the outputs are unchanged and both still learn). Everything
-else (the stem, each stage's first block, the unshared convs, the shortcuts, the BatchNorms and
-the head) is copied as it is.
-
     child = inherit(parent, "SWRN-28-10-2")
     child.projection_errors   # [{"stage", "layers", "templates", "relative_error"}, ...]
+
+Design: docs/design.md#softshareinherit
 """
 
 from __future__ import annotations

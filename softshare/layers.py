@@ -1,14 +1,9 @@
 """Soft parameter-sharing layers: a bank of conv templates and convolutions that mix them.
 
-Savarese & Maire, "Learning Implicitly Recurrent CNNs Through Parameter Sharing", ICLR 2019:
-each shared layer's kernel is a learned linear combination ``W = sum_j alpha_j * T_j`` of the
-templates ``T_j`` of a bank that several layers hold in common.
-
-Plug-and-play use::
-
     bank = TemplateBank(4, 64, 64, 3)
     model.conv2 = SConv2d(bank, stride=1, padding=1)
-    model.conv3 = SConv2d(bank, stride=1, padding=1)
+
+Design: docs/design.md#softsharelayers
 """
 
 from __future__ import annotations

@@ -1,30 +1,9 @@
 """Sharing plans read from a trained network's kernels, found exactly for each parameter budget.
 
-A group of L consecutive shareable convs that shares T templates can at best reproduce its L
-trained kernels by their rank-T fit (Eckart-Young, as :func:`softshare.inherit` starts a child
-from it). What the fit loses is the group's *projection error*: with M the L x (C*C*9) matrix of
-the kernels and s_1 >= s_2 >= ... its singular values, the squared error is sum_{k>T} s_k^2 and
-the relative error sqrt(sum_{k>T} s_k^2 / sum_k s_k^2). A plan's error is the sum over its
-groups (an unshared group loses nothing), and it ranks plans before any of them is trained.
-
-:func:`learned_plans` returns, for each parameter budget, the plan of the parent's depth and
-width with the smallest error within that budget, among the plans a search space allows. It is
-exact, not a search:
-
-* every candidate group's singular values come from one Gram matrix per stage (the squared
-  singular values of a group are the eigenvalues of its principal block of K K^T), so all the
-  groups' errors at every T cost one small eigendecomposition each;
-* per stage, a dynamic programme over the layers keeps, for each prefix, the Pareto set of
-  (parameters, error) of the ways to cut it (costs and errors add up over groups, so a dominated
-  prefix can never start an optimal plan);
-* the three stages' sets are combined, again keeping the Pareto set, and each budget takes the
-  least error that fits it.
-
-    from softshare import learned_plans
     for p in learned_plans(trained_wrn, [150_000, 200_000]):
         print(p.budget, p.plan.text, p.params, p.error)
 
-Depth 40 at width 1 takes a few milliseconds (bench/bench_learned.py times it).
+Design: docs/design.md#softsharelearned
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """Shared Wide ResNets (SWRN) built from a sharing plan.
 
-Pre-activation Wide ResNet (Zagoruyko & Komodakis, 2016): a 3x3 stem to 16 channels, three
-stages of N basic blocks of widths 16k, 32k, 64k (strides 1, 2, 2), then BN-ReLU, global
-average pooling and a linear head. Where it differs from a plain WRN (Savarese & Maire, 2019):
-the 3x3 convs after each stage's first block take their kernels from template banks, grouped
-as the plan says. The model's config is a dataclass next to it, stored with every checkpoint,
-so ``SWRN(ModelConfig(**ckpt["model_config"]))`` rebuilds it.
+:class:`SWRN` is a pre-activation Wide ResNet whose shareable 3x3 convs take their kernels
+from template banks; :class:`ModelConfig`, stored with every checkpoint, rebuilds it.
+
+Design: docs/design.md#softsharemodels
 """
 
 from __future__ import annotations

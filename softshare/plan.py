@@ -1,19 +1,9 @@
 """Sharing plans: which 3x3 convs of a Wide ResNet share a template bank, and how big it is.
 
-A pre-activation WRN-d-k has three stages of N = (d - 4) / 6 basic blocks. As in the reference
-SWRN, the first block of each stage (it changes width or stride) and the 1x1 shortcuts stay
-plain; the other 2(N - 1) 3x3 convs of a stage are *shareable*. A plan cuts each stage's
-shareable convs into groups of consecutive layers; a group either shares one bank of T
-templates or is left unshared (plain convs).
+:func:`parse_plan` reads a plan's text (``28-10:6x2/6x2/6x2``) or name (``SWRN-28-10-2``,
+``WRN-28-10``); :attr:`SharingPlan.text` writes it back.
 
-Text form (round-trips through :func:`parse_plan` and :attr:`SharingPlan.text`)::
-
-    28-10:6x2/6x2/6x2        depth 28, width 10; per stage one group of 6 layers, 2 templates
-    28-10:2x3,4/6x2/6        stage 1: 2 layers share 3 templates, then 4 plain layers; stage 3 plain
-    10-4:-/-/-               depth 10 has no shareable convs (an empty stage is "-")
-
-Named plans: ``SWRN-d-k-s`` (one bank of s templates per stage, the paper's) and ``WRN-d-k``
-(nothing shared).
+Design: docs/design.md#softshareplan
 """
 
 from __future__ import annotations

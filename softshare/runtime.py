@@ -1,14 +1,9 @@
 """Device and precision, chosen once: the CPU runs the same code as the GPU.
 
-``precision="auto"`` picks bf16 autocast where the device has native bf16 matrix units: CUDA
-cards of compute capability 8.0 and later (Ampere, Ada, Hopper, Blackwell) and CPUs with
-AVX-512 BF16 or AMX, where it trains about 3x faster than fp32 (measured on the CPU); elsewhere
-bf16 would be emulated and slower, so fp32. ``torch.cuda.is_bf16_supported()`` is not the test:
-it also says yes where bf16 is emulated (a V100, a T4) and asks about the current device, not
-the chosen one.
+``resolve_device`` and ``resolve_precision`` (``"auto"``: bf16 where the device has native bf16
+units); :func:`release_memory` empties the CUDA cache when a run ends.
 
-:func:`release_memory` hands the CUDA caching allocator's unused blocks back when a run ends,
-so the next trial of a study (or another process on the card) gets them.
+Design: docs/design.md#softshareruntime
 """
 
 from __future__ import annotations

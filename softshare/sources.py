@@ -1,14 +1,9 @@
 """Where datasets come from: CIFAR's "python version" pickles, image folders, generated images.
 
-Each reader returns ``(train, test, classes)`` as uint8 :class:`Split` tensors on the CPU;
-:func:`softshare.data.load_dataset` picks the reader, splits off validation and moves nothing
-to the device itself.
+Each reader (``load_cifar``, ``load_folder``, ``load_digits``, ``load_synthetic``) returns uint8
+:class:`Split` tensors on the CPU; :func:`softshare.data.load_dataset` picks one.
 
-CIFAR is read from the standard pickles directly, not through torchvision's dataset classes:
-those refuse copies whose md5 sums differ from their table (e.g. re-encoded copies);
-torchvision is used only to download when asked. An image folder ``PATH/{train,test}/<class>/*``
-is decoded once and cached beside it as ``.softshare-cache-SIZE.pt``, keyed by a fingerprint of
-every file's name, size and mtime.
+Design: docs/design.md#softsharesources
 """
 
 from __future__ import annotations

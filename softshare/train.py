@@ -1,35 +1,10 @@
 """The training loop every trial and every retrain runs through.
 
-Recipe defaults are the reference implementation's (Savarese & Maire's code, after the WRN
-recipe): SGD, Nesterov momentum 0.9, learning rate 0.1, batch 128, 200 epochs, learning rate
-times 0.2 at epochs 60, 120 and 160, weight decay 5e-4 on everything but the sharing
-coefficients. A cosine schedule is offered for short budgets.
+``train(model_config, cfg, data, ...)``: the reference recipe by default, atomic
+checkpoints and exact resume, a per-epoch callback that may stop the run, and on a GPU a step
+loop with no host sync.
 
-The data stay on the device as uint8 and are augmented by batched tensor ops (see data.py); a
-per-epoch callback can stop the run (this is how the search early-stops trials without this
-module knowing about the search); checkpoints are atomic and resuming is exact on the CPU.
-
-On a GPU (the same code runs on the CPU):
-
-- The step loop has no host sync: the epoch's random draws reach the device in one
-  non-blocking copy (data.py), the loss and accuracy sums stay on the device, and the progress
-  figures (every 20 steps) are the newest snapshot that has already arrived in pinned host
-  memory, found with an event query, never waited for. The epoch's one sync reads its totals
-  after the last step; a non-finite loss is caught there, or earlier at a progress point.
-- ``cudnn.benchmark`` is switched on (process-wide) for CUDA runs: every training batch has
-  the same shape (drop_last), so the autotuning is paid once. Not where the caller asked for
-  reproducible kernels (``torch.backends.cudnn.deterministic`` or
-  ``torch.use_deterministic_algorithms``): resuming is then exact on CUDA too.
-- ``eval_batch_size=0`` (the default) evaluates the whole split in as few chunks as the free
-  memory allows (:func:`softshare.evaluate.auto_batch_size`); 500 images on the CPU.
-- A checkpoint is read onto the CPU and ``load_state_dict`` moves the weights and the optimizer
-  state to the run's device; the RNG states stay CPU tensors (``Generator.set_state`` and
-  ``torch.set_rng_state`` take nothing else), and the CUDA generator's state is saved too.
-- When a run ends or raises (``torch.OutOfMemoryError`` included, which propagates as itself),
-  its tensors are released and the CUDA cache emptied (:func:`softshare.runtime.release_memory`),
-  so the next trial of a study starts with the card's memory free.
-- ``compile=True`` wraps the model in ``torch.compile`` for the training steps; evaluation runs
-  the eager model (its last chunk has another shape, which would cost a recompile).
+Design: docs/design.md#softsharetrain
 """
 
 from __future__ import annotations
