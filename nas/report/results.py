@@ -1,24 +1,28 @@
 """A study's trials as plain rows, its Pareto front, and the front as a terminal table.
 
 Rows are what the report, the CSV files, the progress lines and ``retrain --pick`` read; they
-hold test-free metrics only (model selection never sees the test set).
+hold test-free metrics only (model selection never sees the test set). Each kind of row declares
+every key it carries: :class:`TrialRow` (one run), :class:`PlanRow` (one architecture, its runs
+merged by :func:`nas.replicates.plan_rows`) and :class:`ReportRow` (a plan row of the report).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypedDict, TypeVar
 
 import optuna
 
-from .noise import binomial_se
-from .pareto import hypervolume_2d, knee_point, pareto_front
-from .schema import (
+from ..noise import binomial_se
+from ..pareto import hypervolume_2d, knee_point, pareto_front
+from ..schema import (
     COMPLETE,
     DIRECTIONS,
     DUPLICATE,
     REPLICATE_ATTR,
     SCRATCH,
-    TrialRow,
     role_of,
     status_of,
 )
@@ -31,12 +35,119 @@ __all__ = [
     "format_table",
     "knee_row",
     "hypervolume",
+    "hv_reference",
     "HV_REFERENCE_ACC",
+    "HV_REFERENCE_FACTOR",
+    "Reference",
+    "TrialRow",
+    "PlanRow",
+    "ReportRow",
+    "SeedRun",
 ]
 
-HV_REFERENCE_ACC = (
-    0.0  # hypervolume reference: 0 accuracy, and 10x the largest params in the study
-)
+# The hypervolume's reference point, the one definition: 0 accuracy, and HV_REFERENCE_FACTOR x
+# the largest parameter count of the study.
+HV_REFERENCE_ACC = 0.0
+HV_REFERENCE_FACTOR = 10
+
+
+class TrialRow(TypedDict):
+    """One run of the study (``trials.csv``): :func:`trial_rows`.
+
+    ``val_acc`` is the objective (best validation accuracy) of a complete trial, else None;
+    ``val_se`` its binomial standard error on ``val_images`` images (0.0 when unknown);
+    ``state`` the Optuna state and ``status`` the vocabulary's word (:func:`status_of`);
+    ``fidelity`` where the accuracy comes from (scratch, or inherit from ``parent`` with
+    ``inherit_epochs`` of fine-tuning and ``projection_error`` the largest of its groups)."""
+
+    trial: int
+    state: str
+    status: str
+    plan: str
+    plan_name: str
+    shared: bool | None
+    depth: int | None
+    width: int | None
+    templates: list | None
+    params: int | None
+    macs: int | None
+    val_acc: float | None
+    best_val_acc_seen: float | None
+    final_val_acc: float | None
+    epochs: int | None
+    curve: list
+    train_seconds: float | None
+    images_per_s: float | None
+    reason: str
+    device: str
+    seed: int | None
+    duplicate_of: int | None
+    baseline: bool
+    val_images: int | None
+    started: str | None
+    finished: str | None
+    val_se: float | None
+    fidelity: str
+    parent: str | None
+    inherit_epochs: int | None
+    projection_error: float | None
+    role: str
+    replicate_of: int | None
+
+
+class SeedRun(TypedDict):
+    """One run of a plan: its trial, seed and accuracy."""
+
+    trial: int
+    seed: int | None
+    val_acc: float | None
+
+
+class PlanRow(TrialRow, total=False):
+    """One architecture: a trial row, and for a plan with complete runs (nas.replicates.plan_rows)
+    ``val_acc`` their mean, ``val_se`` its error and these; ``at_epoch`` on a copy of a row as it
+    stood after that epoch (nas.report.verdict)."""
+
+    n_runs: int
+    single_val_acc: float | None
+    seed_sd: float | None
+    seeds: list[SeedRun]
+    at_epoch: int
+
+
+class ReportRow(PlanRow):
+    """A plan row of the report: its accuracy (val acc, or the best seen when stopped), place on
+    the front, retrain command and result (``retrain/NNNN/summary.json``), and noise marks."""
+
+    accuracy: float | None
+    on_front: bool
+    knee: bool
+    retrain: str
+    retrain_test_acc: float | None
+    retrain_test_std: float | None
+    retrain_seeds: int
+    retrain_epochs: int | None
+    retrain_from: str | None
+    tied_with_next: bool
+    held_up: bool | None
+
+
+Row = TypeVar("Row", bound=TrialRow)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The hypervolume's reference point in (accuracy, parameters)."""
+
+    accuracy: float
+    params: int
+
+
+def hv_reference(rows: Sequence[TrialRow]) -> Reference | None:
+    """The study's reference point: (HV_REFERENCE_ACC, HV_REFERENCE_FACTOR x its largest model),
+    or None when no row has a parameter count."""
+    sizes = [r["params"] for r in rows if r["params"]]
+    return Reference(HV_REFERENCE_ACC, HV_REFERENCE_FACTOR * max(sizes)) if sizes else None
 
 
 def trial_rows(study: optuna.Study) -> list[TrialRow]:
@@ -93,7 +204,7 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
     return rows
 
 
-def completed_rows(rows: list[dict]) -> list[dict]:
+def completed_rows(rows: Sequence[Row]) -> list[Row]:
     """Trials trained to their budget with an accuracy and a size, each architecture once (a
     duplicate repeats another trial's numbers)."""
     return [
@@ -106,14 +217,14 @@ def completed_rows(rows: list[dict]) -> list[dict]:
     ]
 
 
-def front_rows(rows: list[dict]) -> list[dict]:
+def front_rows(rows: Sequence[Row]) -> list[Row]:
     """Completed trials on the Pareto front of (val accuracy max, params min), fewest params first."""
     done = completed_rows(rows)
     front = pareto_front([(r["val_acc"], r["params"]) for r in done], DIRECTIONS)
     return [done[i] for i in front]
 
 
-def knee_row(rows: list[dict]) -> dict | None:
+def knee_row(rows: Sequence[Row]) -> Row | None:
     """The front's knee (best trade-off) in (accuracy, log10 params) space, or None."""
     front = front_rows(rows)
     if not front:
@@ -122,26 +233,28 @@ def knee_row(rows: list[dict]) -> dict | None:
     return front[knee_point(points, DIRECTIONS)]
 
 
-def hypervolume(rows: list[dict], max_params: float) -> float:
+def hypervolume(rows: Sequence[TrialRow], max_params: float) -> float:
     """Area dominated in (accuracy, log10 params) up to (HV_REFERENCE_ACC, log10(max_params))."""
     points = [(r["val_acc"], math.log10(r["params"])) for r in completed_rows(rows)]
     return hypervolume_2d(points, (HV_REFERENCE_ACC, math.log10(max_params)), DIRECTIONS)
 
 
-def fidelity_text(row: dict) -> str:
+def fidelity_text(row: TrialRow) -> str:
     """Where a row's accuracy comes from: 'scratch', or 'inherit WRN-16-1' (its parent)."""
     if row.get("fidelity") == SCRATCH or not row.get("parent"):
         return row.get("fidelity") or SCRATCH
     return f"{row['fidelity']} {row['parent']}"
 
 
-def _role_mark(row: dict) -> str:
+def _role_mark(row: TrialRow) -> str:
     """`` (baseline)`` or `` (learned)`` after a plan's name; nothing for a searched one."""
     role = row.get("role") or ("baseline" if row.get("baseline") else "")
     return f" ({role})" if role in ("baseline", "learned") else ""
 
 
-def format_table(rows: list[dict], knee: dict | None = None, limit: int | None = None) -> str:
+def format_table(
+    rows: Sequence[TrialRow], knee: TrialRow | None = None, limit: int | None = None
+) -> str:
     """A small fixed-width table of trials (the front, usually); ``epochs`` are a trial's own
     (an inherit trial's fine-tuning), ``fidelity`` where its accuracy comes from."""
     header = (
