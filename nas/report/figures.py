@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import plotly
 import plotly.graph_objects as go
+from markupsafe import escape
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator
 from plotly.subplots import make_subplots
-
-from markupsafe import escape
 
 from ..noise import binomial_se
 from .results import PlanRow, ReportRow, TrialRow

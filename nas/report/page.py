@@ -161,12 +161,12 @@ def _learned(data: ReportData) -> list[tuple[dict[str, Any], str]]:
 
 def render_page(data: ReportData) -> str:
     """The report page, ``index.html``."""
-    counts = Counter(data.counts)
+    counts = Counter(data.counts)  # 0 for a status no trial has
     return _ENV.get_template("report.html").render(
         data=data,
         title=f"Study {data.name}: sharing patterns, accuracy and parameters",
         plotlyjs=Markup(plotly.offline.get_plotlyjs()),
-        done=counts["complete"] + counts["pruned"],
+        counts=counts,
         cards=_cards(data),
         figures=_figures(data),
         no_params=[r["trial"] for r in data.rows if not r["params"]],
