@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from .early_stop import Decision, StopRule, decide
 from .noise import CLAIM_Z, binomial_se, seed_sd
-from .report.results import completed_rows, front_rows, trial_rows
+from .report.results import PlanRow, TrialRow, completed_rows, front_rows, trial_rows
 from .schema import (
     BASELINE_ATTR,
     CONFIRM_ATTR,
@@ -159,7 +159,7 @@ def final_sd(rows: list[dict]) -> float | None:
     return sd[0] if sd else None
 
 
-def plan_rows(rows: list[dict]) -> list[dict]:
+def plan_rows(rows: Sequence[TrialRow]) -> list[PlanRow]:
     """One row per architecture, from the trial rows of :func:`nas.report.results.trial_rows`.
 
     Complete runs of one architecture (a trial and its replicates, :func:`_run_groups`) become

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import pathlib
 from collections import Counter
+from typing import Literal
 
 # --- the objectives ---------------------------------------------------------------------------
 # A trial's values, in Optuna's order: best validation accuracy (up) and parameters (down).
 OBJECTIVES: tuple[str, str] = ("val_acc", "params")
-DIRECTIONS: tuple[str, str] = ("maximize", "minimize")
+DIRECTIONS: tuple[Literal["maximize"], Literal["minimize"]] = ("maximize", "minimize")
 
 # --- the folder layout ------------------------------------------------------------------------
 STUDY_FILE = "study.json"

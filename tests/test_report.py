@@ -10,6 +10,7 @@ the page's size and load time. Pages are opened in headless Chromium (Debian's `
 import json
 import math
 import random
+import re
 import time
 
 import numpy as np
@@ -213,7 +214,7 @@ def test_report_files_and_csv_columns(hand_folder):
 def test_terminal_summary_has_the_front_and_the_page(hand_folder):
     text = terminal_summary(report_data(hand_folder), hand_folder / REPORT_DIR / "index.html")
     assert "<- knee" in text and "SWRN-22-1-3" in text and "--pick trial:1" in text
-    # the page's path, then (last) the one-sentence answer to "does sharing pay?" (nas.verdict)
+    # the page's path, then (last) the one-sentence answer to "does sharing pay?" (nas.report.verdict)
     assert text.splitlines()[-2] == f"report: {hand_folder / REPORT_DIR / 'index.html'}"
     assert text.splitlines()[-1].startswith(
         "Sharing cannot be judged here: there are no baselines"
@@ -245,6 +246,26 @@ def test_a_study_without_a_completed_trial_is_refused_and_the_old_report_kept(tm
     assert "\n" not in str(caught.value)
     assert [p.name for p in (tmp_path / REPORT_DIR).iterdir()] == ["index.html"]
     assert (tmp_path / REPORT_DIR / "index.html").read_text() == "old"
+
+
+def test_study_text_is_escaped_on_the_page(tmp_path):
+    """Plan names, reasons, notes and the folder are the study's text: the page shows them, it
+    never reads them as markup (the template escapes them)."""
+    folder = tmp_path / "a&<b>" / "esc"
+    name, reason = "<i>odd</i> & plan", "<script>alert(1)</script>"
+    C, F = TrialState.COMPLETE, TrialState.FAIL
+    trials = [
+        _trial(C, _attrs("WRN-10-1", 10_000, "complete", [0.6], 1.0, plan_name=name), [0.6, 1e4]),
+        _trial(C, _attrs(SWRN, 100_000, "complete", [0.7], 1.0, baseline=True), [0.7, 1e5]),
+        _trial(F, _attrs("WRN-16-1", 10_000, "failed", reason=reason, baseline=True), None),
+    ]
+    _made_study(folder, "esc", trials)
+    page = write_report(folder).read_text()
+    html_only = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)  # plotly's JSON aside
+    assert "<i>" not in html_only and "<script>alert" not in html_only and "a&<b>" not in page
+    assert "&lt;i&gt;odd&lt;/i&gt; &amp; plan" in html_only  # the front's table and a card
+    assert html_only.count("a&amp;&lt;b&gt;") >= 3  # settings, retrain command, footer
+    assert "failed: not compared" in html_only  # the baseline's note, escaped text
 
 
 @pytest.mark.slow

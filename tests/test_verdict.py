@@ -1,4 +1,4 @@
-"""nas.verdict ("does sharing pay?") on hand-made studies whose answers were worked out by hand.
+"""nas.report.verdict ("does sharing pay?") on hand-made studies whose answers were worked out by hand.
 
 Every accuracy is measured on N = 2,500 validation images, so the binomial standard errors are
 round: sqrt(p (1 - p) / N) = 1.0 point at 50%, 0.8 at 80% and 20%, 0.6 at 90%.
@@ -81,7 +81,7 @@ def _row(
     n: int | None = N,
     **extra,
 ) -> dict:
-    """A row as nas.results.trial_rows makes it (the keys nas.verdict reads, and a few more)."""
+    """A row as nas.report.results.trial_rows makes it (the keys nas.report.verdict reads, and a few more)."""
     done = state == "complete"
     row = {
         "trial": trial,

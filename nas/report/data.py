@@ -34,7 +34,6 @@ from ..schema import (
 )
 from ..study import open_existing, study_counts
 from .results import (
-    PlanRow,
     Reference,
     ReportRow,
     TrialRow,
@@ -209,7 +208,7 @@ def _mark_held_up(rows: list[ReportRow], front: list[ReportRow]) -> None:
     """``held_up`` of each plan confirmed on fresh seeds: True when it was on the front the
     search saw (its first run's accuracy) and is on the front of the means, False when it was and
     is no longer; None for every other plan."""
-    single: list[PlanRow] = [
+    single: list[ReportRow] = [
         {**r, "val_acc": r["single_val_acc"]} for r in rows if r.get("single_val_acc") is not None
     ]
     seen = {r["trial"] for r in front_rows(single)}
@@ -255,7 +254,12 @@ def _similarity(folder: pathlib.Path, trial: int) -> list[dict[str, Any]] | None
             {k: b[k] for k in ("bank", "layers", "templates", "similarity")}
             for b in json.loads(path.read_text())
         ]
-    except (OSError, ValueError, KeyError, TypeError):  # absent (not trained, plain net) or unreadable
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+    ):  # absent (not trained, plain net) or unreadable
         return None
 
 
@@ -345,8 +349,8 @@ def trial_table(data: ReportData) -> list[dict[str, Any]]:
     report columns (front, knee, retrain, seeds, ...) and its own run's values."""
     of_trial: dict[int, ReportRow] = {}
     for row in data.rows:
-        for run in row.get("seeds") or [{"trial": row["trial"]}]:
-            of_trial[run["trial"]] = row
+        for trial in [s["trial"] for s in row.get("seeds") or []] or [row["trial"]]:
+            of_trial[trial] = row
     table = []
     for run in data.runs:
         plan: dict[str, Any] = dict(of_trial.get(run["trial"], {}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, cast
 
 import plotly
 import plotly.graph_objects as go
@@ -25,8 +25,6 @@ from .verdict import accuracy_text
 
 if TYPE_CHECKING:
     from .data import ReportData
-
-P = TypeVar("P", bound=PlanRow)
 
 __all__ = [
     "curves_figure",
@@ -74,7 +72,7 @@ def plan_text(r: TrialRow) -> str:
     return f"{r['plan_name']} ({r['plan']})" if named else r["plan_name"] or r["plan"]
 
 
-def accuracy_se(r: PlanRow) -> float:
+def accuracy_se(r: ReportRow) -> float:
     """Standard error of the accuracy a row is drawn at: a plan's, from its seeds and the
     validation set (nas.replicates.plan_rows), else binomial (val acc, or best seen before it
     was stopped) from its validation-set size; 0.0 when unknown."""
@@ -93,7 +91,7 @@ def seeds_text(r: PlanRow) -> str:
     return f"mean of {len(seeds)} seeds: " + ", ".join(f"{s['val_acc']:.1%}" for s in seeds)
 
 
-def _hover(r: PlanRow) -> str:
+def _hover(r: ReportRow) -> str:
     tags = (
         [r["status"]]
         + ["baseline"] * r["baseline"]
@@ -132,7 +130,7 @@ def _hover(r: PlanRow) -> str:
 # --- figures -----------------------------------------------------------------------------------
 
 
-def _error_y(rows: Sequence[PlanRow], color: str) -> dict[str, Any]:
+def _error_y(rows: Sequence[ReportRow], color: str) -> dict[str, Any]:
     """Error bars of one standard error (accuracy_se); hidden when no row knows its validation-set size."""
     se = [accuracy_se(r) for r in rows]
     if not any(se):
@@ -206,17 +204,17 @@ def _trial_traces(rows: Sequence[ReportRow]) -> list[go.Scatter]:
     return traces
 
 
-def _several_seeds(rows: Sequence[P]) -> list[P]:
+def _several_seeds(rows: Sequence[ReportRow]) -> list[ReportRow]:
     """Plans trained with several seeds: each one's runs are drawn behind its point."""
     return [r for r in rows if len(r.get("seeds") or []) > 1 and r["params"]]
 
 
-def fallen_rows(rows: Sequence[P]) -> list[P]:
+def fallen_rows(rows: Sequence[ReportRow]) -> list[ReportRow]:
     """Plans that were on the front the search saw and fell off it on fresh seeds."""
     return [r for r in rows if r.get("held_up") is False]
 
 
-def _seed_traces(rows: Sequence[PlanRow]) -> list[go.Scatter]:
+def _seed_traces(rows: Sequence[ReportRow]) -> list[go.Scatter]:
     """The runs behind each plan trained with several seeds (small dots at its size), and a
     cross on each plan that did not hold up on fresh seeds."""
     several = _several_seeds(rows)
@@ -325,7 +323,9 @@ def pareto_figure(data: ReportData) -> go.Figure:
     return _style(fig, 600 if strip else 540).update_layout(margin={"b": 110})
 
 
-def _front_trace(rows: Sequence[PlanRow], name: str, color: str, meta: str, labels: bool) -> go.Scatter:
+def _front_trace(
+    rows: Sequence[ReportRow], name: str, color: str, meta: str, labels: bool
+) -> go.Scatter:
     return go.Scatter(
         x=[r["params"] for r in rows],
         y=[r["accuracy"] for r in rows],
@@ -342,7 +342,9 @@ def _front_trace(rows: Sequence[PlanRow], name: str, color: str, meta: str, labe
     )
 
 
-def _other_trace(rows: Sequence[PlanRow], name: str, color: str, meta: str, labels: bool) -> go.Scatter:
+def _other_trace(
+    rows: Sequence[ReportRow], name: str, color: str, meta: str, labels: bool
+) -> go.Scatter:
     return go.Scatter(
         x=[r["params"] for r in rows],
         y=[r["accuracy"] for r in rows],
@@ -363,11 +365,20 @@ def sharing_figure(data: ReportData) -> go.Figure:
     """'Does sharing pay?': the baselines' Pareto front and the searched plans' front on one plot, each
     point with its standard error, the hypervolume of each front (one shared reference) in the legend."""
     v, fig = data.verdict, go.Figure()
-    for key, rows, front, hv, label, color in (
-        ("searched", v.searched, v.searched_front, v.searched_hypervolume, "searched plans", SHARED),
+    for key, of_kind, of_front, hv, label, color in (
+        (
+            "searched",
+            v.searched,
+            v.searched_front,
+            v.searched_hypervolume,
+            "searched plans",
+            SHARED,
+        ),
         ("baseline", v.baselines, v.baseline_front, v.baseline_hypervolume, "baselines", INK),
     ):
         labels = key == "baseline"  # a handful of baselines: name them on the plot
+        # the verdict of the report's rows: report rows
+        rows, front = cast(list[ReportRow], of_kind), cast(list[ReportRow], of_front)
         on_front = {r["trial"] for r in front}
         others = [r for r in rows if r["trial"] not in on_front]
         if others:
@@ -548,7 +559,7 @@ def projection_figure(groups: list[dict[str, Any]]) -> go.Figure:
     return _style(fig, 120 + 22 * rows)
 
 
-def _png_error_bars(ax: Any, rows: Sequence[PlanRow], color: str) -> None:
+def _png_error_bars(ax: Any, rows: Sequence[ReportRow], color: str) -> None:
     se = [accuracy_se(r) for r in rows]
     if any(se):
         ax.errorbar(

@@ -190,9 +190,7 @@ def _frame_csv(table: list[dict[str, Any]], columns: list[str]) -> str:
     return _csv([{k: r.get(k) for k in columns} for r in table])
 
 
-def write_report(
-    study_folder: str | os.PathLike, data: ReportData | None = None
-) -> pathlib.Path:
+def write_report(study_folder: str | os.PathLike, data: ReportData | None = None) -> pathlib.Path:
     """Write ``study_folder/report/`` and return the path of its ``index.html``.
 
     ``data`` is :func:`report_data`'s result when the caller already has it. Raises

@@ -159,48 +159,50 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
         a = t.user_attrs
         curve = list(a.get("curve") or [])
         best_seen = max((v for v in curve if v is not None), default=None)
-        row: TrialRow = {
-            "trial": t.number,
-            "state": t.state.name.lower(),
-            "status": status_of(t),
-            "plan": a.get("plan", ""),
-            "plan_name": a.get("plan_name", ""),
-            "shared": a.get("shared"),
-            "depth": a.get("depth"),
-            "width": a.get("width"),
-            "templates": a.get("templates"),
-            "params": a.get("params"),
-            "macs": a.get("macs"),
-            "val_acc": t.values[0] if t.values else None,
-            "best_val_acc_seen": best_seen,
-            "final_val_acc": a.get("final_val_acc"),
-            "epochs": len(curve) or a.get("epochs_run"),
-            "curve": curve,
-            "train_seconds": a.get("train_seconds"),
-            "images_per_s": a.get("images_per_s"),
-            "reason": a.get("reason", ""),
-            "device": a.get("device", ""),
-            "seed": a.get("seed"),
-            "duplicate_of": a.get("duplicate_of"),
-            "baseline": bool(a.get("baseline")),
-            "val_images": a.get("val_images"),
-            "started": t.datetime_start.isoformat(timespec="seconds")
-            if t.datetime_start
-            else None,
-            "finished": t.datetime_complete.isoformat(timespec="seconds")
-            if t.datetime_complete
-            else None,
-            "fidelity": a.get("fidelity") or SCRATCH,  # studies before --fidelity: scratch
-            "parent": a.get("parent"),
-            "inherit_epochs": a.get("inherit_epochs"),
-            "projection_error": a.get("projection_error"),
-            "role": role_of(a),
-            "replicate_of": a.get(REPLICATE_ATTR),
-        }
-        row["val_se"] = (
-            binomial_se(row["val_acc"], row["val_images"]) if row["val_acc"] is not None else None
+        val_acc = t.values[0] if t.values else None
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "status": status_of(t),
+                "plan": a.get("plan", ""),
+                "plan_name": a.get("plan_name", ""),
+                "shared": a.get("shared"),
+                "depth": a.get("depth"),
+                "width": a.get("width"),
+                "templates": a.get("templates"),
+                "params": a.get("params"),
+                "macs": a.get("macs"),
+                "val_acc": val_acc,
+                "best_val_acc_seen": best_seen,
+                "final_val_acc": a.get("final_val_acc"),
+                "epochs": len(curve) or a.get("epochs_run"),
+                "curve": curve,
+                "train_seconds": a.get("train_seconds"),
+                "images_per_s": a.get("images_per_s"),
+                "reason": a.get("reason", ""),
+                "device": a.get("device", ""),
+                "seed": a.get("seed"),
+                "duplicate_of": a.get("duplicate_of"),
+                "baseline": bool(a.get("baseline")),
+                "val_images": a.get("val_images"),
+                "started": t.datetime_start.isoformat(timespec="seconds")
+                if t.datetime_start
+                else None,
+                "finished": t.datetime_complete.isoformat(timespec="seconds")
+                if t.datetime_complete
+                else None,
+                "fidelity": a.get("fidelity") or SCRATCH,  # studies before --fidelity: scratch
+                "parent": a.get("parent"),
+                "inherit_epochs": a.get("inherit_epochs"),
+                "projection_error": a.get("projection_error"),
+                "role": role_of(a),
+                "replicate_of": a.get(REPLICATE_ATTR),
+                "val_se": binomial_se(val_acc, a.get("val_images"))
+                if val_acc is not None
+                else None,
+            }
         )
-        rows.append(row)
     return rows
 
 

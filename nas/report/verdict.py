@@ -195,15 +195,15 @@ def comparisons(rows: Iterable[TrialRow]) -> list[Comparison]:
     ``worse`` (:class:`Comparison`). Each fully trained baseline against each searched plan
     with no more parameters; each baseline the rule stopped, at its epoch, against each searched
     plan that reached it; each uniform SWRN against each plain WRN with more parameters."""
-    rows = plan_rows(_checked_rows(rows))
-    searched, baselines = searched_rows(rows), baseline_rows(rows)
+    plans = plan_rows(_checked_rows(rows))
+    searched, baselines = searched_rows(plans), baseline_rows(plans)
     pairs = [(s, b) for b in baselines for s in _candidates(b, searched)]
-    stopped = [r for r in rows if r["baseline"] and r["state"] == "pruned"]
+    stopped = [r for r in plans if r["baseline"] and r["state"] == "pruned"]
     for b in stopped:
         epoch = len(b.get("curve") or [])
         view = _at_epoch(b, epoch) if epoch else None
         if view is not None:
-            pairs += [(s, view) for s in _candidates(view, _reached(rows, epoch))]
+            pairs += [(s, view) for s in _candidates(view, _reached(plans, epoch))]
     return _tests(pairs + _uniform_pairs(baselines))
 
 
@@ -301,9 +301,7 @@ def _tried_again(r: PlanRow, rows: list[PlanRow]) -> bool:
     )
 
 
-def dominance_table(
-    rows: Iterable[TrialRow], claimed: set[Key] | None = None
-) -> list[Dominance]:
+def dominance_table(rows: Iterable[TrialRow], claimed: set[Key] | None = None) -> list[Dominance]:
     """For each baseline, the searched plans that dominate it (:class:`Dominance`).
 
     One entry per completed baseline, fewest parameters first, ``dominated_by`` the searched rows
@@ -314,26 +312,26 @@ def dominance_table(
     curve), ``dominated_by`` None and a ``note`` saying why. ``claimed``: :func:`claims` of
     ``rows``, when the caller has it already.
     """
-    rows = plan_rows(_checked_rows(rows))
-    claimed = claims(rows) if claimed is None else claimed
-    searched = searched_rows(rows)
+    plans = plan_rows(_checked_rows(rows))
+    claimed = claims(plans) if claimed is None else claimed
+    searched = searched_rows(plans)
     order = lambda r: (r["params"] or 0, r["trial"])  # noqa: E731 - the table's sort key
-    done = sorted(baseline_rows(rows), key=order)
+    done = sorted(baseline_rows(plans), key=order)
     done_plans = {r["plan"] for r in done}
     rest = sorted(
         (
             r
-            for r in rows
+            for r in plans
             if r["baseline"]
             and r["plan"] not in done_plans
             and r["status"] != "duplicate"
             and r.get("replicate_of") is None
-            and not _tried_again(r, rows)
+            and not _tried_again(r, plans)
         ),
         key=order,
     )
     stopped = {
-        b["trial"]: entry for b in rest if (entry := _stopped_entry(b, rows, claimed)) is not None
+        b["trial"]: entry for b in rest if (entry := _stopped_entry(b, plans, claimed)) is not None
     }
     return (
         [Dominance(b, _dominators(b, searched, claimed)) for b in done]
