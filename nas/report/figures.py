@@ -323,38 +323,31 @@ def pareto_figure(data: ReportData) -> go.Figure:
     return _style(fig, 600 if strip else 540).update_layout(margin={"b": 110})
 
 
-def _front_trace(
-    rows: Sequence[ReportRow], name: str, color: str, meta: str, labels: bool
+def _plans_trace(
+    rows: Sequence[ReportRow], name: str, color: str, meta: str, labels: bool, front: bool
 ) -> go.Scatter:
-    return go.Scatter(
-        x=[r["params"] for r in rows],
-        y=[r["accuracy"] for r in rows],
-        name=name,
-        meta=meta,
-        mode="lines+markers+text" if labels else "lines+markers",
-        line={"color": color, "width": 2, "shape": "hv"},
-        marker={"color": color, "size": 10, "line": {"width": 1, "color": "#fff"}},
-        text=[r["plan_name"] for r in rows] if labels else None,
-        textposition="top center",
-        error_y=_error_y(rows, color),
-        hovertext=[_hover(r) for r in rows],
-        hoverinfo="text",
+    """One kind's plans on the sharing plot: its front (a line, labels above) or the others."""
+    style: dict[str, Any] = (
+        {
+            "mode": "lines+markers",
+            "line": {"color": color, "width": 2, "shape": "hv"},
+            "marker": {"color": color, "size": 10, "line": {"width": 1, "color": "#fff"}},
+        }
+        if front
+        else {
+            "mode": "markers",
+            "opacity": 0.6,
+            "marker": {"color": color, "size": 8, "symbol": "circle-open" if labels else "circle"},
+        }
     )
-
-
-def _other_trace(
-    rows: Sequence[ReportRow], name: str, color: str, meta: str, labels: bool
-) -> go.Scatter:
     return go.Scatter(
         x=[r["params"] for r in rows],
         y=[r["accuracy"] for r in rows],
         name=name,
         meta=meta,
-        mode="markers+text" if labels else "markers",
-        opacity=0.6,
-        marker={"color": color, "size": 8, "symbol": "circle-open" if labels else "circle"},
+        **style | {"mode": style["mode"] + ("+text" if labels else "")},
         text=[r["plan_name"] for r in rows] if labels else None,
-        textposition="bottom center",
+        textposition="top center" if front else "bottom center",
         error_y=_error_y(rows, color),
         hovertext=[_hover(r) for r in rows],
         hoverinfo="text",
@@ -382,10 +375,12 @@ def sharing_figure(data: ReportData) -> go.Figure:
         on_front = {r["trial"] for r in front}
         others = [r for r in rows if r["trial"] not in on_front]
         if others:
-            fig.add_trace(_other_trace(others, f"{label}, off their front", color, key, labels))
+            fig.add_trace(
+                _plans_trace(others, f"{label}, off their front", color, key, labels, False)
+            )
         if front:
             name = f"{label}' front · hypervolume {hv:.3f}"
-            fig.add_trace(_front_trace(front, name, color, f"{key}-front", labels))
+            fig.add_trace(_plans_trace(front, name, color, f"{key}-front", labels, True))
     fig.update_xaxes(type="log", title_text="parameters (log scale)")
     fig.update_yaxes(title_text="validation accuracy (± 1 SE)", tickformat=".1%")
     return _style(fig, 480)
