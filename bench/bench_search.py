@@ -573,7 +573,7 @@ def _print_baselines(rows: list[dict], s: dict, ref: float) -> None:
             print(
                 f"  {b['plan_name']:<14} {b['params']:>9,} params  val acc {b['val_acc'] or 0:.3f}: {who}"
             )
-        print(f"verdict ({label}): {v['sentence']}")
+        print(f"verdict ({label}): {v.sentence}")
 
 
 def _write_csv(path: pathlib.Path, rows: dict[str, list[dict]], s: dict[str, dict]) -> None:
