@@ -14,7 +14,7 @@ sequence, so the difference is the fidelity alone.
 Compute is bench/bench_search.py's: epochs trained per trial in proposal order (primary,
 load-independent), training seconds (secondary); a duplicate costs nothing. The inherit study's
 parents are charged from the start: at compute 0 of its curve the parent is already paid, and
-its first trial comes after it. Hypervolume is nas.results.hypervolume over completed trials, in
+its first trial comes after it. Hypervolume is nas.report.results.hypervolume over completed trials, in
 (validation accuracy, log10 params), with one reference for both studies (accuracy 0, 10x the
 largest model the space can produce). The script prints both studies' hypervolume at a quarter,
 half, three quarters and all of the scratch study's compute, and whether the inherit study is
@@ -48,7 +48,7 @@ import bench_search as search_bench  # noqa: E402
 from nas.baselines import baseline_budget  # noqa: E402
 from nas.config import StudyConfig  # noqa: E402
 from nas.fidelity import parent_names, parent_runs  # noqa: E402
-from nas.results import front_rows, hypervolume  # noqa: E402
+from nas.report.results import HV_REFERENCE_FACTOR, front_rows, hypervolume  # noqa: E402
 from softshare import ModelConfig  # noqa: E402
 from softshare.data import load_dataset  # noqa: E402
 from softshare.train import train  # noqa: E402
@@ -214,7 +214,7 @@ def main() -> None:
     print(
         f"sampler:       {base.sampler}, seed {base.seed}; early stopping: rungs {list(rule.rungs)} "
         f"of a scratch trial's {rule.max_epochs} epochs, eta {rule.eta}, the same rule on each "
-        f"trial's own budget; hypervolume reference (0, log10 {10 * space_max:,}), the same for both"
+        f"trial's own budget; hypervolume reference (0, log10 {HV_REFERENCE_FACTOR * space_max:,}), the same for both"
     )
     print(
         f"fidelities:    scratch: {args.trials} trials of {args.epochs} epochs; inherit: "
@@ -228,7 +228,9 @@ def main() -> None:
         start = time.perf_counter()
         rows, wall = search_bench._run_both(configs, root)
         p_epochs, p_seconds, parents = _parents_paid(root / configs["inherit"].name)
-        ref = 10 * max([space_max] + [r["params"] or 0 for rs in rows.values() for r in rs])
+        ref = HV_REFERENCE_FACTOR * max(
+            [space_max] + [r["params"] or 0 for rs in rows.values() for r in rs]
+        )
         s = search_bench._summaries(rows, ref)
         s["inherit"] = _charge(s["inherit"], p_epochs, p_seconds)
         print(

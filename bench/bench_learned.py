@@ -18,7 +18,7 @@ params) with one reference for every study (accuracy 0, 10x the largest model th
 
 Printed: hypervolume at a quarter, half, three quarters and all of TPE-alone's compute (same
 seed); each confirmed front; the uniform baselines each study's searched plans beat beyond the
-noise (nas.verdict: one-sided z-tests on plan means, Holm-corrected over all its comparisons);
+noise (nas.report.verdict: one-sided z-tests on plan means, Holm-corrected over all its comparisons);
 and Kendall tau between a plan's projection error (from the parent of its depth) and its
 confirmed accuracy, among plans of similar parameter counts (within each parameter tercile).
 
@@ -47,9 +47,14 @@ from nas.config import StudyConfig  # noqa: E402
 from nas.fidelity import load_parent, parent_name, parent_names, parent_runs  # noqa: E402
 from nas.optuna_backend import run_study  # noqa: E402
 from nas.replicates import plan_rows  # noqa: E402
-from nas.results import front_rows, hypervolume, trial_rows  # noqa: E402
+from nas.report.results import (  # noqa: E402
+    HV_REFERENCE_FACTOR,
+    front_rows,
+    hypervolume,
+    trial_rows,
+)
+from nas.report.verdict import verdict  # noqa: E402
 from nas.study import open_existing  # noqa: E402
-from nas.verdict import verdict  # noqa: E402
 from softshare import parse_plan  # noqa: E402
 from softshare.learned import group_errors, group_keys  # noqa: E402
 
@@ -261,7 +266,7 @@ def main() -> None:
         device,
     )
     any_cfg = next(iter(configs.values()))
-    ref = 10 * search_bench._space_max_params(any_cfg.search_space())
+    ref = HV_REFERENCE_FACTOR * search_bench._space_max_params(any_cfg.search_space())
     names = [c.name for c in configs.values()]
     start = time.perf_counter()
     with search_bench.fresh_folder(args.out, names, "bench_learned_") as root:
@@ -310,9 +315,9 @@ def main() -> None:
                 front = front_rows(rows)
                 v = verdict(curves[k]["runs"])
                 beaten = [
-                    e["baseline"]["plan_name"]
-                    for e in v["table"]
-                    if e["baseline"]["shared"] and e["dominated_by"]
+                    e.baseline["plan_name"]
+                    for e in v.table
+                    if e.baseline["shared"] and e.dominated_by
                 ]
                 if k == "learned":
                     ok_beat.append(bool(beaten))

@@ -13,7 +13,7 @@ without" as a whole.
 
 Compute is counted per trial in proposal order: epochs trained (primary: it does not depend on
 the machine's load) and training seconds (secondary). A duplicate (an architecture already
-trained, its result reused) costs nothing. Hypervolume is nas.results.hypervolume over the
+trained, its result reused) costs nothing. Hypervolume is nas.report.results.hypervolume over the
 trials so far, in (validation accuracy, log10 params), with one reference for both studies:
 accuracy 0 and 10x the largest parameter count the space can produce. Only completed trials
 count toward it; a trial stopped early keeps its partial curve but is not on the front.
@@ -59,10 +59,10 @@ import torch
 from nas.baselines import baseline_budget
 from nas.config import StudyConfig
 from nas.optuna_backend import run_study
-from nas.results import hypervolume, trial_rows
+from nas.report.results import HV_REFERENCE_FACTOR, hypervolume, trial_rows
+from nas.report.verdict import verdict
 from nas.schema import OVER_BUDGET, PROPOSAL_ATTR
 from nas.space import SearchSpace
-from nas.verdict import verdict
 from softshare import SharingPlan, parse_plan
 from softshare.runtime import resolve_device
 
@@ -557,15 +557,15 @@ def _print_baselines(rows: list[dict], s: dict, ref: float) -> None:
     )
     for label, v in (("equal compute", v_equal), ("all trials", v_all)):
         print(f"dominance ({label}):")
-        for entry in v["table"]:
-            b = entry["baseline"]
+        for entry in v.table:
+            b = entry.baseline
             who = (
-                entry["note"]
-                if entry["dominated_by"] is None
+                entry.note
+                if entry.dominated_by is None
                 else (
                     ", ".join(
                         f"trial {r['trial']} {r['plan_name']} {r['val_acc']:.3f} ({r['params']:,})"
-                        for r in entry["dominated_by"]
+                        for r in entry.dominated_by
                     )
                     or "none"
                 )
@@ -573,7 +573,7 @@ def _print_baselines(rows: list[dict], s: dict, ref: float) -> None:
             print(
                 f"  {b['plan_name']:<14} {b['params']:>9,} params  val acc {b['val_acc'] or 0:.3f}: {who}"
             )
-        print(f"verdict ({label}): {v['sentence']}")
+        print(f"verdict ({label}): {v.sentence}")
 
 
 def _write_csv(path: pathlib.Path, rows: dict[str, list[dict]], s: dict[str, dict]) -> None:
@@ -645,8 +645,8 @@ def _describe(base: StudyConfig, args, ref_params: int, device: torch.device) ->
     )
     print(f"sampler:       {why}")
     print(
-        f"hypervolume:   nas.results.hypervolume over completed trials in (val acc, log10 params), reference "
-        f"(0, log10 {10 * ref_params:,}) = 10x the largest model, the same for both"
+        f"hypervolume:   nas.report.results.hypervolume over completed trials in (val acc, log10 params), reference "
+        f"(0, log10 {HV_REFERENCE_FACTOR * ref_params:,}) = 10x the largest model, the same for both"
     )
 
 
@@ -728,7 +728,9 @@ def main() -> None:
     with fresh_folder(args.out, [c.name for c in configs.values()], "bench_search_") as root:
         print()
         rows, wall = _run_both(configs, root)
-    ref = 10 * max([space_max] + [r["params"] or 0 for rs in rows.values() for r in rs])
+    ref = HV_REFERENCE_FACTOR * max(
+        [space_max] + [r["params"] or 0 for rs in rows.values() for r in rs]
+    )
     shared = min(len(rows["no ES"]), len(rows["ES"]))
     same = sum(x["plan"] == y["plan"] for x, y in zip(rows["no ES"], rows["ES"]))
     print(

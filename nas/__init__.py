@@ -3,8 +3,8 @@
 Core (backend-neutral): :mod:`nas.schema` (objectives, folder layout, statuses), :mod:`nas.config`
 (StudyConfig), :mod:`nas.space` (SearchSpace), :mod:`nas.sampler`, :mod:`nas.baselines`,
 :mod:`nas.early_stop` (StopRule), :mod:`nas.study` (prepare, open, sampler, stop policy),
-:mod:`nas.trial` (one trial's record), :mod:`nas.storage`; results: :mod:`nas.results`,
-:mod:`nas.verdict`, :mod:`nas.report`, :mod:`nas.retrain`. Backends, named after
+:mod:`nas.trial` (one trial's record), :mod:`nas.storage`; results: the :mod:`nas.report`
+package (rows, verdict, figures, page, progress lines), :mod:`nas.retrain`. Backends, named after
 ``--backend``: :mod:`nas.optuna_backend`, and :mod:`nas.ray_search` + :mod:`nas.ray_backend`
 (these two alone import Ray). The command line: :mod:`nas.cli` (flags built from the config
 classes, and the commands; ``search.py`` wires them together).

@@ -301,7 +301,7 @@ def _worker_main(
 def _placed_worker(
     cfg_dict: dict, folder: str, worker: int, threads: int, place: Placement, quiet: bool
 ) -> None:
-    from .progress import StudyReporter  # in the child: fresh imports under spawn
+    from .report.progress import StudyReporter  # in the child: fresh imports under spawn
 
     if place.visible is not None:  # the parent set it for this child; CUDA has not started yet
         os.environ["CUDA_VISIBLE_DEVICES"] = place.visible

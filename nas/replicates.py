@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from .early_stop import Decision, StopRule, decide
 from .noise import CLAIM_Z, binomial_se, seed_sd
-from .results import completed_rows, front_rows, trial_rows
+from .report.results import PlanRow, TrialRow, completed_rows, front_rows, trial_rows
 from .schema import (
     BASELINE_ATTR,
     CONFIRM_ATTR,
@@ -147,8 +147,8 @@ def final_sd(rows: list[dict]) -> float | None:
     return sd[0] if sd else None
 
 
-def plan_rows(rows: list[dict]) -> list[dict]:
-    """One row per architecture, from the trial rows of :func:`nas.results.trial_rows`.
+def plan_rows(rows: Sequence[TrialRow]) -> list[PlanRow]:
+    """One row per architecture, from the trial rows of :func:`nas.report.results.trial_rows`.
 
     Complete runs of one architecture (a trial and its replicates, :func:`_run_groups`) become
     one row: the original's row (the first complete run when the original did not complete)
@@ -300,7 +300,7 @@ def top_up(study: optuna.Study, cfg, rows_of=None, search_over: bool = False) ->
 
     A replicate that failed (a kill, a dead worker) is queued again, up to
     MAX_REPLICATE_FAILURES failures of one seed. ``rows_of`` turns trials into report rows
-    (default :func:`nas.results.trial_rows` of the study); ``search_over``: the search ended
+    (default :func:`nas.report.results.trial_rows` of the study); ``search_over``: the search ended
     before its budget (an exhausted space), nothing of it running. Call it under the slot lock."""
     trials = study.get_trials(deepcopy=False)
     originals, queued = _originals(trials), 0

@@ -26,7 +26,7 @@ from softshare.train import TrainConfig, train
 
 from .fidelity import load_parent, parent_name
 from .replicates import plan_rows
-from .results import front_rows, knee_row, trial_rows
+from .report.results import front_rows, knee_row, trial_rows
 from .schema import RETRAIN_DIR, retrain_dir
 from .study import open_existing
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pathlib
 from collections import Counter
-from typing import TypedDict
+from typing import Literal
 
 # --- the objectives ---------------------------------------------------------------------------
 # A trial's values, in Optuna's order: best validation accuracy (up) and parameters (down).
 OBJECTIVES: tuple[str, str] = ("val_acc", "params")
-DIRECTIONS: tuple[str, str] = ("maximize", "minimize")
+DIRECTIONS: tuple[Literal["maximize"], Literal["minimize"]] = ("maximize", "minimize")
 
 # --- the folder layout ------------------------------------------------------------------------
 STUDY_FILE = "study.json"
@@ -167,47 +167,3 @@ START_ATTRS = (
     "parent_epochs",
     "projection_error",
 )
-
-
-class TrialRow(TypedDict):
-    """One row of the report (``trials.csv``, the tables, the figures): nas.results.trial_rows.
-
-    ``val_acc`` is the objective (best validation accuracy) of a complete trial, else None;
-    ``val_se`` its binomial standard error on ``val_images`` images (0.0 when unknown);
-    ``state`` the Optuna state and ``status`` the vocabulary's word (:func:`status_of`);
-    ``fidelity`` where the accuracy comes from (scratch, or inherit from ``parent`` with
-    ``inherit_epochs`` of fine-tuning and ``projection_error`` the largest of its groups)."""
-
-    trial: int
-    state: str
-    status: str
-    plan: str
-    plan_name: str
-    shared: bool | None
-    depth: int | None
-    width: int | None
-    templates: list | None
-    params: int | None
-    macs: int | None
-    val_acc: float | None
-    best_val_acc_seen: float | None
-    final_val_acc: float | None
-    epochs: int | None
-    curve: list
-    train_seconds: float | None
-    images_per_s: float | None
-    reason: str
-    device: str
-    seed: int | None
-    duplicate_of: int | None
-    baseline: bool
-    val_images: int | None
-    started: str | None
-    finished: str | None
-    val_se: float | None
-    fidelity: str
-    parent: str | None
-    inherit_epochs: int | None
-    projection_error: float | None
-    role: str
-    replicate_of: int | None

@@ -115,8 +115,8 @@ def test_the_report_names_each_accuracys_fidelity_and_pays_the_parents_first(tmp
     (folder / "parents" / "WRN-16-1").mkdir(parents=True)
     atomic_write_text(folder / "parents" / "WRN-16-1" / "metrics.json", dumps(parent))
     data = report_data(folder)
-    assert [p["name"] for p in data["parents"]] == ["WRN-16-1"]
-    assert data["hypervolume"][0]["seconds"] == pytest.approx(100.0)  # the parent, then trials
+    assert [p["name"] for p in data.parents] == ["WRN-16-1"]
+    assert data.hypervolume[0].seconds == pytest.approx(100.0)  # the parent, then trials
     text = terminal_summary(data)
     assert (
         "fidelity inherit" in text and "WRN-16-1 (complete, val 55.00%, 4 epochs, 100 s)" in text
@@ -128,7 +128,7 @@ def test_the_report_names_each_accuracys_fidelity_and_pays_the_parents_first(tmp
     assert "fidelity" in csv[0].split(",") and "projection_error" in csv[0].split(",")
     scratch = make_study(tmp_path / "s", [("WRN-16-1", 0.5, "COMPLETE", {})])
     assert "fidelity scratch" in terminal_summary(report_data(scratch))
-    assert all(r["fidelity"] == "scratch" for r in report_data(scratch)["rows"])
+    assert all(r["fidelity"] == "scratch" for r in report_data(scratch).rows)
 
 
 # --- a real inherit study -------------------------------------------------------------------------

@@ -202,7 +202,7 @@ def test_a_study_queues_its_learned_plans_once_and_marks_them(tmp_path):
     assert 'id="projection-WRN-16-1"' in page  # the parent's error per candidate group
     assert all(t.user_attrs["plan_name"] in page for t in learned)
     data = report_data(folder)
-    assert {(g["stage"], g["start"], g["stop"]) for g in data["projection"]["WRN-16-1"]} == {
+    assert {(g["stage"], g["start"], g["stop"]) for g in data.projection["WRN-16-1"]} == {
         (s, a, b) for s in (1, 2, 3) for a in range(2) for b in range(a + 1, 3)
     }
     table = pd.read_csv(folder / "report" / "trials.csv")

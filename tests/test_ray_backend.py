@@ -24,7 +24,7 @@ from nas.config import StudyConfig
 from nas.early_stop import StopRule, decide
 from nas.ray_backend import RayOptions, RayRunInterrupted, run_ray, train_trial
 from nas.ray_search import STUDY_TRIAL, EarlyStopScheduler
-from nas.results import trial_rows
+from nas.report.results import trial_rows
 from nas.schema import status_counts
 from nas.storage import open_storage
 from nas.study import stop_rule_for, study_counts

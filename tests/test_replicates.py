@@ -20,11 +20,12 @@ from nas.early_stop import StopRule, decide
 from nas.noise import seed_sd
 from nas.optuna_backend import run_study
 from nas.replicates import Run, confirm_set, judge, mean_curves, plan_rows, yardstick
-from nas.report import noise_line, report_data, write_report
-from nas.results import trial_rows
+from nas.report import report_data, write_report
+from nas.report.results import trial_rows
+from nas.report.text import noise_line
+from nas.report.verdict import claims, comparisons, dominance_table, verdict
 from nas.schema import replicate_counts, status_counts
 from nas.study import open_existing
-from nas.verdict import claims, comparisons, dominance_table, verdict
 from tests import REPO
 from tests.studies import smoke_cfg
 
@@ -107,14 +108,14 @@ def test_twenty_equal_plans_make_no_claim_that_one_lucky_plan_would_make_alone()
     rows = [base, lucky, *equal]
     assert len(comparisons(rows)) == 20
     assert claims(rows) == set()
-    assert dominance_table(rows)[0]["dominated_by"] == []
-    assert verdict(rows)["sentence"].startswith("Sharing did not pay here")
+    assert dominance_table(rows)[0].dominated_by == []
+    assert verdict(rows).sentence.startswith("Sharing did not pay here")
     # alone, the lucky plan's claim stands: the correction is what removed it
     assert claims([base, lucky]) == {(1, 0, None)}
     # a plan far ahead (6 SE) survives the correction among the 20
     strong = _row(1, "22-1:1/1/1", 150_000, 0.55 + 6 * diff_se)
     assert claims([base, strong, *equal]) == {(1, 0, None)}
-    assert verdict([base, strong, *equal])["sentence"].startswith("Sharing paid")
+    assert verdict([base, strong, *equal]).sentence.startswith("Sharing paid")
 
 
 def test_a_plan_is_judged_on_the_mean_of_its_seeds_with_an_se_from_them():
@@ -140,8 +141,8 @@ def test_a_plan_is_judged_on_the_mean_of_its_seeds_with_an_se_from_them():
     assert plan_rows(plans) == plans  # merging twice changes nothing
     # its first seed alone (0.60 against 0.56) looked like a win; the mean does not hold it
     v = verdict(rows)
-    assert [len(e["dominated_by"]) for e in v["table"]] == [0]
-    assert len(v["searched"]) == 1 and v["searched"][0]["n_runs"] == 3
+    assert [len(e.dominated_by) for e in v.table] == [0]
+    assert len(v.searched) == 1 and v.searched[0]["n_runs"] == 3
 
 
 # --- replicates in a real study -----------------------------------------------------------------
@@ -181,9 +182,9 @@ def test_replicates_are_never_new_architectures_nor_sampler_proposals(tmp_path):
         assert set(_runs_by_plan(study)[plan]) >= {0, 1}
     # the report: one point per architecture, every run in trials.csv with its role
     data = report_data(tmp_path / "r")
-    assert len(data["rows"]) == 3 and len(data["runs"]) == len(trials)
-    assert all(len(r["seeds"]) == r["n_runs"] for r in data["front"])
-    assert any(r["n_runs"] > 1 for r in data["rows"])
+    assert len(data.rows) == 3 and len(data.runs) == len(trials)
+    assert all(len(r["seeds"]) == r["n_runs"] for r in data.front)
+    assert any(r["n_runs"] > 1 for r in data.rows)
     assert "replicate run(s)" in noise_line(data) and "seed SD" in noise_line(data)
     write_report(tmp_path / "r")
     table = pd.read_csv(tmp_path / "r" / "report" / "trials.csv")

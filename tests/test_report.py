@@ -10,6 +10,7 @@ the page's size and load time. Pages are opened in headless Chromium (Debian's `
 import json
 import math
 import random
+import re
 import time
 
 import numpy as np
@@ -22,8 +23,9 @@ from PIL import Image
 
 from nas.config import StudyConfig, save_study_config
 from nas.optuna_backend import run_study
-from nas.report import REPORT_DIR, report_data, terminal_summary, write_report
-from nas.results import front_rows
+from nas.report import report_data, terminal_summary, write_report
+from nas.report.results import Reference, front_rows
+from nas.schema import REPORT_DIR
 from nas.storage import open_storage, open_study
 from softshare import build_model, parse_plan, shared_groups
 from softshare.analysis import coefficient_matrices
@@ -139,26 +141,26 @@ def smoke_folder(tmp_path_factory):
 
 def test_front_knee_and_hypervolume_match_the_hand_computed_ones(hand_folder):
     data = report_data(hand_folder)
-    assert [r["trial"] for r in data["front"]] == [0, 1, 3]
-    assert data["knee"]["trial"] == 1
-    assert data["reference"] == {"accuracy": 0.0, "params": 100_000_000}
-    assert [s["trial"] for s in data["hypervolume"]] == list(range(10))
-    assert [s["value"] for s in data["hypervolume"]] == pytest.approx(HAND_HV)
+    assert [r["trial"] for r in data.front] == [0, 1, 3]
+    assert data.knee["trial"] == 1
+    assert data.reference == Reference(accuracy=0.0, params=100_000_000)
+    assert [s.trial for s in data.hypervolume] == list(range(10))
+    assert [s.value for s in data.hypervolume] == pytest.approx(HAND_HV)
     # training seconds add up; the duplicate re-used trial 1's result and spent nothing
-    assert [s["seconds"] for s in data["hypervolume"]][-1] == pytest.approx(105.0)
-    rows = {r["trial"]: r for r in data["rows"]}
+    assert [s.seconds for s in data.hypervolume][-1] == pytest.approx(105.0)
+    rows = {r["trial"]: r for r in data.rows}
     assert (
         rows[4]["accuracy"] == 0.5 and rows[5]["accuracy"] is None and rows[7]["accuracy"] == 0.8
     )
-    assert data["running"]
+    assert data.running
 
 
 def test_similarity_heatmap_data_is_the_hand_computed_abs_cosine(hand_folder):
-    banks = report_data(hand_folder)["similarity"][1]
+    banks = report_data(hand_folder).similarity[1]
     assert [len(b["layers"]) for b in banks] == [4, 4, 4]
     assert banks[0]["layers"][0].startswith("stage1") and banks[0]["templates"] == 3
     np.testing.assert_allclose(banks[0]["similarity"], HAND_SIMILARITY, atol=1e-6)
-    assert report_data(hand_folder)["similarity"][0] is None  # no coefficients.json recorded
+    assert report_data(hand_folder).similarity[0] is None  # no coefficients.json recorded
 
 
 def test_report_files_and_csv_columns(hand_folder):
@@ -212,7 +214,7 @@ def test_report_files_and_csv_columns(hand_folder):
 def test_terminal_summary_has_the_front_and_the_page(hand_folder):
     text = terminal_summary(report_data(hand_folder), hand_folder / REPORT_DIR / "index.html")
     assert "<- knee" in text and "SWRN-22-1-3" in text and "--pick trial:1" in text
-    # the page's path, then (last) the one-sentence answer to "does sharing pay?" (nas.verdict)
+    # the page's path, then (last) the one-sentence answer to "does sharing pay?" (nas.report.verdict)
     assert text.splitlines()[-2] == f"report: {hand_folder / REPORT_DIR / 'index.html'}"
     assert text.splitlines()[-1].startswith(
         "Sharing cannot be judged here: there are no baselines"
@@ -246,16 +248,36 @@ def test_a_study_without_a_completed_trial_is_refused_and_the_old_report_kept(tm
     assert (tmp_path / REPORT_DIR / "index.html").read_text() == "old"
 
 
+def test_study_text_is_escaped_on_the_page(tmp_path):
+    """Plan names, reasons, notes and the folder are the study's text: the page shows them, it
+    never reads them as markup (the template escapes them)."""
+    folder = tmp_path / "a&<b>" / "esc"
+    name, reason = "<i>odd</i> & plan", "<script>alert(1)</script>"
+    C, F = TrialState.COMPLETE, TrialState.FAIL
+    trials = [
+        _trial(C, _attrs("WRN-10-1", 10_000, "complete", [0.6], 1.0, plan_name=name), [0.6, 1e4]),
+        _trial(C, _attrs(SWRN, 100_000, "complete", [0.7], 1.0, baseline=True), [0.7, 1e5]),
+        _trial(F, _attrs("WRN-16-1", 10_000, "failed", reason=reason, baseline=True), None),
+    ]
+    _made_study(folder, "esc", trials)
+    page = write_report(folder).read_text()
+    html_only = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)  # plotly's JSON aside
+    assert "<i>" not in html_only and "<script>alert" not in html_only and "a&<b>" not in page
+    assert "&lt;i&gt;odd&lt;/i&gt; &amp; plan" in html_only  # the front's table and a card
+    assert html_only.count("a&amp;&lt;b&gt;") >= 3  # settings, retrain command, footer
+    assert "failed: not compared" in html_only  # the baseline's note, escaped text
+
+
 @pytest.mark.slow
 def test_report_of_a_trained_study(smoke_folder):
     data = report_data(smoke_folder)
-    n = len(data["rows"])  # 3 trained trials, plus any duplicate proposals (they take no slot)
-    assert sum(r["status"] != "duplicate" for r in data["rows"]) == 3 and not data["running"]
-    assert [r["trial"] for r in data["front"]] == [r["trial"] for r in front_rows(data["rows"])]
+    n = len(data.rows)  # 3 trained trials, plus any duplicate proposals (they take no slot)
+    assert sum(r["status"] != "duplicate" for r in data.rows) == 3 and not data.running
+    assert [r["trial"] for r in data.front] == [r["trial"] for r in front_rows(data.rows)]
     out = smoke_folder / REPORT_DIR
     assert all((out / name).stat().st_size > 0 for name in FILES)
     assert len(pd.read_csv(out / "trials.csv")) == n
-    assert list(pd.read_csv(out / "pareto.csv")["trial"]) == [r["trial"] for r in data["front"]]
+    assert list(pd.read_csv(out / "pareto.csv")["trial"]) == [r["trial"] for r in data.front]
 
 
 # --- the page in a real browser ----------------------------------------------------------------
@@ -284,7 +306,7 @@ def test_page_of_hand_made_study_renders_every_trial(browser, hand_folder, tmp_p
 
 @pytest.mark.browser
 def test_page_of_trained_study_has_no_script_errors(browser, smoke_folder, tmp_path):
-    n = len(report_data(smoke_folder)["rows"])
+    n = len(report_data(smoke_folder).rows)
     counts, errors, _ = open_page(browser, smoke_folder / REPORT_DIR / "index.html")
     assert errors == []
     assert counts["data"] == n and counts["drawn"] == n + 1
@@ -358,9 +380,9 @@ def test_page_of_a_thousand_trials_stays_usable(browser, tmp_path):
 
 def test_a_study_without_baselines_says_so_and_draws_no_comparison(hand_folder):
     data = report_data(hand_folder)
-    assert data["verdict"]["counts"]["baselines"] == 0
+    assert data.verdict.counts["baselines"] == 0
     assert not any(
-        r["tied_with_next"] for r in data["rows"]
+        r["tied_with_next"] for r in data.rows
     )  # no validation-set size: every difference counts
     page = (hand_folder / REPORT_DIR / "index.html").read_text()
     section = page[page.index('<section id="sharing-section">') :]

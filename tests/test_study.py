@@ -98,9 +98,9 @@ def test_an_interrupted_baseline_runs_again_as_a_baseline_on_resume(tmp_path, mo
     as a baseline (its slot used to be refilled with a searched plan, and the verdict showed the
     baseline failed for good)."""
     import nas.optuna_backend as backend
-    from nas.results import trial_rows
+    from nas.report.results import trial_rows
+    from nas.report.verdict import dominance_table
     from nas.schema import TRAINED
-    from nas.verdict import dominance_table
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -119,8 +119,8 @@ def test_an_interrupted_baseline_runs_again_as_a_baseline_on_resume(tmp_path, mo
     assert names == set(study.user_attrs["baselines"]) and first.user_attrs["plan_name"] in names
     assert len(trained) == 3 and sum(not t.user_attrs["baseline"] for t in trained) == 1
     table = dominance_table(trial_rows(study))  # what the verdict says of each baseline
-    assert sorted(e["baseline"]["plan_name"] for e in table) == sorted(names)
-    assert all(e["baseline"]["status"] in TRAINED for e in table), table
+    assert sorted(e.baseline["plan_name"] for e in table) == sorted(names)
+    assert all(e.baseline["status"] in TRAINED for e in table), table
 
 
 @pytest.mark.slow

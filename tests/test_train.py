@@ -433,7 +433,7 @@ def test_compile_trains_each_architecture_compiled_past_torchs_recompile_limit(m
     import io
 
     from nas.config import StudyConfig
-    from nas.progress import StudyReporter
+    from nas.report.progress import StudyReporter
 
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model, **kw: real_compile(model, backend="eager"))

@@ -1,4 +1,4 @@
-"""nas.verdict ("does sharing pay?") on hand-made studies whose answers were worked out by hand.
+"""nas.report.verdict ("does sharing pay?") on hand-made studies whose answers were worked out by hand.
 
 Every accuracy is measured on N = 2,500 validation images, so the binomial standard errors are
 round: sqrt(p (1 - p) / N) = 1.0 point at 50%, 0.8 at 80% and 20%, 0.6 at 90%.
@@ -25,6 +25,7 @@ Front of all trials: 7, 2, 5, 6 (1 ties 5 in params and loses); 7 (0.68) and 2 (
 2.0 points < 2 * hypot(0.933, 0.917) = 2.616: tied; the other neighbours are far apart.
 """
 
+import html
 import math
 
 import numpy as np
@@ -32,9 +33,9 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.noise import binomial_se
-from nas.report import REPORT_DIR, report_data, terminal_summary, write_report
-from nas.verdict import (
-    HV_REFERENCE_FACTOR,
+from nas.report import report_data, terminal_summary, write_report
+from nas.report.results import HV_REFERENCE_FACTOR
+from nas.report.verdict import (
     REQUIRED_KEYS,
     accuracy_text,
     baseline_rows,
@@ -45,6 +46,7 @@ from nas.verdict import (
     uniform_vs_plain,
     verdict,
 )
+from nas.schema import REPORT_DIR
 from tests.browser import open_page
 from tests.test_report import _attrs, _made_study, _trial
 
@@ -79,7 +81,7 @@ def _row(
     n: int | None = N,
     **extra,
 ) -> dict:
-    """A row as nas.results.trial_rows makes it (the keys nas.verdict reads, and a few more)."""
+    """A row as nas.report.results.trial_rows makes it (the keys nas.report.verdict reads, and a few more)."""
     done = state == "complete"
     row = {
         "trial": trial,
@@ -121,9 +123,9 @@ def _rows(trials: dict = STUDY) -> list[dict]:
 def _by_trial(table: list[dict]) -> list[tuple]:
     return [
         (
-            e["baseline"]["trial"],
-            None if e["dominated_by"] is None else [s["trial"] for s in e["dominated_by"]],
-            e["note"],
+            e.baseline["trial"],
+            None if e.dominated_by is None else [s["trial"] for s in e.dominated_by],
+            e.note,
         )
         for e in table
     ]
@@ -198,12 +200,12 @@ def test_ties_between_front_neighbours():
 
 def test_the_verdict_numbers_and_sentence():
     v = verdict(_rows())
-    assert [r["trial"] for r in v["searched_front"]] == [7, 5, 6]
-    assert [r["trial"] for r in v["baseline_front"]] == [2, 1]
-    assert v["reference_params"] == HV_REFERENCE_FACTOR * 10**7 == 10**8
-    assert v["searched_hypervolume"] == pytest.approx(3.95)
-    assert v["baseline_hypervolume"] == pytest.approx(3.10)
-    assert v["counts"] == {
+    assert [r["trial"] for r in v.searched_front] == [7, 5, 6]
+    assert [r["trial"] for r in v.baseline_front] == [2, 1]
+    assert v.reference_params == HV_REFERENCE_FACTOR * 10**7 == 10**8
+    assert v.searched_hypervolume == pytest.approx(3.95)
+    assert v.baseline_hypervolume == pytest.approx(3.10)
+    assert v.counts == {
         "baselines": 4,
         "compared": 3,
         "not_compared": 1,
@@ -211,7 +213,7 @@ def test_the_verdict_numbers_and_sentence():
         "searched": 4,
         "at_epoch": 0,
     }
-    assert v["sentence"] == SENTENCE
+    assert v.sentence == SENTENCE
 
 
 def test_a_sentence_against_us_is_as_plain():
@@ -221,8 +223,8 @@ def test_a_sentence_against_us_is_as_plain():
     v = verdict(_rows(trials))
     # one comparison the verdict makes (the uniform SWRN against the larger plain WRN); the
     # baselines' binomial SEs are 0.8 to 1.0 points
-    assert v["comparisons"] == 1
-    assert v["sentence"] == (
+    assert v.comparisons == 1
+    assert v.sentence == (
         "Sharing did not pay here: no searched plan beat any of the 3 baselines beyond the noise "
         "(one-sided z-tests, Holm-corrected over 1 comparison at 2.5%; a baseline's SE about "
         "0.8 to 1.0 points) at equal or fewer parameters; searched-front hypervolume 0.950 vs "
@@ -232,13 +234,13 @@ def test_a_sentence_against_us_is_as_plain():
 
 def test_sentences_when_there_is_nothing_to_compare():
     no_baselines = verdict([_row(0, "16-1:2x2/2/2", 10**5, 0.8)])
-    assert no_baselines["sentence"] == (
+    assert no_baselines.sentence == (
         "Sharing cannot be judged here: there are no baselines in this study "
         "(--baselines none), so there is nothing to compare against."
     )
-    assert no_baselines["table"] == [] and no_baselines["baseline_hypervolume"] == 0.0
+    assert no_baselines.table == [] and no_baselines.baseline_hypervolume == 0.0
     stopped = verdict([_row(0, "WRN-16-1", 10**6, None, "pruned", True), _row(1, "x", 10**5, 0.8)])
-    assert stopped["sentence"] == (
+    assert stopped.sentence == (
         "Sharing cannot be judged yet: none of the 1 baseline(s) was trained in full "
         "(WRN-16-1: stopped early at epoch 3: not compared), and a fully trained plan is "
         "not compared with one that was not."
@@ -249,7 +251,7 @@ def test_sentences_when_there_is_nothing_to_compare():
             _row(1, "WRN-10-1", 10**4, 0.4, baseline=True),
         ]
     )
-    assert unsearched["sentence"] == (
+    assert unsearched.sentence == (
         "Sharing cannot be judged yet: no searched plan has finished training, so "
         "there is nothing to set against the 2 baselines."
     )
@@ -257,7 +259,7 @@ def test_sentences_when_there_is_nothing_to_compare():
 
 def test_one_baseline_reads_as_the_only_baseline():
     v = verdict([_row(0, "WRN-16-1", 10**6, 0.5, baseline=True), _row(1, "x", 10**6, 0.6)])
-    assert v["sentence"].startswith(
+    assert v.sentence.startswith(
         "Sharing paid: searched plans beat the only baseline beyond the noise at no "
         "more parameters (best: trial 1, 60.0% ± 1.0 vs WRN-16-1's 50.0% ± 1.0 with "
         "as many parameters); "
@@ -346,22 +348,22 @@ JOURNAL_SENTENCE = (
 
 def test_the_report_data_of_a_real_study(study_folder):
     data = report_data(study_folder)
-    v = data["verdict"]
-    assert _by_trial(v["table"]) == [
+    v = data.verdict
+    assert _by_trial(v.table) == [
         (2, [], ""),
         (1, [], ""),
         (0, [5, 7, 4], ""),
         (3, [9], STOPPED_NOTE),
     ]
-    assert v["reference_params"] == data["reference"]["params"] == 10**8
-    assert v["sentence"] == JOURNAL_SENTENCE
-    assert [(r["trial"], r["tied_with_next"]) for r in data["front"]] == [
+    assert v.reference_params == data.reference.params == 10**8
+    assert v.sentence == JOURNAL_SENTENCE
+    assert [(r["trial"], r["tied_with_next"]) for r in data.front] == [
         (7, True),
         (2, False),
         (5, False),
         (6, False),
     ]
-    rows = {r["trial"]: r for r in data["rows"]}
+    rows = {r["trial"]: r for r in data.rows}
     assert rows[0]["val_se"] == pytest.approx(0.01) and rows[1]["val_se"] == pytest.approx(0.008)
     assert [t for t, r in rows.items() if r["baseline"]] == [0, 1, 2, 3]
 
@@ -389,7 +391,7 @@ def test_the_page_has_the_section_table_badges_and_ties(study_folder):
     section = section[: section.index("</section>")]
     assert (
         "<h2>Does sharing pay?</h2>" in section
-        and JOURNAL_SENTENCE.replace("'", "&#x27;") in section
+        and JOURNAL_SENTENCE in html.unescape(section)  # any escaping of its apostrophes
     )
     assert (
         'id="sharing"' in section and section.count("<tr>") == 1 + 4
@@ -483,16 +485,16 @@ def test_a_baseline_stopped_early_is_compared_at_the_epoch_it_was_stopped():
         row(4, "22-1:4x1/4/4", 150_000, [0.2], "pruned"),
     ]
     (entry,) = dominance_table(rows)
-    assert entry["at_epoch"] == 2 and entry["baseline"]["val_acc"] == 0.40
-    assert [(s["trial"], s["val_acc"]) for s in entry["dominated_by"]] == [(1, 0.45)]
-    assert "compared at epoch 2 with the 3 searched plan(s)" in entry["note"]
+    assert entry.at_epoch == 2 and entry.baseline["val_acc"] == 0.40
+    assert [(s["trial"], s["val_acc"]) for s in entry.dominated_by] == [(1, 0.45)]
+    assert "compared at epoch 2 with the 3 searched plan(s)" in entry.note
     v = verdict(rows)
-    assert v["counts"]["at_epoch"] == 1 and v["counts"]["beaten"] == 1
+    assert v.counts["at_epoch"] == 1 and v.counts["beaten"] == 1
     # no fully trained baseline: the answer says so first; the epoch-2 evidence comes after, as such
-    assert v["sentence"].startswith(
+    assert v.sentence.startswith(
         "Sharing cannot be judged yet: none of the 1 baseline(s) was trained in full"
     )
-    assert v["sentence"].endswith(
+    assert v.sentence.endswith(
         "searched plans beat 1 of 1 stopped baseline(s) beyond the noise (best: trial 1, "
         "45.0% ± 1.0 vs WRN-22-1's 40.0% ± 1.0 at epoch 2 with 53% fewer parameters)."
     )

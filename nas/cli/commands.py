@@ -149,7 +149,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     import optuna
 
     from nas.optuna_backend import run_study
-    from nas.progress import StudyReporter
+    from nas.report.progress import StudyReporter
     from nas.schema import counts_text
     from nas.storage import shown_url
     from nas.study import study_counts

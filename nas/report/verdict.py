@@ -20,20 +20,33 @@ as the rule itself compared them (every trial shares the recipe, so epoch e mean
 schedule point). A baseline with no curve to compare (failed, over budget, running) is listed as
 not compared.
 
-Everything here is pure: it reads rows as :func:`nas.results.trial_rows` makes them.
+Everything here is pure: it reads rows as :func:`nas.report.results.trial_rows` makes them,
+and answers with frozen dataclasses (:class:`Verdict`, :class:`Dominance`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from .noise import CLAIM_Z, FAMILY_ALPHA, binomial_se, holm, one_sided_p
-from .replicates import plan_rows
-from .results import completed_rows, front_rows, hypervolume
+from ..noise import CLAIM_Z, FAMILY_ALPHA, binomial_se, holm, one_sided_p
+from ..replicates import plan_rows
+from .results import (
+    PlanRow,
+    Row,
+    TrialRow,
+    completed_rows,
+    front_rows,
+    hv_reference,
+    hypervolume,
+)
 
 __all__ = [
-    "HV_REFERENCE_FACTOR",
+    "Dominance",
     "REQUIRED_KEYS",
+    "Verdict",
     "accuracy_text",
     "baseline_rows",
     "claims",
@@ -46,7 +59,6 @@ __all__ = [
     "verdict",
 ]
 
-HV_REFERENCE_FACTOR = 10  # hypervolume reference parameters: 10x the largest model of the study
 REQUIRED_KEYS = (
     "trial",
     "state",
@@ -66,11 +78,11 @@ REQUIRED_KEYS = (
 # --- argument checks and small helpers --------------------------------------------------------
 
 
-def _checked_rows(rows: list[dict], name: str = "rows") -> list[dict]:
+def _checked_rows(rows: Iterable[Row], name: str = "rows") -> list[Row]:
     """``rows`` as a list, or ValueError naming the first row that lacks one of REQUIRED_KEYS."""
     if isinstance(rows, (str, dict)) or not hasattr(rows, "__iter__"):
         raise ValueError(
-            f"{name} must be a list of trial rows (nas.results.trial_rows), but got {rows!r:.80}."
+            f"{name} must be a list of trial rows (nas.report.results.trial_rows), but got {rows!r:.80}."
         )
     rows = list(rows)
     for i, r in enumerate(rows):
@@ -83,7 +95,7 @@ def _checked_rows(rows: list[dict], name: str = "rows") -> list[dict]:
     return rows
 
 
-def _se(r: dict) -> float:
+def _se(r: PlanRow) -> float:
     """A row's standard error: a plan's (:func:`nas.replicates.plan_rows`: from its seeds and
     the validation set), else the binomial one of its accuracy; 0.0 when neither is known."""
     if r.get("n_runs") and not r.get("at_epoch"):
@@ -91,7 +103,7 @@ def _se(r: dict) -> float:
     return binomial_se(r["val_acc"], r["val_images"])
 
 
-def _z(better: dict, worse: dict) -> float:
+def _z(better: PlanRow, worse: PlanRow) -> float:
     """How many standard errors of the difference ``better`` is ahead of ``worse`` (inf when
     neither has a noise estimate and it is ahead at all)."""
     diff, se = better["val_acc"] - worse["val_acc"], math.hypot(_se(better), _se(worse))
@@ -100,12 +112,12 @@ def _z(better: dict, worse: dict) -> float:
     return diff / se
 
 
-def _apart(a: dict, b: dict, z: float = CLAIM_Z) -> bool:
+def _apart(a: PlanRow, b: PlanRow, z: float = CLAIM_Z) -> bool:
     """The two rows' accuracies differ by more than ``z`` standard errors of the difference."""
     return abs(_z(a, b)) > z
 
 
-def _name(r: dict) -> str:
+def _name(r: TrialRow) -> str:
     return r["plan_name"] or r["plan"] or f"trial {r['trial']}"
 
 
@@ -134,77 +146,102 @@ def fewer_text(small: int, big: int) -> str:
 # --- the comparison ---------------------------------------------------------------------------
 
 
-def searched_rows(rows: list[dict]) -> list[dict]:
+def searched_rows(rows: Iterable[TrialRow]) -> list[PlanRow]:
     """Completed, non-duplicate plans proposed by the search (not baselines), one per
     architecture (its runs merged), in trial order."""
     return [r for r in completed_rows(plan_rows(_checked_rows(rows))) if not r["baseline"]]
 
 
-def baseline_rows(rows: list[dict]) -> list[dict]:
+def baseline_rows(rows: Iterable[TrialRow]) -> list[PlanRow]:
     """Completed, non-duplicate baselines, one per architecture (its seeds merged), in trial order."""
     return [r for r in completed_rows(plan_rows(_checked_rows(rows))) if r["baseline"]]
 
 
-def _key(better: dict, worse: dict) -> tuple:
+Key = tuple[int, int, "int | None"]  # (better trial, worse trial, the worse one's at_epoch)
+
+
+def _key(better: PlanRow, worse: PlanRow) -> Key:
     return better["trial"], worse["trial"], worse.get("at_epoch")
 
 
-def _candidates(baseline: dict, searched: list[dict]) -> list[dict]:
+def _candidates(baseline: PlanRow, searched: list[PlanRow]) -> list[PlanRow]:
     return [s for s in searched if s["params"] <= baseline["params"]]
 
 
-def comparisons(rows: list[dict]) -> list[dict]:
+@dataclass(frozen=True)
+class Comparison:
+    """A one-sided z-test that ``better`` beats ``worse``: ``z`` standard errors ahead, p-value ``p``."""
+
+    better: PlanRow
+    worse: PlanRow
+    z: float
+    p: float
+
+
+@dataclass(frozen=True)
+class Dominance:
+    """A baseline and the searched plans that dominate it, most accurate first; ``dominated_by``
+    None when it is not compared (``note`` says why); ``at_epoch`` the epoch of a stopped
+    baseline's comparison, its rows (baseline and searched) as they stood then."""
+
+    baseline: PlanRow
+    dominated_by: list[PlanRow] | None
+    note: str = ""
+    at_epoch: int | None = None
+
+
+def comparisons(rows: Iterable[TrialRow]) -> list[Comparison]:
     """Every comparison the verdict makes, each a one-sided test that ``better`` beats
-    ``worse``: {better, worse, z, p}. Each fully trained baseline against each searched plan
+    ``worse`` (:class:`Comparison`). Each fully trained baseline against each searched plan
     with no more parameters; each baseline the rule stopped, at its epoch, against each searched
     plan that reached it; each uniform SWRN against each plain WRN with more parameters."""
-    rows = plan_rows(_checked_rows(rows))
-    searched, baselines = searched_rows(rows), baseline_rows(rows)
+    plans = plan_rows(_checked_rows(rows))
+    searched, baselines = searched_rows(plans), baseline_rows(plans)
     pairs = [(s, b) for b in baselines for s in _candidates(b, searched)]
-    stopped = [r for r in rows if r["baseline"] and r["state"] == "pruned"]
+    stopped = [r for r in plans if r["baseline"] and r["state"] == "pruned"]
     for b in stopped:
         epoch = len(b.get("curve") or [])
         view = _at_epoch(b, epoch) if epoch else None
         if view is not None:
-            pairs += [(s, view) for s in _candidates(view, _reached(rows, epoch))]
+            pairs += [(s, view) for s in _candidates(view, _reached(plans, epoch))]
     return _tests(pairs + _uniform_pairs(baselines))
 
 
-def _uniform_pairs(baselines: list[dict]) -> list[tuple[dict, dict]]:
+def _uniform_pairs(baselines: list[PlanRow]) -> list[tuple[PlanRow, PlanRow]]:
     """(uniform SWRN, plain WRN with more parameters): each a claim that sharing beats it."""
     plain = [b for b in baselines if not b["shared"]]
     uniform = [b for b in baselines if b["shared"]]
     return [(u, p) for p in plain for u in uniform if u["params"] < p["params"]]
 
 
-def _tests(pairs: list[tuple[dict, dict]]) -> list[dict]:
-    """One one-sided z-test per (better, worse) pair: {better, worse, z, p}."""
+def _tests(pairs: list[tuple[PlanRow, PlanRow]]) -> list[Comparison]:
+    """One one-sided z-test per (better, worse) pair."""
     out = []
     for better, worse in pairs:
         z = _z(better, worse)
-        out.append({"better": better, "worse": worse, "z": z, "p": one_sided_p(z)})
+        out.append(Comparison(better, worse, z, one_sided_p(z)))
     return out
 
 
-def _kept(family: list[dict], alpha: float = FAMILY_ALPHA) -> set[tuple]:
+def _kept(family: list[Comparison], alpha: float = FAMILY_ALPHA) -> set[Key]:
     """The claims of ``family`` that stand under Holm's correction over all of them."""
-    kept = holm([c["p"] for c in family], alpha)
-    return {_key(c["better"], c["worse"]) for c, keep in zip(family, kept) if keep}
+    kept = holm([c.p for c in family], alpha)
+    return {_key(c.better, c.worse) for c, keep in zip(family, kept) if keep}
 
 
-def claims(rows: list[dict], alpha: float = FAMILY_ALPHA) -> set[tuple]:
+def claims(rows: Iterable[TrialRow], alpha: float = FAMILY_ALPHA) -> set[Key]:
     """The comparisons of :func:`comparisons` whose claim stands under Holm's correction over all
     of them, as (better trial, worse trial, the worse one's at_epoch or None)."""
     return _kept(comparisons(rows), alpha)
 
 
-def _dominators(baseline: dict, searched: list[dict], claimed: set[tuple]) -> list[dict]:
+def _dominators(baseline: PlanRow, searched: list[PlanRow], claimed: set[Key]) -> list[PlanRow]:
     """Searched rows with no more parameters than ``baseline`` whose claim to beat it stands."""
     better = [s for s in _candidates(baseline, searched) if _key(s, baseline) in claimed]
     return sorted(better, key=lambda s: (-s["val_acc"], s["params"], s["trial"]))
 
 
-def _reached(rows: list[dict], epoch: int) -> list[dict]:
+def _reached(rows: list[PlanRow], epoch: int) -> list[PlanRow]:
     """Searched trials (their first run) as they stood after ``epoch``."""
     return [
         v
@@ -217,33 +254,35 @@ def _reached(rows: list[dict], epoch: int) -> list[dict]:
     ]
 
 
-def _at_epoch(r: dict, epoch: int) -> dict | None:
+def _at_epoch(r: PlanRow, epoch: int) -> PlanRow | None:
     """A copy of row ``r`` as it stood after ``epoch`` (its accuracy then, and that accuracy's
     standard error), or None when its curve does not reach that far."""
     curve = r.get("curve") or []
     if len(curve) < epoch or curve[epoch - 1] is None:
         return None
     acc = float(curve[epoch - 1])
-    return r | {"val_acc": acc, "val_se": binomial_se(acc, r["val_images"]), "at_epoch": epoch}
+    view: PlanRow = {**r, "val_acc": acc, "val_se": binomial_se(acc, r["val_images"])}
+    view["at_epoch"] = epoch
+    return view
 
 
-def _stopped_entry(b: dict, rows: list[dict], claimed: set[tuple]) -> dict | None:
+def _stopped_entry(b: PlanRow, rows: list[PlanRow], claimed: set[Key]) -> Dominance | None:
     """The table entry of baseline ``b`` stopped early: compared at the epoch it was stopped at."""
     epoch = len(b.get("curve") or [])
     view = _at_epoch(b, epoch) if b["state"] == "pruned" and epoch else None
     if view is None:
         return None
     searched = _reached(rows, epoch)
-    return {
-        "baseline": view,
-        "dominated_by": _dominators(view, searched, claimed),
-        "at_epoch": epoch,
-        "note": f"stopped by the rule at epoch {epoch}: compared at epoch {epoch} with the {len(searched)} "
+    return Dominance(
+        baseline=view,
+        dominated_by=_dominators(view, searched, claimed),
+        at_epoch=epoch,
+        note=f"stopped by the rule at epoch {epoch}: compared at epoch {epoch} with the {len(searched)} "
         f"searched plan(s) that reached it",
-    }
+    )
 
 
-def _not_compared_note(r: dict) -> str:
+def _not_compared_note(r: PlanRow) -> str:
     if r["status"] == "over-budget":
         return "over the parameter budget, not trained: not compared"
     if r["state"] == "pruned":
@@ -254,7 +293,7 @@ def _not_compared_note(r: dict) -> str:
     return f"{r['status'] or r['state']}: not compared"
 
 
-def _tried_again(r: dict, rows: list[dict]) -> bool:
+def _tried_again(r: PlanRow, rows: list[PlanRow]) -> bool:
     """A failed baseline queued again (nas.baselines.requeue_failed_baselines): its later try
     stands for it."""
     return r["status"] == "failed" and any(
@@ -262,59 +301,46 @@ def _tried_again(r: dict, rows: list[dict]) -> bool:
     )
 
 
-def dominance_table(rows: list[dict], claimed: set[tuple] | None = None) -> list[dict]:
-    """For each baseline, the searched plans that dominate it.
+def dominance_table(rows: Iterable[TrialRow], claimed: set[Key] | None = None) -> list[Dominance]:
+    """For each baseline, the searched plans that dominate it (:class:`Dominance`).
 
-    One entry per completed baseline, fewest parameters first: ``{"baseline": row, "dominated_by":
-    [searched rows, most accurate first], "note": "", "at_epoch": None}`` (an empty list: no
-    searched plan beats it). Then one per baseline stopped early, compared at that epoch: the same
-    keys, with ``at_epoch`` the epoch and the rows (baseline and searched) copies whose
-    ``val_acc``/``val_se`` are those after that epoch, and a ``note`` saying so. Then one per
-    baseline with nothing to compare (over budget, failed, running, or stopped with no curve), with
-    ``"dominated_by": None`` and a ``"note"`` saying why. ``claimed``: :func:`claims` of
+    One entry per completed baseline, fewest parameters first, ``dominated_by`` the searched rows
+    that beat it, most accurate first (an empty list: none does). Then one per baseline stopped
+    early, compared at that epoch: ``at_epoch`` the epoch and the rows (baseline and searched)
+    copies whose ``val_acc``/``val_se`` are those after that epoch, and a ``note`` saying so. Then
+    one per baseline with nothing to compare (over budget, failed, running, or stopped with no
+    curve), ``dominated_by`` None and a ``note`` saying why. ``claimed``: :func:`claims` of
     ``rows``, when the caller has it already.
     """
-    rows = plan_rows(_checked_rows(rows))
-    claimed = claims(rows) if claimed is None else claimed
-    searched = searched_rows(rows)
+    plans = plan_rows(_checked_rows(rows))
+    claimed = claims(plans) if claimed is None else claimed
+    searched = searched_rows(plans)
     order = lambda r: (r["params"] or 0, r["trial"])  # noqa: E731 - the table's sort key
-    done = sorted(baseline_rows(rows), key=order)
+    done = sorted(baseline_rows(plans), key=order)
     done_plans = {r["plan"] for r in done}
     rest = sorted(
         (
             r
-            for r in rows
+            for r in plans
             if r["baseline"]
             and r["plan"] not in done_plans
             and r["status"] != "duplicate"
             and r.get("replicate_of") is None
-            and not _tried_again(r, rows)
+            and not _tried_again(r, plans)
         ),
         key=order,
     )
     stopped = {
-        b["trial"]: entry for b in rest if (entry := _stopped_entry(b, rows, claimed)) is not None
+        b["trial"]: entry for b in rest if (entry := _stopped_entry(b, plans, claimed)) is not None
     }
     return (
-        [
-            {
-                "baseline": b,
-                "dominated_by": _dominators(b, searched, claimed),
-                "note": "",
-                "at_epoch": None,
-            }
-            for b in done
-        ]
+        [Dominance(b, _dominators(b, searched, claimed)) for b in done]
         + [stopped[b["trial"]] for b in rest if b["trial"] in stopped]
-        + [
-            {"baseline": b, "dominated_by": None, "note": _not_compared_note(b), "at_epoch": None}
-            for b in rest
-            if b["trial"] not in stopped
-        ]
+        + [Dominance(b, None, _not_compared_note(b)) for b in rest if b["trial"] not in stopped]
     )
 
 
-def ties(front: list[dict]) -> list[bool]:
+def ties(front: Sequence[PlanRow]) -> list[bool]:
     """Per front member (fewest parameters first): True when it is *tied with the next* member, i.e.
     their accuracies differ by no more than CLAIM_Z standard errors of the difference. The last
     member is never tied with a next one. ValueError unless every member has an accuracy and
@@ -337,54 +363,75 @@ def ties(front: list[dict]) -> list[bool]:
 # --- the verdict ------------------------------------------------------------------------------
 
 
-def _counts(rows: list[dict], table: list[dict], searched: list[dict]) -> dict:
-    compared = [e for e in table if e["dominated_by"] is not None]
+@dataclass(frozen=True)
+class Verdict:
+    """Does sharing pay in this study? The numbers, and one sentence that answers from them.
+
+    ``searched`` and ``baselines``: completed plan rows of each kind; ``searched_front`` and
+    ``baseline_front``: the Pareto front of each kind, fewest parameters first;
+    ``reference_params``: the hypervolume reference's parameters (nas.report.results.hv_reference),
+    None when no row has a parameter count; ``searched_hypervolume`` and ``baseline_hypervolume``:
+    in (accuracy, log10 params) up to that reference, the same for both; ``table``:
+    :func:`dominance_table`; ``counts``: baselines, compared, not_compared, beaten, searched,
+    at_epoch; ``comparisons``: how many the Holm correction covers; ``sentence``: the answer;
+    ``uniform_vs_plain``: :func:`uniform_vs_plain`.
+    """
+
+    searched: list[PlanRow]
+    baselines: list[PlanRow]
+    searched_front: list[PlanRow]
+    baseline_front: list[PlanRow]
+    reference_params: int | None
+    searched_hypervolume: float
+    baseline_hypervolume: float
+    table: list[Dominance]
+    counts: dict[str, int]
+    comparisons: int
+    sentence: str = ""
+    uniform_vs_plain: str = ""
+
+
+def _counts(table: list[Dominance], searched: list[PlanRow]) -> dict[str, int]:
+    compared = [e for e in table if e.dominated_by is not None]
     return {
         "baselines": len(table),
         "compared": len(compared),
         "not_compared": len(table) - len(compared),
-        "beaten": sum(bool(e["dominated_by"]) for e in compared),
+        "beaten": sum(bool(e.dominated_by) for e in compared),
         "searched": len(searched),
-        "at_epoch": sum(e["at_epoch"] is not None for e in compared),
+        "at_epoch": sum(e.at_epoch is not None for e in compared),
     }
 
 
-def verdict(rows: list[dict]) -> dict:
-    """Does sharing pay in this study? The numbers, and one sentence that answers from them.
-
-    Keys: ``searched`` and ``baselines`` (completed rows of each kind), ``searched_front`` and
-    ``baseline_front`` (the Pareto front of each kind, fewest parameters first),
-    ``reference_params`` (HV_REFERENCE_FACTOR x the largest parameter count of all rows, or None
-    when no row has one), ``searched_hypervolume`` and ``baseline_hypervolume`` (in (accuracy,
-    log10 params) up to (0, log10 reference_params), the same reference for both), ``table``
-    (:func:`dominance_table`), ``counts`` (baselines, compared, not_compared, beaten, searched)
-    and ``sentence``.
-    """
-    rows = plan_rows(_checked_rows(rows))
-    searched, baselines = searched_rows(rows), baseline_rows(rows)
-    sizes = [r["params"] for r in rows if r["params"]]
-    reference = HV_REFERENCE_FACTOR * max(sizes) if sizes else None
-    family = comparisons(rows)  # once: the table, the count and the baselines' sentence
+def verdict(rows: Iterable[TrialRow]) -> Verdict:
+    """Does sharing pay in this study? (:class:`Verdict`)"""
+    plans = plan_rows(_checked_rows(rows))
+    searched, baselines = searched_rows(plans), baseline_rows(plans)
+    ref = hv_reference(plans)
+    reference = ref.params if ref else None
+    family = comparisons(plans)  # once: the table, the count and the baselines' sentence
     claimed = _kept(family)
-    table = dominance_table(rows, claimed)
-    out = {
-        "searched": searched,
-        "baselines": baselines,
-        "searched_front": front_rows(searched),
-        "baseline_front": front_rows(baselines),
-        "reference_params": reference,
-        "searched_hypervolume": hypervolume(searched, reference) if reference else 0.0,
-        "baseline_hypervolume": hypervolume(baselines, reference) if reference else 0.0,
-        "table": table,
-        "counts": _counts(rows, table, searched),
-    }
-    out["comparisons"] = len(family)
-    out["sentence"] = _sentence(out)
-    out["uniform_vs_plain"] = uniform_vs_plain(baselines, claimed)
-    return out
+    table = dominance_table(plans, claimed)
+    numbers = Verdict(
+        searched=searched,
+        baselines=baselines,
+        searched_front=front_rows(searched),
+        baseline_front=front_rows(baselines),
+        reference_params=reference,
+        searched_hypervolume=hypervolume(searched, reference) if reference else 0.0,
+        baseline_hypervolume=hypervolume(baselines, reference) if reference else 0.0,
+        table=table,
+        counts=_counts(table, searched),
+        comparisons=len(family),
+    )
+    return dataclasses.replace(
+        numbers,
+        sentence=_sentence(numbers),
+        uniform_vs_plain=uniform_vs_plain(baselines, claimed),
+    )
 
 
-def uniform_vs_plain(baselines: list[dict], claimed: set[tuple] | None = None) -> str:
+def uniform_vs_plain(baselines: list[PlanRow], claimed: set[Key] | None = None) -> str:
     """Among fully trained baselines: does the paper's uniform sharing match a plain WRN with fewer
     parameters? The pair with the largest parameter saving where the SWRN is not worse beyond the
     noise, in one sentence; '' without both kinds. ``claimed``: the claims that stand
@@ -415,7 +462,7 @@ def uniform_vs_plain(baselines: list[dict], claimed: set[tuple] | None = None) -
 # --- the sentence -----------------------------------------------------------------------------
 
 
-def _baselines_text(c: dict, beaten: int | None = None) -> str:
+def _baselines_text(c: dict[str, int], beaten: int | None = None) -> str:
     """'the 4 baselines', 'any of the 4 baselines' (beaten 0), '2 of 4 baselines', 'the only baseline';
     with ' trained in full' when some baselines were not compared."""
     full = " trained in full" if c["not_compared"] else ""
@@ -427,22 +474,22 @@ def _baselines_text(c: dict, beaten: int | None = None) -> str:
     return (f"{beaten} of {m} baselines" if beaten else f"any of the {m} baselines") + full
 
 
-def _kinds_text(table: list[dict]) -> str:
+def _kinds_text(table: list[Dominance]) -> str:
     """'1 of 2 plain WRNs and 1 of 2 uniform SWRNs; ' when both kinds were compared, else ''."""
-    compared = [e for e in table if e["dominated_by"] is not None]
+    compared = [e for e in table if e.dominated_by is not None]
     parts = []
     for shared, noun in ((False, "plain WRN"), (True, "uniform SWRN")):
-        kind = [e for e in compared if bool(e["baseline"]["shared"]) == shared]
+        kind = [e for e in compared if bool(e.baseline["shared"]) == shared]
         parts.append(
-            f"{sum(bool(e['dominated_by']) for e in kind)} of {len(kind)} {noun}{'s' * (len(kind) > 1)}"
+            f"{sum(bool(e.dominated_by) for e in kind)} of {len(kind)} {noun}{'s' * (len(kind) > 1)}"
         )
-    both = all(any(bool(e["baseline"]["shared"]) == s for e in compared) for s in (False, True))
+    both = all(any(bool(e.baseline["shared"]) == s for e in compared) for s in (False, True))
     return f"{' and '.join(parts)}; " if both else ""
 
 
-def _best_text(table: list[dict]) -> str:
+def _best_text(table: list[Dominance]) -> str:
     """The largest accuracy gain over a baseline among the dominating pairs."""
-    pairs = [(e["baseline"], e["dominated_by"][0]) for e in table if e["dominated_by"]]
+    pairs = [(e.baseline, e.dominated_by[0]) for e in table if e.dominated_by]
     b, s = max(
         pairs, key=lambda p: (p[1]["val_acc"] - p[0]["val_acc"], -p[1]["params"], -p[1]["trial"])
     )
@@ -453,9 +500,9 @@ def _best_text(table: list[dict]) -> str:
     )
 
 
-def _margin_text(table: list[dict], family: int) -> str:
+def _margin_text(table: list[Dominance], family: int) -> str:
     """How much 'beyond the noise' is here: the test and its correction, and the noise in points."""
-    ses = [_se(b) for b in (e["baseline"] for e in table if e["dominated_by"] is not None)]
+    ses = [_se(b) for b in (e.baseline for e in table if e.dominated_by is not None)]
     if max(ses, default=0.0) == 0.0:
         return "by any margin (no validation-set size recorded, so no noise estimate)"
     low, high = 100 * min(ses), 100 * max(ses)
@@ -466,17 +513,17 @@ def _margin_text(table: list[dict], family: int) -> str:
     )
 
 
-def _sentence(v: dict) -> str:
+def _sentence(v: Verdict) -> str:
     """The answer from fully trained comparisons, then, where the rule stopped baselines, what the
     comparison at those epochs showed (weaker evidence: an early epoch, not the budget)."""
-    full = [e for e in v["table"] if e["at_epoch"] is None]
-    early = [e for e in v["table"] if e["at_epoch"] is not None]
-    counts = _counts([], full, v["searched"]) | {"baselines": len(v["table"])}
-    counts["not_compared"] = len(v["table"]) - counts["compared"]
-    main = _full_sentence(v | {"counts": counts, "table": full})
+    full = [e for e in v.table if e.at_epoch is None]
+    early = [e for e in v.table if e.at_epoch is not None]
+    counts = _counts(full, v.searched) | {"baselines": len(v.table)}
+    counts["not_compared"] = len(v.table) - counts["compared"]
+    main = _full_sentence(dataclasses.replace(v, counts=counts, table=full))
     if not early:
         return main
-    beaten = [e for e in early if e["dominated_by"]]
+    beaten = [e for e in early if e.dominated_by]
     tail = (
         f"at the epoch where the rule stopped them, searched plans beat {len(beaten)} of {len(early)} stopped "
         f"baseline(s) beyond the noise" + (f" ({_best_text(beaten)})" if beaten else "")
@@ -484,15 +531,15 @@ def _sentence(v: dict) -> str:
     return f"{main[:-1]}; {tail}."
 
 
-def _full_sentence(v: dict) -> str:
-    c, table = v["counts"], v["table"]
+def _full_sentence(v: Verdict) -> str:
+    c, table = v.counts, v.table
     if c["baselines"] == 0:
         return (
             "Sharing cannot be judged here: there are no baselines in this study (--baselines none), "
             "so there is nothing to compare against."
         )
     if c["compared"] == 0:
-        notes = "; ".join(f"{_name(e['baseline'])}: {e['note']}" for e in v["table"])
+        notes = "; ".join(f"{_name(e.baseline)}: {e.note}" for e in v.table)
         return (
             f"Sharing cannot be judged yet: none of the {c['baselines']} baseline(s) was trained in full "
             f"({notes}), and a fully trained plan is not compared with one that was not."
@@ -503,8 +550,8 @@ def _full_sentence(v: dict) -> str:
             f"set against {_baselines_text(c)}."
         )
     hv = (
-        f"searched-front hypervolume {v['searched_hypervolume']:.3f} vs the baselines' "
-        f"{v['baseline_hypervolume']:.3f}"
+        f"searched-front hypervolume {v.searched_hypervolume:.3f} vs the baselines' "
+        f"{v.baseline_hypervolume:.3f}"
     )
     if c["beaten"]:
         return (
@@ -513,5 +560,5 @@ def _full_sentence(v: dict) -> str:
         )
     return (
         f"Sharing did not pay here: no searched plan beat {_baselines_text(c, 0)} "
-        f"{_margin_text(table, v.get('comparisons', 0))} at equal or fewer parameters; {hv}."
+        f"{_margin_text(table, v.comparisons)} at equal or fewer parameters; {hv}."
     )

@@ -14,10 +14,9 @@ import optuna
 
 from softshare.console import format_duration
 
-from .config import StudyConfig
-from .replicates import plan_rows
-from .results import format_table, front_rows, knee_row, trial_rows
-from .schema import (
+from ..config import StudyConfig
+from ..replicates import plan_rows
+from ..schema import (
     COMPLETE,
     FAILED,
     PRUNED,
@@ -28,7 +27,8 @@ from .schema import (
     replicate_counts,
     role_of,
 )
-from .study import study_counts
+from ..study import study_counts
+from .results import format_table, front_rows, knee_row, trial_rows
 
 __all__ = ["StudyReporter"]
 

@@ -1,23 +1,30 @@
 """The report's figures: plotly for the page, matplotlib for the static PNG.
 
-Each builder takes :func:`nas.report.report_data`'s dict and returns a figure (or PNG bytes);
+Each builder takes :class:`nas.report.data.ReportData` (or a part of it) and returns a figure
+(or PNG bytes);
 nothing here reads the study or writes files.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import plotly
 import plotly.graph_objects as go
+from markupsafe import escape
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator
 from plotly.subplots import make_subplots
 
-from .noise import binomial_se
+from ..noise import binomial_se
+from .results import PlanRow, ReportRow, TrialRow
 from .verdict import accuracy_text
+
+if TYPE_CHECKING:
+    from .data import ReportData
 
 __all__ = [
     "curves_figure",
@@ -44,7 +51,7 @@ FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-
 # --- text helpers ------------------------------------------------------------------------------
 
 
-def templates_text(templates) -> str:
+def templates_text(templates: list[list[int | None]] | None) -> str:
     """[[3], [3, 3], [None, 1]] -> '3 | 3,3 | -,1' (per stage, per group; '-' = unshared)."""
     if not templates or all(t is None for stage in templates for t in stage):
         return "none shared"
@@ -53,14 +60,19 @@ def templates_text(templates) -> str:
     )
 
 
-def plan_text(r: dict) -> str:
+def _escape(text: str) -> str:
+    """Text for plotly's hover labels, which read HTML."""
+    return str(escape(text))
+
+
+def plan_text(r: TrialRow) -> str:
     named = (
         r["shared"] and r["plan"] and r["plan_name"] != r["plan"]
     )  # SWRN-d-k-s: the text says more
     return f"{r['plan_name']} ({r['plan']})" if named else r["plan_name"] or r["plan"]
 
 
-def accuracy_se(r: dict) -> float:
+def accuracy_se(r: ReportRow) -> float:
     """Standard error of the accuracy a row is drawn at: a plan's, from its seeds and the
     validation set (nas.replicates.plan_rows), else binomial (val acc, or best seen before it
     was stopped) from its validation-set size; 0.0 when unknown."""
@@ -71,7 +83,7 @@ def accuracy_se(r: dict) -> float:
     return binomial_se(r["accuracy"], r["val_images"])
 
 
-def seeds_text(r: dict) -> str:
+def seeds_text(r: PlanRow) -> str:
     """'mean of 3 seeds: 55.1%, 56.0%, 54.2%', or '' for a plan trained once."""
     seeds = r.get("seeds") or []
     if len(seeds) < 2:
@@ -79,7 +91,7 @@ def seeds_text(r: dict) -> str:
     return f"mean of {len(seeds)} seeds: " + ", ".join(f"{s['val_acc']:.1%}" for s in seeds)
 
 
-def _hover(r: dict) -> str:
+def _hover(r: ReportRow) -> str:
     tags = (
         [r["status"]]
         + ["baseline"] * r["baseline"]
@@ -111,14 +123,14 @@ def _hover(r: dict) -> str:
     if r["duplicate_of"] is not None:
         lines.append(f"same architecture as trial {r['duplicate_of']}")
     if r["reason"]:
-        lines.append(html.escape(r["reason"][:120]))
+        lines.append(_escape(r["reason"][:120]))
     return "<br>".join(lines)
 
 
 # --- figures -----------------------------------------------------------------------------------
 
 
-def _error_y(rows: list[dict], color: str) -> dict:
+def _error_y(rows: Sequence[ReportRow], color: str) -> dict[str, Any]:
     """Error bars of one standard error (accuracy_se); hidden when no row knows its validation-set size."""
     se = [accuracy_se(r) for r in rows]
     if not any(se):
@@ -145,7 +157,7 @@ def _style(fig: go.Figure, height: int) -> go.Figure:
     return fig
 
 
-def _trial_traces(rows: list[dict]) -> list[go.Scatter]:
+def _trial_traces(rows: Sequence[ReportRow]) -> list[go.Scatter]:
     """One trace per (baseline, shared, complete/stopped) group of placed trials, each with error bars.
     Baselines get a larger marker with a dark outline; every point is one trial (meta "trial")."""
     traces = []
@@ -192,17 +204,17 @@ def _trial_traces(rows: list[dict]) -> list[go.Scatter]:
     return traces
 
 
-def _several_seeds(rows: list[dict]) -> list[dict]:
+def _several_seeds(rows: Sequence[ReportRow]) -> list[ReportRow]:
     """Plans trained with several seeds: each one's runs are drawn behind its point."""
     return [r for r in rows if len(r.get("seeds") or []) > 1 and r["params"]]
 
 
-def fallen_rows(rows: list[dict]) -> list[dict]:
+def fallen_rows(rows: Sequence[ReportRow]) -> list[ReportRow]:
     """Plans that were on the front the search saw and fell off it on fresh seeds."""
     return [r for r in rows if r.get("held_up") is False]
 
 
-def _seed_traces(rows: list[dict]) -> list[go.Scatter]:
+def _seed_traces(rows: Sequence[ReportRow]) -> list[go.Scatter]:
     """The runs behind each plan trained with several seeds (small dots at its size), and a
     cross on each plan that did not hold up on fresh seeds."""
     several = _several_seeds(rows)
@@ -241,8 +253,8 @@ def _seed_traces(rows: list[dict]) -> list[go.Scatter]:
     return traces
 
 
-def pareto_figure(data: dict) -> go.Figure:
-    rows = [r for r in data["rows"] if r["params"]]
+def pareto_figure(data: ReportData) -> go.Figure:
+    rows = [r for r in data.rows if r["params"]]
     strip = [r for r in rows if r["accuracy"] is None]
     fig = make_subplots(
         rows=2 if strip else 1,
@@ -255,7 +267,7 @@ def pareto_figure(data: dict) -> go.Figure:
         fig.add_trace(trace, row=1, col=1)
     for trace in _seed_traces(rows):
         fig.add_trace(trace, row=1, col=1)
-    front, knee = data["front"], data["knee"]  # drawn over the trials: visible among 1,000 of them
+    front, knee = data.front, data.knee  # drawn over the trials: visible among 1,000 of them
     fig.add_trace(
         go.Scatter(
             x=[r["params"] for r in front],
@@ -311,67 +323,72 @@ def pareto_figure(data: dict) -> go.Figure:
     return _style(fig, 600 if strip else 540).update_layout(margin={"b": 110})
 
 
-def _front_trace(rows: list[dict], name: str, color: str, meta: str, labels: bool) -> go.Scatter:
+def _plans_trace(
+    rows: Sequence[ReportRow], name: str, color: str, meta: str, labels: bool, front: bool
+) -> go.Scatter:
+    """One kind's plans on the sharing plot: its front (a line, labels above) or the others."""
+    style: dict[str, Any] = (
+        {
+            "mode": "lines+markers",
+            "line": {"color": color, "width": 2, "shape": "hv"},
+            "marker": {"color": color, "size": 10, "line": {"width": 1, "color": "#fff"}},
+        }
+        if front
+        else {
+            "mode": "markers",
+            "opacity": 0.6,
+            "marker": {"color": color, "size": 8, "symbol": "circle-open" if labels else "circle"},
+        }
+    )
     return go.Scatter(
         x=[r["params"] for r in rows],
         y=[r["accuracy"] for r in rows],
         name=name,
         meta=meta,
-        mode="lines+markers+text" if labels else "lines+markers",
-        line={"color": color, "width": 2, "shape": "hv"},
-        marker={"color": color, "size": 10, "line": {"width": 1, "color": "#fff"}},
+        **style | {"mode": style["mode"] + ("+text" if labels else "")},
         text=[r["plan_name"] for r in rows] if labels else None,
-        textposition="top center",
+        textposition="top center" if front else "bottom center",
         error_y=_error_y(rows, color),
         hovertext=[_hover(r) for r in rows],
         hoverinfo="text",
     )
 
 
-def _other_trace(rows: list[dict], name: str, color: str, meta: str, labels: bool) -> go.Scatter:
-    return go.Scatter(
-        x=[r["params"] for r in rows],
-        y=[r["accuracy"] for r in rows],
-        name=name,
-        meta=meta,
-        mode="markers+text" if labels else "markers",
-        opacity=0.6,
-        marker={"color": color, "size": 8, "symbol": "circle-open" if labels else "circle"},
-        text=[r["plan_name"] for r in rows] if labels else None,
-        textposition="bottom center",
-        error_y=_error_y(rows, color),
-        hovertext=[_hover(r) for r in rows],
-        hoverinfo="text",
-    )
-
-
-def sharing_figure(data: dict) -> go.Figure:
+def sharing_figure(data: ReportData) -> go.Figure:
     """'Does sharing pay?': the baselines' Pareto front and the searched plans' front on one plot, each
     point with its standard error, the hypervolume of each front (one shared reference) in the legend."""
-    v, fig = data["verdict"], go.Figure()
-    for key, rows, label, color in (
-        ("searched", v["searched"], "searched plans", SHARED),
-        ("baseline", v["baselines"], "baselines", INK),
+    v, fig = data.verdict, go.Figure()
+    for key, of_kind, of_front, hv, label, color in (
+        (
+            "searched",
+            v.searched,
+            v.searched_front,
+            v.searched_hypervolume,
+            "searched plans",
+            SHARED,
+        ),
+        ("baseline", v.baselines, v.baseline_front, v.baseline_hypervolume, "baselines", INK),
     ):
-        front, labels = (
-            v[f"{key}_front"],
-            key == "baseline",
-        )  # a handful of baselines: name them on the plot
+        labels = key == "baseline"  # a handful of baselines: name them on the plot
+        # the verdict of the report's rows: report rows
+        rows, front = cast(list[ReportRow], of_kind), cast(list[ReportRow], of_front)
         on_front = {r["trial"] for r in front}
         others = [r for r in rows if r["trial"] not in on_front]
         if others:
-            fig.add_trace(_other_trace(others, f"{label}, off their front", color, key, labels))
+            fig.add_trace(
+                _plans_trace(others, f"{label}, off their front", color, key, labels, False)
+            )
         if front:
-            name = f"{label}' front · hypervolume {v[f'{key}_hypervolume']:.3f}"
-            fig.add_trace(_front_trace(front, name, color, f"{key}-front", labels))
+            name = f"{label}' front · hypervolume {hv:.3f}"
+            fig.add_trace(_plans_trace(front, name, color, f"{key}-front", labels, True))
     fig.update_xaxes(type="log", title_text="parameters (log scale)")
     fig.update_yaxes(title_text="validation accuracy (± 1 SE)", tickformat=".1%")
     return _style(fig, 480)
 
 
-def hypervolume_figure(data: dict) -> go.Figure:
-    series = data["hypervolume"]
-    total = series[-1]["seconds"]
+def hypervolume_figure(data: ReportData) -> go.Figure:
+    series = data.hypervolume
+    total = series[-1].seconds
     unit, scale = ("s", 1) if total < 600 else ("min", 60) if total < 3 * 3600 else ("h", 3600)
     fig = make_subplots(
         rows=1,
@@ -379,12 +396,12 @@ def hypervolume_figure(data: dict) -> go.Figure:
         horizontal_spacing=0.1,
         subplot_titles=("against trials", f"against compute time ({unit} of training)"),
     )
-    hover = [f"trial {s['trial']}<br>hypervolume {s['value']:.4f}" for s in series]
-    for col, x in ((1, [s["trial"] for s in series]), (2, [s["seconds"] / scale for s in series])):
+    hover = [f"trial {s.trial}<br>hypervolume {s.value:.4f}" for s in series]
+    for col, x in ((1, [s.trial for s in series]), (2, [s.seconds / scale for s in series])):
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=[s["value"] for s in series],
+                y=[s.value for s in series],
                 mode="lines",
                 showlegend=False,
                 line={"shape": "hv", "color": SHARED, "width": 2},
@@ -395,15 +412,15 @@ def hypervolume_figure(data: dict) -> go.Figure:
             col=col,
         )
     fig.update_xaxes(title_text="trial", row=1, col=1)
-    paid = " (parents first)" if data.get("parents") else ""
+    paid = " (parents first)" if data.parents else ""
     fig.update_xaxes(title_text=f"cumulative training time ({unit}){paid}", row=1, col=2)
     fig.update_yaxes(title_text="hypervolume", row=1, col=1)
     return _style(fig, 340)
 
 
-def curves_figure(data: dict) -> go.Figure:
+def curves_figure(data: ReportData) -> go.Figure:
     fig = go.Figure()
-    stopped = [r for r in data["rows"] if r["state"] == "pruned" and r["curve"]]
+    stopped = [r for r in data.rows if r["state"] == "pruned" and r["curve"]]
     xs, ys = [], []
     for r in stopped:  # one trace for all stopped curves, broken by None: light for 1,000 trials
         xs += list(range(1, len(r["curve"]) + 1)) + [None]
@@ -428,14 +445,14 @@ def curves_figure(data: dict) -> go.Figure:
                 hoverinfo="text",
                 hovertext=[
                     f"trial {r['trial']} stopped after epoch {len(r['curve'])}<br>"
-                    f"{html.escape(r['reason'])}"
+                    f"{_escape(r['reason'])}"
                     for r in stopped
                 ],
                 marker={"symbol": "x", "color": MUTED, "size": 7},
             )
         )
     palette = plotly.colors.qualitative.D3
-    for i, r in enumerate(data["front"]):
+    for i, r in enumerate(data.front):
         fig.add_trace(
             go.Scatter(
                 x=list(range(1, len(r["curve"]) + 1)),
@@ -443,12 +460,12 @@ def curves_figure(data: dict) -> go.Figure:
                 mode="lines+markers",
                 name=f"trial {r['trial']}" + (" (knee)" if r["knee"] else ""),
                 line={"color": palette[i % len(palette)], "width": 3 if r["knee"] else 2},
-                hovertemplate=f"trial {r['trial']} · {html.escape(r['plan_name'])}"
+                hovertemplate=f"trial {r['trial']} · {_escape(r['plan_name'])}"
                 "<br>epoch %{x}: %{y:.2%}<extra></extra>",
             )
         )
     fig.update_xaxes(
-        title_text="epoch", dtick=1 if max(len(r["curve"]) for r in data["rows"]) <= 12 else None
+        title_text="epoch", dtick=1 if max(len(r["curve"]) for r in data.rows) <= 12 else None
     )
     fig.update_yaxes(title_text="validation accuracy", tickformat=".0%")
     return _style(fig, 420).update_layout(
@@ -469,7 +486,7 @@ def _unit_heatmap_axes(fig: go.Figure, colorscale: str, title: str) -> None:
     )
 
 
-def similarity_figure(banks: list[dict]) -> go.Figure:
+def similarity_figure(banks: list[dict[str, Any]]) -> go.Figure:
     cols = min(len(banks), 3)
     fig = make_subplots(
         rows=math.ceil(len(banks) / cols),
@@ -502,7 +519,7 @@ def similarity_figure(banks: list[dict]) -> go.Figure:
     return fig.update_layout(width=340 * cols + 140 if cols < 3 else None)
 
 
-def projection_figure(groups: list[dict]) -> go.Figure:
+def projection_figure(groups: list[dict[str, Any]]) -> go.Figure:
     """One heatmap per stage: rows the candidate groups (layers a-b of the stage's shareable
     convs), columns the bank sizes, colour the relative projection error of the group's fit."""
     stages = sorted({g["stage"] for g in groups})
@@ -537,7 +554,7 @@ def projection_figure(groups: list[dict]) -> go.Figure:
     return _style(fig, 120 + 22 * rows)
 
 
-def _png_error_bars(ax, rows: list[dict], color: str) -> None:
+def _png_error_bars(ax: Any, rows: Sequence[ReportRow], color: str) -> None:
     se = [accuracy_se(r) for r in rows]
     if any(se):
         ax.errorbar(
@@ -551,7 +568,7 @@ def _png_error_bars(ax, rows: list[dict], color: str) -> None:
         )
 
 
-def pareto_png(data: dict) -> bytes:
+def pareto_png(data: ReportData) -> bytes:
     fig = Figure(figsize=(7, 4.4), dpi=150, layout="constrained")
     ax = fig.add_subplot()
     for shared, color, marker, label in (
@@ -561,7 +578,7 @@ def pareto_png(data: dict) -> bytes:
         for state, filled in (("complete", True), ("pruned", False)):
             pts = [
                 r
-                for r in data["rows"]
+                for r in data.rows
                 if r["accuracy"] is not None
                 and r["params"]
                 and bool(r["shared"]) == shared
@@ -580,7 +597,7 @@ def pareto_png(data: dict) -> bytes:
                 )
                 _png_error_bars(ax, pts, color)
     baselines = [
-        r for r in data["rows"] if r["baseline"] and r["accuracy"] is not None and r["params"]
+        r for r in data.rows if r["baseline"] and r["accuracy"] is not None and r["params"]
     ]
     if baselines:
         ax.scatter(
@@ -594,7 +611,7 @@ def pareto_png(data: dict) -> bytes:
             zorder=3,
             label="baseline",
         )
-    several = _several_seeds(data["rows"])
+    several = _several_seeds(data.rows)
     if several:
         ax.scatter(
             [r["params"] for r in several for _ in r["seeds"]],
@@ -604,7 +621,7 @@ def pareto_png(data: dict) -> bytes:
             zorder=2,
             label="one seed's run",
         )
-    fallen = fallen_rows(data["rows"])
+    fallen = fallen_rows(data.rows)
     if fallen:
         ax.scatter(
             [r["params"] for r in fallen],
@@ -615,7 +632,7 @@ def pareto_png(data: dict) -> bytes:
             zorder=5,
             label="did not hold up on fresh seeds",
         )
-    front, knee = data["front"], data["knee"]
+    front, knee = data.front, data.knee
     ax.step(
         [r["params"] for r in front],
         [r["accuracy"] for r in front],
@@ -639,7 +656,7 @@ def pareto_png(data: dict) -> bytes:
         xscale="log",
         xlabel="parameters (log scale)",
         ylabel="validation accuracy",
-        title=f"Study {data['name']}: accuracy against parameters",
+        title=f"Study {data.name}: accuracy against parameters",
     )
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
