@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import pathlib
 import signal
 import subprocess
@@ -194,7 +195,7 @@ def _check_learned(study, folder: pathlib.Path) -> list:
 
 
 @pytest.mark.slow
-def test_a_study_queues_its_learned_plans_once_and_marks_them(tmp_path):
+def test_a_study_queues_its_learned_plans_once_and_marks_them(tmp_path, monkeypatch):
     folder = tmp_path / "l"
     study = run_study(_study_cfg("l"), folder)
     learned = _check_learned(study, folder)
@@ -207,6 +208,19 @@ def test_a_study_queues_its_learned_plans_once_and_marks_them(tmp_path):
     }
     table = pd.read_csv(folder / "report" / "trials.csv")
     assert list(table[table["role"] == "learned"]["trial"]) == [t.number for t in learned]
+    # the live report refreshes every minute: a parent's checkpoint is read once, again only
+    # when it is rewritten
+    import nas.report.data
+
+    loads = []
+    real = nas.report.data.load_parent
+    monkeypatch.setattr(
+        nas.report.data, "load_parent", lambda *a, **k: loads.append(a) or real(*a, **k)
+    )
+    assert report_data(folder).projection == data.projection and not loads
+    checkpoint = folder / "parents" / "WRN-16-1" / "checkpoint.pt"
+    os.utime(checkpoint, ns=(checkpoint.stat().st_atime_ns, checkpoint.stat().st_mtime_ns + 10**9))
+    assert report_data(folder).projection == data.projection and len(loads) == 1
     stamp = (folder / "parents" / "WRN-16-1" / "checkpoint.pt").stat().st_mtime_ns
     before = len(study.get_trials())
     again = run_study(_study_cfg("l", n_trials=5), folder)

@@ -19,6 +19,7 @@ from typing import Any, cast
 import optuna
 
 from softshare.learned import group_errors
+from softshare.train import CHECKPOINT
 
 from ..config import StudyConfig
 from ..fidelity import load_parent, parent_runs
@@ -29,6 +30,7 @@ from ..schema import (
     LEARNED_PLANS_ATTR,
     RETRAIN_DIR,
     counts_text,
+    parent_dir,
     replicate_counts,
     trial_dir,
 )
@@ -270,17 +272,27 @@ def _projection(
     kernels fits a bank of each size the space allows (softshare.learned.group_errors: stage,
     start, stop, templates, squared, relative)."""
     out = {}
+    space = cfg.search_space()
     for p in parents:
         if p["status"] != "complete":
             continue
+        checkpoint = parent_dir(folder, p["name"]) / CHECKPOINT
         try:
-            model = load_parent(folder, p["name"])
+            stat = checkpoint.stat()
+            key = (str(checkpoint.resolve()), stat.st_mtime_ns, stat.st_size, repr(space))
+            if key not in _PROJECTIONS:  # the live report refreshes every minute: load once
+                model = load_parent(folder, p["name"])
+                errors = group_errors(model, space.template_choices)
+                _PROJECTIONS[key] = [asdict(g) for g in errors]
         except (OSError, ValueError, RuntimeError):  # being written, or not one of ours
             continue
-        out[p["name"]] = [
-            asdict(g) for g in group_errors(model, cfg.search_space().template_choices)
-        ]
+        out[p["name"]] = _PROJECTIONS[key]
     return out
+
+
+# A parent's group errors by its checkpoint (path, mtime, size) and the space (the bank sizes it
+# allows): a checkpoint rewritten (a parent trained again) is read again.
+_PROJECTIONS: dict[tuple[str, int, int, str], list[dict[str, Any]]] = {}
 
 
 def _environment(cfg: StudyConfig, rows: list[ReportRow]) -> dict[str, Any]:
