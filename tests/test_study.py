@@ -97,7 +97,7 @@ def test_an_interrupted_baseline_runs_again_as_a_baseline_on_resume(tmp_path, mo
     """Ctrl-C in the first baseline, then the same command again: the baseline is queued again
     as a baseline (its slot used to be refilled with a searched plan, and the verdict showed the
     baseline failed for good)."""
-    import nas.optuna_backend as backend
+    import nas.trial as backend  # where the trial is trained
     from nas.results import trial_rows
     from nas.schema import TRAINED
     from nas.verdict import dominance_table
