@@ -151,8 +151,7 @@ def run_worker(
         try:
             status = run_trial(ctx, reporter)
         except SpaceExhausted as exc:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            warn_exhausted(study, cfg, str(exc))
+            warn_exhausted(study, cfg, trial, str(exc))
             return
         record_noise(study)
         if reporter is not None:

@@ -218,8 +218,7 @@ class StudySearch(OptunaSearch):
         try:
             config = super().suggest(trial_id)
         except SpaceExhausted as exc:
-            self._ot_study.tell(self._ot_trials.pop(trial_id), state=TrialState.FAIL)
-            warn_exhausted(self._ot_study, self._cfg, str(exc))
+            warn_exhausted(self._ot_study, self._cfg, self._ot_trials.pop(trial_id), str(exc))
             return Searcher.FINISHED
         if not isinstance(config, dict):
             return config

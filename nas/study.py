@@ -183,9 +183,13 @@ def slots_to_fill(
 def warn_exhausted(
     study: optuna.Study,
     cfg: StudyConfig,
+    asked: optuna.Trial | None = None,
     why: str = "every architecture in it is trained, running or over the budget",
 ) -> None:
-    """The one line that says the search space is exhausted: the study stops."""
+    """The one line that says the search space is exhausted: the study stops. ``asked``: a trial
+    the sampler found no architecture for (:class:`nas.sampler.SpaceExhausted`), failed first."""
+    if asked is not None:
+        study.tell(asked, state=TrialState.FAIL)
     log.warning(
         "the search space is exhausted: %s; stopping with %d slot(s) left",
         why,
