@@ -11,7 +11,6 @@ server storage) pull trials from the same study. Everything a trial records come
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import logging
 import multiprocessing
@@ -19,33 +18,22 @@ import os
 import pathlib
 import threading
 import time
-import traceback
 from dataclasses import replace
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
-from softshare.checkpoint import atomic_write_text
-from softshare.data import Dataset, load_dataset
+from softshare.data import load_dataset
 from softshare.runtime import resolve_device
-from softshare.train import EpochMetrics, train
+from softshare.train import EpochMetrics, RunResult
 
 from .baselines import requeue_failed_baselines
 from .config import StudyConfig
-from .devices import (
-    Placement,
-    apply_placement,
-    oom_reason,
-    release_memory,
-    visible_gpus,
-    worker_placements,
-)
-from .fidelity import ParentDiverged
+from .devices import Placement, apply_placement, visible_gpus, worker_placements
 from .learned import queue_learned
-from .replicates import judge, record_noise, runs_of, top_up
+from .replicates import judge, record_noise, runs_of
 from .sampler import SpaceExhausted
-from .schema import ERROR_FILE, FAILED, has_fixed_plan, trial_dir
+from .schema import FAILED, has_fixed_plan
 from .storage import (
     HEARTBEAT_S,
     fail_stale_trials,
@@ -59,20 +47,20 @@ from .study import (
     prepare_study,
     queued_count,
     slots_left,
+    slots_to_fill,
     stop_rule_for,
+    warn_exhausted,
 )
 from .trial import (
-    begin_training,
+    TrialContext,
     claim,
     data_shape,
     describe,
-    drop_weights,
     failure_reason,
-    finish_run,
+    finish,
     finish_skipped,
-    finish_trial,
     recover,
-    trial_record,
+    run_one,
     val_images,
 )
 
@@ -80,8 +68,6 @@ __all__ = ["run_study", "run_trial", "run_worker"]
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 10
-# OSErrors that say the machine cannot go on (disk full, quota, read-only file system).
-_MACHINE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 REPORT_EVERY_S = 60.0  # refresh the report of a running study at most this often
 
 
@@ -107,13 +93,14 @@ class _Heartbeat:
         self.stop.set()
 
 
-def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyConfig, reporter):
+def _callback(ctx: TrialContext, reporter):
     """Each epoch: record the curve and heartbeat, then ask the stopping rule."""
-    rule, curve = stop_rule_for(cfg, attrs["val_images"]), []
+    study, trial, attrs = ctx.study, ctx.trial, ctx.attrs
+    rule = stop_rule_for(ctx.cfg, attrs["val_images"])
     fixed = has_fixed_plan(attrs)  # a baseline or a replicate trains its full budget
 
-    def on_epoch(m: EpochMetrics):
-        curve.append(m.val_acc)
+    def on_epoch(run: RunResult):
+        curve = [row["val_acc"] for row in run.history]
         try:
             trial.set_user_attr("curve", curve)
             trial.set_user_attr("worker", worker_identity())
@@ -122,75 +109,24 @@ def _callback(study: optuna.Study, trial: optuna.Trial, attrs: dict, cfg: StudyC
         runs = [] if fixed else runs_of(study.get_trials(deepcopy=False))
         decision = judge(trial.number, attrs["plan"], curve, attrs["params"], fixed, runs, rule)
         if reporter is not None:
-            reporter.epoch(trial.number, m)
+            reporter.epoch(trial.number, EpochMetrics(**run.history[-1]))
         return decision.reason if decision.stop else None
 
     return on_epoch
 
 
-def run_trial(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    cfg: StudyConfig,
-    data: Dataset,
-    study_dir: pathlib.Path,
-    reporter=None,
-    keep_checkpoints: bool = False,
-) -> str:
-    """Run ``trial`` to its end and tell the study; returns the status recorded."""
-    shape = data_shape(data)
-    model_config, attrs = describe(trial, cfg, shape, val_images(data))
-    folder = trial_dir(study_dir, trial.number)
+def run_trial(ctx: TrialContext, reporter=None) -> str:
+    """Run the trial of ``ctx`` (its study, live trial and data) to its end and tell the study;
+    returns the status recorded."""
+    attrs = describe(ctx)
     if reporter is not None:
-        reporter.trial_start(trial.number, attrs)
-    if (skip := claim(study, cfg, trial, attrs, study_dir)) is not None:
-        return finish_skipped(study, trial, *skip, max_params=cfg.max_params)
-    folder.mkdir(parents=True, exist_ok=True)
-    record = trial_record(attrs, cfg, shape)
-    try:
-        with _Heartbeat(trial):
-            start = begin_training(trial, cfg, study_dir, data, model_config)  # scratch | parent
-            result = train(
-                model_config,
-                start.recipe,
-                data,
-                data_config=cfg.data_config(),
-                out_dir=folder,
-                callback=_callback(study, trial, attrs, cfg, reporter),
-                initial=start.model,
-            )
-    except KeyboardInterrupt:
-        finish_trial(
-            study, trial, TrialState.FAIL, FAILED, "interrupted", folder=folder, record=record
-        )
-        raise
-    except torch.OutOfMemoryError as exc:  # the trial's size, not the machine: the study goes on
-        atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
-        reason = oom_reason(exc)
-        return finish_trial(
-            study, trial, TrialState.FAIL, FAILED, reason, folder=folder, record=record
-        )
-    except Exception as exc:  # the study goes on; the reason stays with the trial
-        if isinstance(exc, ParentDiverged) or (
-            isinstance(exc, OSError) and exc.errno in _MACHINE_ERRORS
-        ):
-            # The machine's or the parent's, not the trial's: every later trial would fail the
-            # same way, so the study ends with one line (search.py: exit 74 for the machine's);
-            # the slot runs again on resume.
-            try:  # best effort: the storage may sit on the same full disk
-                finish_trial(study, trial, TrialState.FAIL, FAILED, failure_reason(exc))
-            except OSError:
-                log.debug("could not record trial %d as failed", trial.number, exc_info=True)
-            raise
-        atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
-        reason = failure_reason(exc)
-        return finish_trial(
-            study, trial, TrialState.FAIL, FAILED, reason, folder=folder, record=record
-        )
-    finally:  # the next trial gets the card back (the exception's frames are gone by now)
-        release_memory()
-    drop_weights(folder, keep_checkpoints)
-    return finish_run(study, trial, result, attrs["params"], folder, record)
+        reporter.trial_start(ctx.number, attrs)
+    if (skip := claim(ctx)) is not None:
+        return finish_skipped(ctx, skip)
+    ctx.folder.mkdir(parents=True, exist_ok=True)
+    with _Heartbeat(ctx.trial):
+        ended = run_one(ctx, _callback(ctx, reporter))
+    return finish(ctx, ended)
 
 
 def run_worker(
@@ -206,27 +142,16 @@ def run_worker(
     failures, refreshed = 0, time.monotonic()
     while True:
         fail_stale_trials(study, recover=functools.partial(recover, study, study_dir=folder))
-        with study_lock(study, folder):  # replicates: a baseline's seeds, then the confirmation
-            top_up(study, cfg)
-        if slots_left(study, cfg.n_trials) <= 0 and not queued_count(study):
-            return
-        if not queued_count(study) and study.sampler.exhausted(study):
-            with study_lock(study, folder):  # the search can go no further: confirm what it found
-                if top_up(study, cfg, search_over=True):
-                    continue
-            log.warning(
-                "the search space is exhausted: every architecture in it is trained, running or over "
-                "the budget; stopping with %d slot(s) left",
-                slots_left(study, cfg.n_trials),
-            )
+        if not slots_to_fill(study, cfg, folder, study.sampler):
             return
         if (trial := _take_slot(study, cfg.n_trials, folder)) is None:
             return
+        ctx = TrialContext(cfg, folder, trial.number, data_shape(data), study=study, trial=trial)
+        ctx.data, ctx.val_size = data, val_images(data)
         try:
-            status = run_trial(study, trial, cfg, data, folder, reporter)
+            status = run_trial(ctx, reporter)
         except SpaceExhausted as exc:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            log.warning("the search space is exhausted (%s); stopping", exc)
+            warn_exhausted(study, cfg, trial, str(exc))
             return
         record_noise(study)
         if reporter is not None:

@@ -23,30 +23,26 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import json
 import logging
 import os
 import pathlib
 import shutil
 import threading
-import traceback
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import optuna
 import torch
 from optuna.trial import TrialState
 from ray import tune
 
-from softshare import ModelConfig, parse_plan
-from softshare.checkpoint import atomic_write_text, environment
+from softshare import parse_plan
 from softshare.data import Dataset, load_dataset
-from softshare.runtime import resolve_device, resolve_precision
-from softshare.train import CHECKPOINT, METRICS, EpochMetrics, train
+from softshare.train import CHECKPOINT, METRICS, RunResult
 
 from .baselines import requeue_failed_baselines
 from .config import StudyConfig
-from .devices import apply_placement, check_ray_device, oom_reason, ray_placement, release_memory
-from .fidelity import ensure_parent, parent_names, trial_start
+from .devices import apply_placement, check_ray_device, ray_placement
+from .fidelity import ensure_parent, parent_names
 from .learned import queue_learned
 from .ray_options import RayOptions
 from .ray_search import (
@@ -59,8 +55,8 @@ from .ray_search import (
     EarlyStopScheduler,
     StudySearch,
 )
-from .replicates import runs_of, top_up
-from .schema import ERROR_FILE, INHERIT, RAY_DIR, trial_dir
+from .replicates import runs_of
+from .schema import INHERIT, RAY_DIR
 from .storage import (
     HEARTBEAT_S,
     fail_running_trial,
@@ -74,16 +70,10 @@ from .study import (
     prepare_study,
     queued_count,
     slots_left,
+    slots_to_fill,
     stop_rule_for,
 )
-from .trial import (
-    data_shape,
-    drop_weights,
-    failure_reason,
-    recover,
-    val_images,
-    write_coefficients,
-)
+from .trial import TrialContext, data_shape, recover, run_one, val_images
 
 __all__ = ["RayOptions", "RayRunInterrupted", "run_ray", "train_trial"]
 
@@ -101,24 +91,23 @@ class RayRunInterrupted(KeyboardInterrupt):
 # --- one trial, on a Ray worker ----------------------------------------------------------------
 
 
-def _run_report(run: dict, number: int, params: int, **extra) -> dict:
-    """The metrics one report carries, from a softshare RunResult dict (metrics.json)."""
-    curve = [row["val_acc"] for row in run["history"]]
-    return {
-        STUDY_TRIAL: number,
-        "params": params,
-        "curve": curve,
-        "epoch": run["epochs_run"],
-        "epochs_run": run["epochs_run"],
-        "best_val_acc": run["best_val_acc"],
-        "final_val_acc": run["final_val_acc"],
-        "train_seconds": run["train_seconds"],
-        "images_per_s": run["images_per_s"],
-        "device": run["device"],
-        "precision": run["precision"],
-        "status": run["status"],
-        "reason": run["stop_reason"],
-    } | extra
+def _report(ctx: TrialContext, run: RunResult | None, **extra) -> dict:
+    """One report to Ray: the study trial, its objectives and curve (for the scheduler and the
+    searcher) and the run so far, a RunResult's fields (:func:`nas.trial.snapshot_of`)."""
+    fields = {k: v for k, v in run.to_dict().items() if k != "coefficients"} if run else {}
+    history = fields.get("history", [])
+    return (
+        {
+            STUDY_TRIAL: ctx.number,
+            "params": ctx.attrs["params"],
+            "curve": [row["val_acc"] for row in history],
+            "epoch": len(history),
+            "best_val_acc": None,
+        }
+        | fields
+        | ctx.started
+        | extra
+    )
 
 
 def _link_or_copy(source: pathlib.Path, target: pathlib.Path) -> None:
@@ -129,60 +118,43 @@ def _link_or_copy(source: pathlib.Path, target: pathlib.Path) -> None:
         shutil.copy2(source, target)
 
 
-def _restore_from_ray(out: pathlib.Path) -> dict | None:
-    """Put Ray's last checkpoint of this trial (if any) in ``out``; returns the run it holds (a
-    RunResult dict), or None when the trial starts fresh."""
+def _restore_from_ray(out: pathlib.Path) -> bool:
+    """Put Ray's last checkpoint of this trial (if any) in ``out``; False when it starts fresh."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return None
+        return False
     with checkpoint.as_directory() as folder:
         for name in (CHECKPOINT, METRICS):
             shutil.copy2(pathlib.Path(folder) / name, out / name)
-    return json.loads((out / METRICS).read_text())
+    return True
 
 
 class _EpochReporter:
-    """The trainable's callback: reports each epoch's metrics, as train() hands them over, to
-    Ray with a checkpoint of the epoch (what a restarted worker resumes from)."""
+    """The trainable's callback: reports the run after each epoch, as train() hands it over,
+    to Ray with a checkpoint of the epoch (what a restarted worker resumes from)."""
 
-    def __init__(self, out: pathlib.Path, number: int, params: int, run: dict) -> None:
-        self.out, self.number, self.params = out, number, params
-        self.rows = list(run["history"])  # the epochs before a resume
-        self.device, self.precision = run["device"], run["precision"]
-        self.resumed_from = len(self.rows)
-        self.seconds = float(run.get("train_seconds") or 0.0)
-        self.extra: dict = {}  # how the trial started (nas.fidelity), in every report
+    def __init__(self, ctx: TrialContext, extra: dict) -> None:
+        self.ctx, self.extra = ctx, extra  # the plan and whether the rule may stop it
+        self.resumed_from: int | None = None if ctx.resume else 0
 
-    def __call__(self, metrics: EpochMetrics) -> None:
-        self.rows.append(asdict(metrics))
-        self.seconds += metrics.seconds
-        val = [row["val_acc"] for row in self.rows]
-        finite = [v for v in val if v is not None]
-        run = {
-            "history": self.rows,
-            "epochs_run": len(self.rows),
-            "best_val_acc": max(finite) if finite else None,
-            "final_val_acc": val[-1],
-            "train_seconds": self.seconds,
-            "images_per_s": sum(r["images_per_s"] for r in self.rows) / len(self.rows),
-            "device": self.device,
-            "precision": self.precision,
-            "status": "running",
-            "stop_reason": "",
-        }
+    def __call__(self, run: RunResult) -> None:
+        if self.resumed_from is None:  # the epochs before a resume: all but this one
+            self.resumed_from = run.epochs_run - 1
         # train() has just written this epoch's checkpoint.pt and metrics.json.
-        snapshot = self.out / SNAPSHOT
+        snapshot = self.ctx.folder / SNAPSHOT
         shutil.rmtree(snapshot, ignore_errors=True)
         snapshot.mkdir()
         for name in (CHECKPOINT, METRICS):
-            _link_or_copy(self.out / name, snapshot / name)
-        tune.report(
-            _run_report(
-                run, self.number, self.params, resumed_from_epoch=self.resumed_from, **self.extra
-            ),
-            checkpoint=tune.Checkpoint.from_directory(str(snapshot)),
-        )
+            _link_or_copy(self.ctx.folder / name, snapshot / name)
+        tune.report(self.report(run), checkpoint=tune.Checkpoint.from_directory(str(snapshot)))
         return None  # stopping is the scheduler's call: Ray ends this worker
+
+    def report(self, run: RunResult | None, **final) -> dict:
+        resumed = {}
+        if run is not None:  # none ran since the restore: the run was over already
+            before = run.epochs_run if self.resumed_from is None else self.resumed_from
+            resumed = {"resumed_from_epoch": before}
+        return _report(self.ctx, run, **self.extra, **resumed, **final)
 
 
 def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
@@ -192,71 +164,29 @@ def train_trial(config: dict, data: Dataset, study: dict, folder: str) -> None:
     the study folder (shared storage on a multi-node cluster).
     """
     cfg = StudyConfig.from_dict(study)
-    number, plan = int(config[STUDY_TRIAL]), parse_plan(config[PLAN])
-    classes, channels, _ = data_shape(data)
-    params = plan.num_parameters(classes, channels)
-    blank = {
-        "history": [],
-        "epochs_run": 0,
-        "best_val_acc": None,
-        "final_val_acc": None,
-        "train_seconds": 0.0,
-        "images_per_s": 0.0,
-        "device": "",
-        "precision": "",
-        "stop_reason": "",
-    }
+    plan = parse_plan(config[PLAN])
+    shape = data_shape(data)
+    attrs = {"plan": plan.text, "params": plan.num_parameters(*shape[:2])}
+    ctx = TrialContext(cfg, pathlib.Path(folder), int(config[STUDY_TRIAL]), shape, attrs)
     if config.get(SKIP):
-        tune.report(_run_report(blank | {"status": "skipped"}, number, params, final=True))
+        tune.report(_report(ctx, None, final=True, outcome="skipped"))
         return
     resources = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(resources.get("CPU", 1))))
     # The device Ray gave this trial, not the study's setting: cuda:0 of the cards Ray made
     # visible, or the CPU when it gave none (the trial would otherwise see every card).
     place = ray_placement(cfg.device, _assigned_gpus(), float(resources.get("GPU", 0)))
-    cfg = replace(cfg, device=place.device)
+    ctx.cfg = replace(cfg, device=place.device)
     apply_placement(place)
-    out = trial_dir(pathlib.Path(folder), number)
-    out.mkdir(parents=True, exist_ok=True)
-    restored = _restore_from_ray(out)
-    train_config = cfg.train_config(seed=int(config.get(SEED, cfg.seed)))  # a replicate's own
-    device = resolve_device(train_config.device)  # as train() resolves them, for epoch reports
-    fresh = {"device": environment(device)["device"], "history": []}
-    fresh["precision"] = resolve_precision(train_config.precision, device)
-    reporter = _EpochReporter(out, number, params, restored or fresh)
-    model_config = ModelConfig(plan.text, num_classes=classes, in_channels=channels)
-    try:
-        start = trial_start(cfg, pathlib.Path(folder), data, model_config, train_config)
-        # scratch, or inherit from the parent the driver trained; the plan and whether the rule
-        # may stop it, for the scheduler
-        reporter.extra = start.attrs | {PLAN: plan.text, FIXED: bool(config.get(FIXED))}
-        result = train(
-            model_config,
-            start.recipe,
-            data,
-            data_config=cfg.data_config(),
-            out_dir=out,
-            resume=restored is not None,
-            callback=reporter,
-            initial=start.model,
-        )
-    except Exception as exc:  # failed, as on the Optuna backend; a dead worker is retried instead
-        atomic_write_text(out / ERROR_FILE, traceback.format_exc())
-        reason = oom_reason(exc) or failure_reason(exc)
-        failed = blank | {"status": "failed", "stop_reason": reason}
-        tune.report(_run_report(failed, number, params, final=True))
-        return
-    finally:  # the actor is reused for the next trial: give the card back (OOM included)
-        release_memory()
-    shutil.rmtree(out / SNAPSHOT, ignore_errors=True)
-    write_coefficients(out, result.coefficients)
-    drop_weights(out)
-    final = {k: v for k, v in result.to_dict().items() if k != "coefficients"}
-    resumed = reporter.resumed_from
+    ctx.attrs["seed"] = int(config.get(SEED, cfg.seed))  # a replicate's own
+    ctx.data = data
+    ctx.folder.mkdir(parents=True, exist_ok=True)
+    ctx.resume = _restore_from_ray(ctx.folder)
+    reporter = _EpochReporter(ctx, {PLAN: plan.text, FIXED: bool(config.get(FIXED))})
+    ended = run_one(ctx, reporter)  # a dead worker is retried by Ray instead
+    shutil.rmtree(ctx.folder / SNAPSHOT, ignore_errors=True)
     tune.report(
-        _run_report(
-            final, number, params, final=True, resumed_from_epoch=resumed, **reporter.extra
-        )
+        reporter.report(ended.result, final=True, outcome=ended.status, reason=ended.reason)
     )
 
 
@@ -556,21 +486,12 @@ def run_ray(
         fail_stale_trials(study, recover=recover_from_disk)
         # Queued trials (baselines, a user's fixed values) hold slots already counted, so they run
         # even when they fill every slot.
+        sampler = make_sampler(cfg, data_shape(data))
         while True:
             requeue_failed_baselines(study)  # a baseline failed in the last run runs again
-            top_up(study, cfg)  # replicates: the baselines' seeds, then the confirmation
+            if not slots_to_fill(study, cfg, folder, sampler):
+                break
             slots, queued = slots_left(study, cfg.n_trials), queued_count(study)
-            if slots <= 0 and not queued:
-                break
-            if not queued and make_sampler(cfg, data_shape(data)).exhausted(study):
-                if top_up(study, cfg, search_over=True):
-                    continue
-                log.warning(
-                    "the search space is exhausted: every architecture in it is trained, running or over "
-                    "the budget; stopping with %d slot(s) left",
-                    slots,
-                )
-                break
             tuner, run = _new_tuner(cfg, folder, options, fn, study, data, max(slots, 0) + queued)
             study.set_user_attr("ray_runs", (study.user_attrs.get("ray_runs") or []) + [run])
             _fit(tuner, run, study, cfg)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import pathlib
 import pickle
@@ -25,32 +24,28 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from softshare.train import METRICS
-
 from .baselines import requeue_failed_baselines
 from .config import StudyConfig
 from .early_stop import Decision, StopRule
 from .replicates import Run, judge
 from .sampler import SpaceExhausted
-from .schema import COEFFICIENTS_FILE, DIRECTIONS, FAILED, has_fixed_plan, trial_dir
+from .schema import DIRECTIONS, START_ATTRS, has_fixed_plan
 from .space import define_space
 from .storage import fail_stale_trials, study_lock, worker_identity
-from .study import make_sampler, queued_count, slots_left
+from .study import make_sampler, queued_count, slots_left, warn_exhausted
 from .trial import (
+    TrialContext,
     claim,
-    coefficients_from_checkpoint,
-    describe_attrs,
-    drop_weights,
+    ended_elsewhere,
+    finish,
     finish_skipped,
-    finish_trial,
     finite_prefix,
-    outcome,
     plan_of,
-    record_result,
     recover,
+    role_of,
+    settle_files,
     skip_reason,
-    trial_record,
-    write_coefficients,
+    trial_attrs,
 )
 
 __all__ = [
@@ -163,31 +158,6 @@ def _judgeable(result: dict) -> bool:
 # --- the search: Ray's OptunaSearch on the study's storage -------------------------------------
 
 
-def _outcome(
-    result: dict | None, error: bool, stop_reason: str | None
-) -> tuple[TrialState, str, str]:
-    """(state, status, reason) of a Ray trial: :func:`nas.trial.outcome` for one that trained to
-    its end or was stopped by the rule, else why Ray ended it."""
-    if error:
-        return (
-            TrialState.FAIL,
-            FAILED,
-            "the Ray trial errored (its worker died more often than max_failures "
-            "allows, or Ray could not start it); see error.txt in its Ray trial folder",
-        )
-    if stop_reason:
-        return outcome("stopped", stop_reason)
-    if not result:
-        return TrialState.FAIL, FAILED, "removed by Ray before it ran"
-    if result.get("final"):
-        return outcome(result.get("status", FAILED), result.get("reason") or "")
-    return (
-        TrialState.FAIL,
-        FAILED,
-        "stopped by Ray before its budget (not by the early-stopping rule)",
-    )
-
-
 class StudySearch(OptunaSearch):
     """OptunaSearch on the study's storage that records trials as :mod:`nas.trial` says.
 
@@ -248,8 +218,7 @@ class StudySearch(OptunaSearch):
         try:
             config = super().suggest(trial_id)
         except SpaceExhausted as exc:
-            log.warning("the search space is exhausted (%s); no more trials", exc)
-            self._ot_study.tell(self._ot_trials.pop(trial_id), state=TrialState.FAIL)
+            warn_exhausted(self._ot_study, self._cfg, self._ot_trials.pop(trial_id), str(exc))
             return Searcher.FINISHED
         if not isinstance(config, dict):
             return config
@@ -262,7 +231,7 @@ class StudySearch(OptunaSearch):
                 key, value
             )  # again: another process's ask may have taken the queued one
         self._attrs[trial_id] = attrs
-        skip = claim(self._ot_study, self._cfg, trial, attrs, pathlib.Path(self._folder))
+        skip = claim(self._context(trial_id, trial))
         if skip is not None:
             self._skips[trial_id] = skip
         return config | {
@@ -275,7 +244,15 @@ class StudySearch(OptunaSearch):
 
     def _describe(self, trial: optuna.Trial | optuna.trial.FrozenTrial, params: dict) -> dict:
         plan = plan_of(trial.user_attrs, params)
-        return describe_attrs(plan, trial.user_attrs, self._cfg, self._data_shape, self._val_size)
+        role = role_of(trial.user_attrs, self._cfg.seed)
+        return trial_attrs(plan, self._data_shape, role, self._val_size)
+
+    def _context(self, trial_id: str, trial: optuna.Trial) -> TrialContext:
+        """The trial's context on the driver: the study records it here."""
+        ctx = TrialContext(self._cfg, pathlib.Path(self._folder), trial.number, self._data_shape)
+        ctx.attrs, ctx.study, ctx.trial = self._attrs[trial_id], self._ot_study, trial
+        ctx.extra = {"backend": "ray", "ray_run": self._run_name, "ray_trial": trial_id}
+        return ctx
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if (
@@ -300,53 +277,18 @@ class StudySearch(OptunaSearch):
                 "trial %d was already finished in the study; Ray's repeat is ignored", trial.number
             )
             return
+        ctx = self._context(trial_id, trial)
         if trial_id in self._skips:
-            finish_skipped(
-                self._ot_study, trial, *self._skips[trial_id], max_params=self._cfg.max_params
-            )
+            finish_skipped(ctx, self._skips[trial_id])
             return
-        state, status, reason = _outcome(result, error, self._scheduler.stop_reason(trial_id))
-        self._record_result(trial, result or {})
-        folder = trial_dir(pathlib.Path(self._folder), trial.number)
-        if folder.is_dir():
-            shutil.rmtree(folder / SNAPSHOT, ignore_errors=True)
-            if not (folder / COEFFICIENTS_FILE).is_file():
-                # a pruned trial's worker was ended mid-run: its last checkpoint is here
-                write_coefficients(folder, coefficients_from_checkpoint(folder))
-            drop_weights(folder)
-        values = (
-            [result["best_val_acc"], result["params"]] if state == TrialState.COMPLETE else None
-        )
-        finish_trial(
-            self._ot_study,
-            trial,
-            state,
-            status,
-            reason,
-            values=values,
-            folder=folder if folder.is_dir() else None,
-            record=self._record(trial_id, folder),
-        )
-
-    def _record_result(self, trial: optuna.Trial, result: dict) -> None:
-        if not result.get("curve"):
-            return
-        record_result(trial, result["curve"], result)
-        if result.get("resumed_from_epoch"):
+        ended = ended_elsewhere(result, error, self._scheduler.stop_reason(trial_id))
+        ctx.started = {k: result[k] for k in START_ATTRS if k in (result or {})}
+        if ctx.folder.is_dir():
+            shutil.rmtree(ctx.folder / SNAPSHOT, ignore_errors=True)
+            settle_files(ctx.folder)  # a pruned trial's worker was ended mid-run
+        if ended.result is not None and result.get("resumed_from_epoch"):
             trial.set_user_attr("resumed_from_epoch", result["resumed_from_epoch"])
-
-    def _record(self, trial_id: str, folder: pathlib.Path) -> dict:
-        record = trial_record(
-            self._attrs[trial_id],
-            self._cfg,
-            self._data_shape,
-            backend="ray",
-            ray_run=self._run_name,
-            ray_trial=trial_id,
-        )
-        if (folder / METRICS).is_file():
-            record["result"] = json.loads((folder / METRICS).read_text())
-        return record
+        finish(ctx, ended)
 
     # Ray saves the searcher with plain pickle and restores it into the object unpickled from
     # tuner.pkl; the scheduler is that object's link to its scheduler, so it is not saved.
@@ -398,11 +340,8 @@ class StudySearch(OptunaSearch):
                 )
                 self._ot_trials[trial_id] = optuna.Trial(self._ot_study, frozen._trial_id)
                 self._attrs[trial_id] = self._describe(frozen, frozen.params)
-                if (
-                    skip := skip_reason(
-                        self._ot_study, self._cfg, frozen.number, self._attrs[trial_id]
-                    )
-                ) is not None:
+                ctx = self._context(trial_id, self._ot_trials[trial_id])
+                if (skip := skip_reason(ctx)) is not None:
                     self._skips[trial_id] = skip
                 return self._ot_trials[trial_id]
         return None

@@ -14,10 +14,10 @@ values from the wrapped sampler, exactly as Optuna would (relative values first,
 independent ones). It checks the canonical plan against the study, and draws again when the
 plan is
 
-* already trained (completed or stopped by the rule), running on another worker, or queued as
-  a baseline;
-* known to diverge (a trial failed with "diverged") or to run out of memory (under a fixed
-  memory cap it would again);
+* taken (:func:`nas.trial.taken`, the rule a trial of it is skipped by): trained (completed or
+  stopped by the rule), training on another worker, queued as a baseline, or known to diverge
+  (a trial failed with "diverged") or to run out of memory (under a fixed memory cap it would
+  again);
 * a plain WRN (plain nets are baselines, not search points);
 * over ``max_params``. Such a proposal is recorded once as a PRUNED trial with status
   ``over-budget`` and a violated ``max_params`` constraint (Optuna 5's ``create_trial(...,
@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from softshare import SharingPlan
 
-from .schema import OVER_BUDGET, PROPOSAL_ATTR, TRAINED, has_fixed_plan, plan_failure
+from .schema import OVER_BUDGET, PROPOSAL_ATTR, has_fixed_plan
 from .space import (
     SearchSpace,
     all_plans,
@@ -53,7 +53,7 @@ from .space import (
     plan_from_params,
     random_plan,
 )
-from .trial import trial_attrs
+from .trial import taken, trial_attrs
 
 __all__ = ["ArchitectureSampler", "SpaceExhausted", "PROPOSAL_ATTR", "OVER_BUDGET"]
 
@@ -175,7 +175,7 @@ class ArchitectureSampler(BaseSampler):
         return not any(p.text not in taken and self._affordable(p) for p in plans)
 
     def _propose(self, study: optuna.Study, trial: FrozenTrial) -> tuple[dict, dict, dict]:
-        taken, rejected = self._taken(study), Counter()
+        taken, rejected = self._taken(study, trial.number), Counter()
         for attempt in range(1, self.attempts + 1):
             stand_in = self._ask_inner(study, trial)
             plan = plan_from_params(stand_in.params)
@@ -218,22 +218,10 @@ class ArchitectureSampler(BaseSampler):
     def _affordable(self, plan: SharingPlan) -> bool:
         return self.max_params is None or plan.num_parameters(*self.shape[:2]) <= self.max_params
 
-    def _taken(self, study: optuna.Study) -> dict[str, str]:
-        """Plan text -> why it may not be proposed again, from every trial of the study."""
-        taken = {}
-        for t in study.get_trials(deepcopy=False):
-            plan, status = t.user_attrs.get("plan"), t.user_attrs.get("status")
-            if plan is None:
-                continue
-            if t.state in (TrialState.RUNNING, TrialState.WAITING):
-                taken[plan] = "running or queued"
-            elif status in TRAINED:
-                taken[plan] = "trained"
-            elif status == OVER_BUDGET:
-                taken[plan] = OVER_BUDGET
-            elif t.state == TrialState.FAIL and (why := plan_failure(t.user_attrs.get("reason"))):
-                taken[plan] = why
-        return taken
+    def _taken(self, study: optuna.Study, number: int | None = None) -> dict[str, str]:
+        """Plan text -> why it may not be proposed again (:func:`nas.trial.taken`, the rule a
+        trial of it is skipped by), for trial ``number`` (None: the next one)."""
+        return {plan: why for plan, (why, _) in taken(study, number=number).items()}
 
     def _unseen_random(self, taken: dict[str, str]) -> SharingPlan:
         plans = self._all_plans()
@@ -262,7 +250,7 @@ class ArchitectureSampler(BaseSampler):
         self, study: optuna.Study, plan: SharingPlan, stand_in: _StandIn
     ) -> None:
         classes, channels, side = (*self.shape, 32)[:3]
-        attrs = trial_attrs(plan, (classes, channels, side), seed=None)
+        attrs = trial_attrs(plan, (classes, channels, side))
         params = attrs["params"]
         attrs |= {
             "status": OVER_BUDGET,

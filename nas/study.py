@@ -50,6 +50,8 @@ __all__ = [
     "prepare_study",
     "queued_count",
     "slots_left",
+    "slots_to_fill",
+    "warn_exhausted",
     "stop_rule_for",
     "study_counts",
     "study_dir",
@@ -155,6 +157,44 @@ def slots_left(study: optuna.Study, n_trials: int) -> int:
     takes none."""
     counts = study_counts(study)
     return n_trials - sum(counts[s] for s in TAKES_SLOT)
+
+
+def slots_to_fill(
+    study: optuna.Study, cfg: StudyConfig, folder: pathlib.Path, sampler: ArchitectureSampler
+) -> int:
+    """The trials to start next (free slots and queued trials), once the replicates are queued
+    (:func:`nas.replicates.top_up`); 0 when the study is done: every slot taken, or no new
+    architecture left in its space (said in one warning line) and nothing left to confirm."""
+    while True:
+        with study_lock(study, folder):  # replicates: a baseline's seeds, then the confirmation
+            top_up(study, cfg)
+        slots, queued = slots_left(study, cfg.n_trials), queued_count(study)
+        if slots <= 0 and not queued:
+            return 0
+        if queued or not sampler.exhausted(study):
+            return max(slots, 0) + queued
+        with study_lock(study, folder):  # the search can go no further: confirm what it found
+            if top_up(study, cfg, search_over=True):
+                continue
+        warn_exhausted(study, cfg)
+        return 0
+
+
+def warn_exhausted(
+    study: optuna.Study,
+    cfg: StudyConfig,
+    asked: optuna.Trial | None = None,
+    why: str = "every architecture in it is trained, running or over the budget",
+) -> None:
+    """The one line that says the search space is exhausted: the study stops. ``asked``: a trial
+    the sampler found no architecture for (:class:`nas.sampler.SpaceExhausted`), failed first."""
+    if asked is not None:
+        study.tell(asked, state=TrialState.FAIL)
+    log.warning(
+        "the search space is exhausted: %s; stopping with %d slot(s) left",
+        why,
+        slots_left(study, cfg.n_trials),
+    )
 
 
 def queued_count(study: optuna.Study) -> int:

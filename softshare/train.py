@@ -227,6 +227,8 @@ class RunResult:
 
 # A callback sees each epoch's metrics; a truthy return stops the run (a str is the reason).
 Callback = Callable[[EpochMetrics], "bool | str | None"]
+# The same, handed the run so far (a RunResult as metrics.json holds it) instead.
+ResultCallback = Callable[["RunResult"], "bool | str | None"]
 
 
 class _Run:
@@ -508,7 +510,7 @@ def _save(run: _Run, out: pathlib.Path | None, best: bool) -> None:
     atomic_write_text(out / METRICS, dumps(run.result().to_dict()))
 
 
-def _run_epoch(run: _Run, out, callback, progress) -> None:
+def _run_epoch(run: _Run, out, callbacks, progress) -> None:
     cfg = run.cfg
     run.epoch += 1
     if progress is not None:
@@ -556,7 +558,12 @@ def _run_epoch(run: _Run, out, callback, progress) -> None:
         run.status = "complete"
     _save(run, out, best=improved or (run.data.val is None and finite))
     # The callback sees every epoch (progress, curves); a stop only matters before the last.
-    decision = callback(metrics) if callback is not None and run.status != "diverged" else None
+    callback, result_callback = callbacks
+    decision = None
+    if run.status != "diverged":
+        decision = callback(metrics) if callback is not None else None
+        if result_callback is not None:
+            decision = result_callback(run.result()) or decision
     if decision and run.status == "running":
         run.status, run.stop_reason = (
             "stopped",
@@ -583,6 +590,7 @@ def train(
     callback: Callback | None = None,
     progress=None,
     initial: nn.Module | None = None,
+    result_callback: ResultCallback | None = None,
 ) -> RunResult:
     """Train a model of ``model_config`` on ``data`` with recipe ``cfg``.
 
@@ -591,6 +599,7 @@ def train(
     ``progress``: an object with epoch_start/batch/epoch_end methods (see softshare.console), or None.
     ``initial``: a model of ``model_config`` whose weights the run starts from (e.g. one made by
     :func:`softshare.inherit`) instead of a random initialisation; a resume ignores it.
+    ``result_callback``: as ``callback``, handed the run so far (a RunResult without coefficients).
 
     Whatever the run raises (``torch.OutOfMemoryError`` included) propagates as itself, after
     the run's memory is released (the locals of the traceback's frames are cleared for that).
@@ -604,7 +613,7 @@ def train(
     device, run = resolve_device(cfg.device), None
     try:
         run = _Run(model_config, cfg, data, data_config, initial)
-        return _train(run, out, resume, callback, progress)
+        return _train(run, out, resume, (callback, result_callback), progress)
     except BaseException as exc:
         # The traceback holds every frame the error went through, and with them the model, the
         # batch and its activations: clear their locals, so that the memory is released below
@@ -617,7 +626,7 @@ def train(
         release_memory(device)
 
 
-def _train(run: _Run, out: pathlib.Path | None, resume: bool, callback, progress) -> RunResult:
+def _train(run: _Run, out: pathlib.Path | None, resume: bool, callbacks, progress) -> RunResult:
     model_config, cfg, data_config = run.model_config, run.cfg, run.data_config
     if resume and out is not None and (out / CHECKPOINT).exists():
         ckpt = load_checkpoint(out / CHECKPOINT)  # onto the CPU: see _Run.restore
@@ -637,7 +646,7 @@ def _train(run: _Run, out: pathlib.Path | None, resume: bool, callback, progress
             ),
         )
     while run.status == "running" and run.epoch < cfg.epochs:
-        _run_epoch(run, out, callback, progress)
+        _run_epoch(run, out, callbacks, progress)
     if progress is not None and hasattr(progress, "close"):
         progress.close()
     result = run.result()

@@ -53,7 +53,11 @@ def make_study(folder: pathlib.Path, trials: list[tuple], name: str = "hand") ->
         plan = parse_plan(plan_text)
         status = {"FAIL": "failed"}.get(state, state.lower())
         curve = [acc] if acc is not None else []
-        attrs = trial_attrs(plan, (10, 3, 12), seed=0) | {"status": status, "curve": curve} | extra
+        attrs = (
+            trial_attrs(plan, (10, 3, 12), {"seed": 0})
+            | {"status": status, "curve": curve}
+            | extra
+        )
         study.add_trial(
             create_trial(
                 state=TrialState[state],

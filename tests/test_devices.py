@@ -244,7 +244,9 @@ def _study_cfg(name="oom", **kw):
 def test_an_out_of_memory_trial_is_failed_its_memory_freed_and_the_study_goes_on(
     tmp_path, monkeypatch
 ):
-    real_train, real_release = optuna_backend.train, optuna_backend.release_memory
+    import nas.trial as trial_module
+
+    real_train, real_release = trial_module.train, trial_module.release_memory
     held, freed_at_release = [], []
 
     def train_out_of_memory_once(model_config, cfg, data, **kw):
@@ -258,8 +260,8 @@ def test_an_out_of_memory_trial_is_failed_its_memory_freed_and_the_study_goes_on
         real_release()
         freed_at_release.append(held[0]() is None)
 
-    monkeypatch.setattr(optuna_backend, "train", train_out_of_memory_once)
-    monkeypatch.setattr(optuna_backend, "release_memory", release_and_check)
+    monkeypatch.setattr(trial_module, "train", train_out_of_memory_once)
+    monkeypatch.setattr(trial_module, "release_memory", release_and_check)
     folder = tmp_path / "oom"
     study = run_study(_study_cfg(), folder)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -303,6 +305,7 @@ def test_ray_trial_trains_where_ray_placed_it_and_fails_cleanly_out_of_memory(
 ):
     pytest.importorskip("ray")
     import nas.ray_backend as ray_backend
+    import nas.trial as trial_module
     from nas.ray_search import PLAN, STUDY_TRIAL
     from softshare.data import load_dataset
 
@@ -313,15 +316,13 @@ def test_ray_trial_trains_where_ray_placed_it_and_fails_cleanly_out_of_memory(
     monkeypatch.setattr(
         torch.cuda, "set_per_process_memory_fraction", lambda f, d=None: caps.append((f, d))
     )
-    # cuda:0 does not exist here: resolving it is stood in (the device string is what is checked)
-    monkeypatch.setattr(ray_backend, "resolve_device", lambda d: torch.device("cpu"))
-    monkeypatch.setattr(ray_backend, "release_memory", lambda: released.append(1))
+    monkeypatch.setattr(trial_module, "release_memory", lambda: released.append(1))
 
     def train_out_of_memory(model_config, train_config, data, **kw):
         seen.append(train_config.device)
         raise torch.OutOfMemoryError(OOM_TEXT)
 
-    monkeypatch.setattr(ray_backend, "train", train_out_of_memory)
+    monkeypatch.setattr(trial_module, "train", train_out_of_memory)
     cfg = _study_cfg(name="ray-oom", device="auto")
     data = load_dataset(cfg.data_config())
     config = {STUDY_TRIAL: 0, PLAN: "SWRN-16-1-1"}
@@ -330,7 +331,7 @@ def test_ray_trial_trains_where_ray_placed_it_and_fails_cleanly_out_of_memory(
     assert caps == ([] if fraction is None else [(fraction, 0)])
     assert released == [1]
     final = reports[-1]
-    assert final["final"] and final["status"] == "failed"
+    assert final["final"] and final["outcome"] == "failed"
     assert final["reason"].startswith("out of GPU memory")
 
 

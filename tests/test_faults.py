@@ -10,7 +10,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import nas.optuna_backend as optuna_backend
+import nas.trial as trial_module
 import search
 from nas.config import StudyConfig
 from nas.optuna_backend import run_study
@@ -40,7 +40,7 @@ def _cfg(name="f", **kw):
 
 @pytest.mark.slow
 def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path, monkeypatch):
-    real_train = optuna_backend.train
+    real_train = trial_module.train
     calls = {"n": 0}
 
     def faulty_train(model_config, cfg, data, **kw):
@@ -55,7 +55,7 @@ def test_failing_trials_are_recorded_with_reasons_and_the_study_goes_on(tmp_path
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return real_train(model_config, cfg, data, **kw)
 
-    monkeypatch.setattr(optuna_backend, "train", faulty_train)
+    monkeypatch.setattr(trial_module, "train", faulty_train)
     study = run_study(_cfg(n_trials=2, space={"depths": [16], "widths": [1]}), tmp_path / "f")
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     reasons = [t.user_attrs["reason"] for t in failed]
@@ -393,14 +393,15 @@ def test_a_worker_in_another_pid_namespace_is_judged_by_its_heartbeat(monkeypatc
 
 def test_a_trial_finished_by_another_process_is_left_as_it_is(tmp_path, caplog):
     from nas.storage import fail_running_trial, open_storage, open_study
-    from nas.trial import finish_trial
+    from nas.trial import Ended, TrialContext, finish_trial
 
     study = open_study("s", open_storage(tmp_path))
     trial = study.ask()
     frozen = study.get_trials(deepcopy=False)[0]
     assert fail_running_trial(study, frozen, "worker died")  # another process's verdict
+    ctx = TrialContext(None, tmp_path, trial.number, (10, 3, 32), {"params": 10}, study, trial)
     with caplog.at_level("WARNING", logger="nas.trial"):
-        status = finish_trial(study, trial, TrialState.COMPLETE, "complete", values=[0.5, 10.0])
+        status = finish_trial(ctx, Ended(TrialState.COMPLETE, "complete"))
     assert status == "complete" and "finished by another process" in caplog.text
     kept = study.get_trials(deepcopy=False)[0]
     assert kept.state == TrialState.FAIL and kept.user_attrs["reason"] == "worker died"
@@ -441,16 +442,16 @@ import os, sys
 import nas.optuna_backend as backend
 from nas.config import StudyConfig
 
-real = backend.finish_run
+real = backend.finish
 
 
-def killed_before_the_tell(study, trial, result, params, folder, record):
-    if trial.number == 1:  # trained to its end; the process dies before the study is told
+def killed_before_the_tell(ctx, ended):
+    if ctx.number == 1:  # trained to its end; the process dies before the study is told
         os._exit(137)
-    return real(study, trial, result, params, folder, record)
+    return real(ctx, ended)
 
 
-backend.finish_run = killed_before_the_tell
+backend.finish = killed_before_the_tell
 cfg = StudyConfig.from_dict(__import__("json").loads(sys.argv[1]))
 backend.run_study(cfg, __import__("pathlib").Path(sys.argv[2]))
 """

@@ -9,7 +9,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import nas.optuna_backend as optuna_backend
+import nas.trial as trial_module
 from nas.config import StudyConfig
 from nas.optuna_backend import run_study
 from nas.retrain import retrain
@@ -81,7 +81,7 @@ def test_an_out_of_memory_trial_fails_and_gives_its_memory_back(tmp_path, monkey
             torch.empty(huge, dtype=torch.uint8, device=logits.device)  # torch.OutOfMemoryError
         return real_loss(logits, *args, **kwargs)
 
-    real_release = optuna_backend.release_memory
+    real_release = trial_module.release_memory
 
     def release_and_measure():
         real_release()
@@ -89,7 +89,7 @@ def test_an_out_of_memory_trial_fails_and_gives_its_memory_back(tmp_path, monkey
         after_release.append(torch.cuda.memory_allocated())
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", loss_then_run_out)
-    monkeypatch.setattr(optuna_backend, "release_memory", release_and_measure)
+    monkeypatch.setattr(trial_module, "release_memory", release_and_measure)
     study = run_study(_cfg("oom"), tmp_path / "oom")
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 1 and failed[0].user_attrs["reason"].startswith("out of GPU memory")

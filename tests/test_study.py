@@ -97,7 +97,7 @@ def test_an_interrupted_baseline_runs_again_as_a_baseline_on_resume(tmp_path, mo
     """Ctrl-C in the first baseline, then the same command again: the baseline is queued again
     as a baseline (its slot used to be refilled with a searched plan, and the verdict showed the
     baseline failed for good)."""
-    import nas.optuna_backend as backend
+    import nas.trial as backend  # where the trial is trained
     from nas.report.results import trial_rows
     from nas.report.verdict import dominance_table
     from nas.schema import TRAINED
@@ -181,15 +181,16 @@ def _twin(role: str, cfg_dict: dict, folder: str, events: dict) -> None:
     import pathlib
 
     import nas.optuna_backend as backend
+    import nas.trial as trial_module
     from nas.study import make_sampler
-    from nas.trial import data_shape
+    from nas.trial import TrialContext, data_shape, val_images
     from softshare.data import load_dataset
 
     cfg = StudyConfig.from_dict(cfg_dict)
     data = load_dataset(cfg.data_config())
     study = backend.open_study(cfg.name, backend.open_storage(pathlib.Path(folder)))
     study.sampler = make_sampler(cfg, data_shape(data))
-    real_describe, real_train = backend.describe, backend.train
+    real_describe, real_train = backend.describe, trial_module.train
     real_skipped = backend.finish_skipped
 
     def wait(name):
@@ -209,7 +210,7 @@ def _twin(role: str, cfg_dict: dict, folder: str, events: dict) -> None:
         wait("B decided")
         return real_describe(*args, **kwargs)
 
-    backend.train, backend.finish_skipped = decided, skipped
+    trial_module.train, backend.finish_skipped = decided, skipped
     if role == "A":
         backend.describe = late_describe
     else:
@@ -217,7 +218,9 @@ def _twin(role: str, cfg_dict: dict, folder: str, events: dict) -> None:
     study.enqueue_trial({"depth": 16, "width": 1})  # the fixed values of one plan
     trial = study.ask()
     events[f"{role} asked"].set()
-    backend.run_trial(study, trial, cfg, data, pathlib.Path(folder))
+    ctx = TrialContext(cfg, pathlib.Path(folder), trial.number, data_shape(data), study=study)
+    ctx.trial, ctx.data, ctx.val_size = trial, data, val_images(data)
+    backend.run_trial(ctx)
 
 
 @pytest.mark.slow
