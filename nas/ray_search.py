@@ -41,8 +41,8 @@ from .trial import (
     finish_skipped,
     finite_prefix,
     plan_of,
+    queued_as,
     recover,
-    role_of,
     settle_files,
     skip_reason,
     trial_attrs,
@@ -244,7 +244,7 @@ class StudySearch(OptunaSearch):
 
     def _describe(self, trial: optuna.Trial | optuna.trial.FrozenTrial, params: dict) -> dict:
         plan = plan_of(trial.user_attrs, params)
-        role = role_of(trial.user_attrs, self._cfg.seed)
+        role = queued_as(trial.user_attrs, self._cfg.seed)
         return trial_attrs(plan, self._data_shape, role, self._val_size)
 
     def _context(self, trial_id: str, trial: optuna.Trial) -> TrialContext:

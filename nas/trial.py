@@ -81,7 +81,7 @@ __all__ = [
     "plan_of",
     "record_result",
     "recover",
-    "role_of",
+    "queued_as",
     "run_one",
     "run_seed",
     "settle_files",
@@ -163,7 +163,7 @@ def trial_attrs(
     val_size: int | None = None,
 ) -> dict:
     """What a trial records about its architecture before training; ``shape`` as :func:`data_shape`;
-    ``role`` as :func:`role_of` (its seed, whether a baseline, the trial a replicate repeats)."""
+    ``role`` as :func:`queued_as` (its seed, whether a baseline, the trial a replicate repeats)."""
     classes, channels, size = shape
     role = role or {}
     return {
@@ -190,7 +190,7 @@ def run_seed(user_attrs: dict, study_seed: int) -> int:
     return study_seed
 
 
-def role_of(user_attrs: dict, study_seed: int) -> dict:
+def queued_as(user_attrs: dict, study_seed: int) -> dict:
     """A live trial's role as it was queued (``user_attrs``): its seed, whether a baseline,
     the trial a replicate repeats; the same on every backend."""
     return {
@@ -218,7 +218,7 @@ def describe(ctx: TrialContext) -> dict:
     attributes, kept in ``ctx.attrs``; returns them."""
     plan = trial_plan(ctx.trial, ctx.cfg.search_space())
     ctx.attrs = trial_attrs(
-        plan, ctx.shape, role_of(ctx.trial.user_attrs, ctx.cfg.seed), ctx.val_size
+        plan, ctx.shape, queued_as(ctx.trial.user_attrs, ctx.cfg.seed), ctx.val_size
     )
     for key, value in ctx.attrs.items():
         ctx.trial.set_user_attr(key, value)
