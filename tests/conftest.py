@@ -9,7 +9,8 @@ Fixtures:
   skip, saying why, when the browser is not installed (helpers in tests/browser.py).
 
 Helper modules: tests/conftest_data.py (tiny datasets in the real CIFAR and image-folder on-disk
-formats), tests/studies.py (hand-made studies on disk, the tiny generated data of test studies).
+formats), tests/studies.py (the factories: ``smoke_cfg`` for every test study's config, each test
+module overriding what it is about; ``quick_recipe``; hand-made studies on disk; TINY_DATA).
 
 Markers (registered in pyproject.toml): ``slow``, ``ray``, ``browser``, ``postgres``, ``gpu``. The fast
 core suite: ``python -m pytest -q -m "not slow and not ray and not browser and not postgres and not gpu"``.

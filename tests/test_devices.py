@@ -30,7 +30,7 @@ from nas.devices import (
 from nas.optuna_backend import run_study
 from nas.study import study_counts
 from softshare.train import TrainConfig
-from tests.studies import ONE_RUN, ONE_RUN_FLAGS, TINY_DATA, make_study
+from tests.studies import ONE_RUN, ONE_RUN_FLAGS, TINY_DATA, make_study, smoke_cfg
 
 OOM_TEXT = "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 139 GiB"
 
@@ -226,18 +226,13 @@ def test_release_memory_empties_the_cache_only_where_cuda_started(monkeypatch):
 
 def _study_cfg(name="oom", **kw):
     base = dict(
-        name=name,
-        preset="smoke",
         n_trials=2,
-        data=TINY_DATA,
         recipe={"epochs": 1},
-        device="cpu",
         early_stopping={"enabled": False},
         baselines="none",
         space={"depths": [16], "widths": [1]},
-        **ONE_RUN,
     )
-    return StudyConfig(**(base | kw))
+    return smoke_cfg(name, **(base | ONE_RUN | kw))
 
 
 @pytest.mark.slow

@@ -17,25 +17,12 @@ from nas.optuna_backend import run_study
 from nas.study import open_existing, study_counts
 from softshare.checkpoint import CheckpointError, load_checkpoint
 from tests import REPO
-from tests.studies import ONE_RUN, TINY_DATA, make_study
+from tests.studies import ONE_RUN, make_study, smoke_cfg
 
 
 def _cfg(name="f", **kw):
-    return StudyConfig(
-        **(
-            dict(
-                name=name,
-                preset="smoke",
-                n_trials=5,
-                data=TINY_DATA,
-                recipe={"epochs": 2},
-                device="cpu",
-                early_stopping={"enabled": False},
-                **ONE_RUN,
-            )
-            | kw
-        )
-    )
+    base = dict(n_trials=5, baselines="paper", early_stopping={"enabled": False})
+    return smoke_cfg(name, **(base | ONE_RUN | kw))
 
 
 @pytest.mark.slow

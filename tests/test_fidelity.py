@@ -19,21 +19,12 @@ from nas.report import report_data, terminal_summary, write_report
 from nas.study import open_existing, prepare_study, study_counts
 from softshare.checkpoint import atomic_write_text, dumps
 from tests import REPO
-from tests.studies import TINY_DATA, make_study
+from tests.studies import make_study, smoke_cfg
 
 
 def _cfg(name="i", **kw):
-    base = dict(
-        name=name,
-        preset="smoke",
-        n_trials=3,
-        data=TINY_DATA,
-        recipe={"epochs": 2},
-        device="cpu",
-        fidelity="inherit",
-        inherit_epochs=1,
-    )
-    return StudyConfig(**(base | kw))
+    base = dict(baselines="paper", fidelity="inherit", inherit_epochs=1)
+    return smoke_cfg(name, **(base | kw))
 
 
 # --- the config: recipe, budget, identity -----------------------------------------------------

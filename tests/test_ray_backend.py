@@ -20,7 +20,6 @@ from optuna.trial import TrialState
 from ray import cloudpickle, tune
 from ray.tune.schedulers import TrialScheduler
 
-from nas.config import StudyConfig
 from nas.early_stop import StopRule, decide
 from nas.ray_backend import RayOptions, RayRunInterrupted, run_ray, train_trial
 from nas.ray_search import STUDY_TRIAL, EarlyStopScheduler
@@ -29,7 +28,7 @@ from nas.schema import status_counts
 from nas.storage import open_storage
 from nas.study import stop_rule_for, study_counts
 from tests import REPO
-from tests.studies import ONE_RUN, ONE_RUN_FLAGS, TINY_DATA
+from tests.studies import ONE_RUN, ONE_RUN_FLAGS, TINY_DATA, smoke_cfg
 
 pytestmark = pytest.mark.ray  # every test here needs Ray; most start a local runtime
 
@@ -39,21 +38,10 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _cfg(name, **kw):
-    # A quarter of the trials are the study's baselines (one here, WRN-16-1), queued first.
-    return StudyConfig(
-        **(
-            dict(
-                name=name,
-                preset="smoke",
-                n_trials=4,
-                data=TINY_DATA,
-                recipe={"epochs": 3},
-                device="cpu",
-                **ONE_RUN,  # replicates on Ray have their own test
-            )
-            | kw
-        )
-    )
+    # A quarter of the trials are the study's baselines (one here, WRN-16-1), queued first;
+    # replicates on Ray have their own test.
+    base = dict(n_trials=4, baselines="paper", recipe={"epochs": 3})
+    return smoke_cfg(name, **(base | ONE_RUN | kw))
 
 
 def _load(folder: pathlib.Path, name: str) -> optuna.Study:

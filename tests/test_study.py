@@ -11,20 +11,11 @@ from nas.config import StudyConfig
 from nas.optuna_backend import run_study
 from nas.study import open_existing, study_counts
 from tests import REPO
-from tests.studies import ONE_RUN, TINY_DATA
+from tests.studies import ONE_RUN, smoke_cfg
 
 
 def _cfg(name="s", **kw):
-    base = dict(
-        name=name,
-        preset="smoke",
-        n_trials=5,
-        data=TINY_DATA,
-        recipe={"epochs": 2},
-        device="cpu",
-        **ONE_RUN,
-    )
-    return StudyConfig(**(base | kw))
+    return smoke_cfg(name, **(dict(n_trials=5, baselines="paper") | ONE_RUN | kw))
 
 
 @pytest.fixture(scope="module")
