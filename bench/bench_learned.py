@@ -269,7 +269,7 @@ def main() -> None:
     ref = HV_REFERENCE_FACTOR * search_bench._space_max_params(any_cfg.search_space())
     names = [c.name for c in configs.values()]
     start = time.perf_counter()
-    with search_bench.fresh_folder(args.out, names, "bench_learned_") as root:
+    with search_bench.fresh_folder(args.out, names, "bench_learned_", resume=True) as root:
         for (kind, _seed), cfg in configs.items():
             print(f"\n{cfg.name}: {cfg.n_trials} trials, sampler {cfg.sampler}", flush=True)
             run_study(cfg, root / cfg.name, reporter=search_bench._TrialLines(kind))

@@ -671,13 +671,14 @@ def _describe_task(base: StudyConfig, ref_params: int, device: torch.device) -> 
 
 
 @contextlib.contextmanager
-def fresh_folder(out: str | None, names: list[str], prefix: str):
+def fresh_folder(out: str | None, names: list[str], prefix: str, resume: bool = False):
     """The folder the studies are made in: ``--out`` (kept), else a temporary one (removed).
-    ``--out`` holding a study of one of ``names`` already ends the script in one line."""
+    ``--out`` holding a study of one of ``names`` already ends the script in one line, unless
+    ``resume`` (a benchmark whose studies are resumed, each with its own fixed settings)."""
     keep = contextlib.nullcontext(out) if out else tempfile.TemporaryDirectory(prefix=prefix)
     with keep as folder:
         root = pathlib.Path(folder)
-        if taken := [name for name in names if (root / name).exists()]:
+        if not resume and (taken := [name for name in names if (root / name).exists()]):
             raise SystemExit(
                 f"{root} already holds {', '.join(taken)}; "
                 f"choose an empty --out so the studies start fresh."

@@ -33,14 +33,15 @@ METRIC = "relative"
 
 
 def learned_budgets(smallest: int, largest: int, n: int) -> list[int]:
-    """``n`` parameter budgets spread evenly in log10 from ``smallest`` to ``largest`` (both
-    included; one budget: their geometric mean)."""
+    """``n`` parameter budgets spread evenly in log10 strictly between ``smallest`` and
+    ``largest``, at fractions 1/(n+1) .. n/(n+1) of the way (one budget: their geometric mean).
+    The ends are left out: at the smallest budget the plan is the uniform one-template net, and
+    at the plain net's count it is the plain net but for a group or two, and the study trains
+    those already as baselines."""
     if n <= 0 or largest < smallest:
         return []
-    if n == 1:
-        return [round(math.sqrt(smallest * largest))]
-    step = math.log(largest / smallest) / (n - 1)
-    return [round(smallest * math.exp(step * i)) for i in range(n)]
+    step = math.log(largest / smallest) / (n + 1)
+    return [round(smallest * math.exp(step * i)) for i in range(1, n + 1)]
 
 
 def choose_learned(
