@@ -378,22 +378,6 @@ def test_a_worker_in_another_pid_namespace_is_judged_by_its_heartbeat(monkeypatc
     assert not storage._worker_alive(dead_here)
 
 
-def test_a_trial_finished_by_another_process_is_left_as_it_is(tmp_path, caplog):
-    from nas.storage import fail_running_trial, open_storage, open_study
-    from nas.trial import Ended, TrialContext, finish_trial
-
-    study = open_study("s", open_storage(tmp_path))
-    trial = study.ask()
-    frozen = study.get_trials(deepcopy=False)[0]
-    assert fail_running_trial(study, frozen, "worker died")  # another process's verdict
-    ctx = TrialContext(None, tmp_path, trial.number, (10, 3, 32), {"params": 10}, study, trial)
-    with caplog.at_level("WARNING", logger="nas.trial"):
-        status = finish_trial(ctx, Ended(TrialState.COMPLETE, "complete"))
-    assert status == "complete" and "finished by another process" in caplog.text
-    kept = study.get_trials(deepcopy=False)[0]
-    assert kept.state == TrialState.FAIL and kept.user_attrs["reason"] == "worker died"
-
-
 @pytest.mark.parametrize(
     "url,fragment",
     [

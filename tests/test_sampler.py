@@ -119,44 +119,6 @@ def test_running_trials_queued_baselines_and_diverged_plans_are_not_proposed(tmp
         seen.add(plan)
 
 
-def test_the_sampler_proposes_exactly_the_plans_a_trial_of_them_may_train(tmp_path):
-    """One rule (nas.trial.taken) says when an architecture is taken: the sampler proposes no
-    taken plan, and a trial of one is skipped. The two used to disagree: a plan that diverged
-    was never proposed but trained again when queued; one only a replicate had trained, or one
-    another worker had described but not yet claimed, was never proposed but trained."""
-    from nas.schema import REPLICATE_ATTR
-    from nas.trial import TrialContext, skip_reason, trial_attrs
-
-    cfg = _cfg()
-    study = open_study("s", open_storage(tmp_path), make_sampler(cfg, (10, 3)))
-    plans = [p.text for p in all_plans(TINY)]
-    unclaimed = study.ask()  # another worker's trial, between describing and claiming its plan
-    unclaimed.set_user_attr("plan", plans[0])
-    diverged = {"plan": plans[1], "reason": "diverged: non-finite training loss in epoch 1"}
-    replicate = {"plan": plans[2], "status": "complete", REPLICATE_ATTR: 9, "seed": 7}
-    study.add_trials(
-        [
-            optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=diverged),
-            optuna.trial.create_trial(
-                state=TrialState.COMPLETE, values=[0.5, 1.0], user_attrs=replicate
-            ),
-        ]
-    )
-    asking = study.ask()
-    proposable = set(plans) - set(study.sampler._taken(study, asking.number))
-    shape = (10, 3, 32)
-    for plan in plans[:4]:
-        attrs = trial_attrs(parse_plan(plan), shape, {"seed": cfg.seed})
-        ctx = TrialContext(cfg, tmp_path, asking.number, shape, attrs, study)
-        assert (skip_reason(ctx) is None) == (plan in proposable), plan
-    assert proposable >= {plans[0], plans[2], plans[3]} and plans[1] not in proposable
-    ctx.attrs = trial_attrs(parse_plan(plans[1]), shape, {"seed": cfg.seed})
-    assert skip_reason(ctx) == (
-        "duplicate",
-        "same architecture as trial 1 (diverged); not trained",
-    )
-
-
 def test_a_plan_that_ran_out_of_memory_is_not_proposed_again(tmp_path):
     """Under a fixed memory cap an out-of-memory plan fails again: it is taken like a diverged
     one, so a small space ends "exhausted" instead of failing it over and over (issue 25)."""
