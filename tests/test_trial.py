@@ -80,6 +80,17 @@ def test_a_trial_finished_by_another_process_is_left_as_it_is(tmp_path, caplog):
     assert kept.state == TrialState.FAIL and kept.user_attrs["reason"] == "worker died"
 
 
+def _context(folder) -> TrialContext:
+    """A one-epoch trial of SWRN-16-1-1 on tiny generated data, ready for run_one."""
+    cfg = smoke_cfg("r", recipe={"epochs": 1})
+    data = load_dataset(cfg.data_config())
+    shape = (data.num_classes, 3, data.train.images.shape[-1])
+    attrs = trial_attrs(parse_plan("SWRN-16-1-1"), shape, {"seed": 0})
+    ctx = TrialContext(cfg, folder, 0, shape, attrs, data=data)
+    ctx.folder.mkdir(parents=True)
+    return ctx
+
+
 @pytest.mark.parametrize(
     "raised, state, reason, ends_study",
     [
@@ -91,12 +102,7 @@ def test_a_trial_finished_by_another_process_is_left_as_it_is(tmp_path, caplog):
 def test_run_one_maps_what_a_run_raises_to_the_trials_end(
     tmp_path, monkeypatch, raised, state, reason, ends_study
 ):
-    cfg = smoke_cfg("r")
-    data = load_dataset(cfg.data_config())
-    shape = (data.num_classes, 3, data.train.images.shape[-1])
-    attrs = trial_attrs(parse_plan("SWRN-16-1-1"), shape, {"seed": 0})
-    ctx = TrialContext(cfg, tmp_path, 0, shape, attrs, data=data)
-    ctx.folder.mkdir(parents=True)
+    ctx = _context(tmp_path)
     released = []
     monkeypatch.setattr(trial_module, "release_memory", lambda *a: released.append(1))
 
@@ -113,12 +119,7 @@ def test_run_one_maps_what_a_run_raises_to_the_trials_end(
 
 
 def test_run_one_trains_and_keeps_the_coefficients_not_the_weights(tmp_path):
-    cfg = smoke_cfg("r", recipe={"epochs": 1})
-    data = load_dataset(cfg.data_config())
-    shape = (data.num_classes, 3, data.train.images.shape[-1])
-    attrs = trial_attrs(parse_plan("SWRN-16-1-1"), shape, {"seed": 0})
-    ctx = TrialContext(cfg, tmp_path, 0, shape, attrs, data=data)
-    ctx.folder.mkdir(parents=True)
+    ctx = _context(tmp_path)
     seen = []
     ended = run_one(ctx, callback=lambda result: seen.append(result.epochs_run))
     assert ended.state == TrialState.COMPLETE and ended.status == "complete"
