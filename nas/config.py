@@ -1,11 +1,9 @@
 """A study's whole identity: its space, data, recipe, early-stopping rule and budget.
 
-Resolved once, when the config is made: the preset fills in what the user did not say, and the
-four parts become typed configs (SearchSpace, DataConfig, TrainConfig, StopRule), validated
-there. ``study.json`` stores every resolved value (format 2), so a study is rebuilt from disk
-alone and a later change of a preset or a default does not change a study already made. The
-one table of presets is :data:`PRESETS`; :meth:`StudyConfig.with_flags` merges command-line
-values into a config, for the CLI and ``bench/`` alike.
+:class:`StudyConfig` is resolved once from a preset (:data:`PRESETS`) and the user's values, and
+stored whole in ``study.json`` (:func:`save_study_config`, :func:`load_study_config`).
+
+Design: docs/design.md#nasconfig
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """The Optuna backend (``--backend optuna``, the default): one or more local worker processes
 pull trials from the study's storage and train them here.
 
-Re-running the same command resumes: trials left RUNNING by a dead worker are marked failed
-and their slots run again; finished and pruned trials count toward ``n_trials`` and are never
-re-run. Several workers (``workers=N`` here, or separate processes on other machines sharing a
-server storage) pull trials from the same study. Everything a trial records comes from
-:mod:`nas.trial`, and the sampler, stopping rule and folder from :mod:`nas.study`.
+:func:`run_study` runs a study; re-running the same command resumes it.
+
+Design: docs/design.md#nasoptuna_backend
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
 """Run a study on Ray Tune: the same space, objectives, stopping rule and storage as the Optuna backend.
 
-How the pieces map (Ray 2.5x API: ``ray.tune.report``, ``tune.RunConfig``, ``tune.Checkpoint``;
-the older ``ray.train.report`` fails inside Tune now):
+:func:`run_ray` runs it (``--backend ray``) and :func:`train_trial` trains one trial per Ray
+actor, with the searcher and scheduler of :mod:`nas.ray_search`.
 
-* search (:mod:`nas.ray_search`): :class:`StudySearch` is Ray's ``OptunaSearch`` on the study's own Optuna storage (journal
-  file or server URL), asked through the same define-by-run :func:`nas.space.define_space` with
-  both objectives. It writes every trial's user attributes, ``trials/NNNN`` folder and final state
-  the way :mod:`nas.trial` says, so ``report`` and ``retrain`` read a Ray study unchanged.
-* early stopping (:mod:`nas.ray_search`): :class:`EarlyStopScheduler`, a FIFO scheduler whose STOP/CONTINUE is
-  :func:`nas.early_stop.decide` (Ray's own schedulers rank trials by one metric).
-* training (here): :func:`train_trial`, one trial per Ray actor. The dataset reaches the cluster once
-  (``tune.with_parameters`` puts it in the object store). Each epoch reports its metrics with a
-  checkpoint, so a trial whose worker dies is resumed from its last epoch (``FailureConfig``) and
-  an interrupted run continues with ``Tuner.restore`` (``RayOptions(resume=True)``).
-
-Ray runs are listed in the study's user attribute ``ray_runs`` (name, path, number of trials), so
-``--resume`` finds the last one from the study alone.
+Design: docs/design.md#nasray_backend
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """The Ray Tune side of a study: Optuna's searcher on the study's storage, and the stopping rule as a scheduler.
 
-* :class:`StudySearch` is Ray's ``OptunaSearch`` on the study's own Optuna storage (journal file or
-  server URL), asked through the same define-by-run :func:`nas.space.define_space` with both
-  objectives. It records every trial's user attributes, ``trials/NNNN`` folder and final state the
-  way :mod:`nas.trial` says, so ``report`` and ``retrain`` read a Ray study unchanged.
-* :class:`EarlyStopScheduler` is a FIFO scheduler whose STOP/CONTINUE is
-  :func:`nas.early_stop.decide` (Ray's own schedulers rank trials by one metric).
+:class:`StudySearch` asks the study's space and records trials as :mod:`nas.trial` does;
+:class:`EarlyStopScheduler` stops them by :func:`nas.early_stop.decide`.
 
-:mod:`nas.ray_backend` runs them (``run_ray``) with its trainable.
+Design: docs/design.md#nasray_search
 """
 
 from __future__ import annotations

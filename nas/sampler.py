@@ -1,32 +1,10 @@
 """A sampler wrapper that proposes only new, trainable architectures.
 
-Why: a study that tells a repeated proposal COMPLETE with its twin's values (Optuna's FAQ
-pattern) adds one more good point at the same spot of TPE's model, and TPE proposes it again
-(measured before this module: 20 of 28 proposals of a smoke study were one plain WRN-16-1).
-Raising ``TrialPruned`` would push TPE away from a good spot, and FAIL teaches it nothing, so a
-small space loops. So the repeat is never recorded: :class:`ArchitectureSampler` resamples
-before the trial asks its first value.
+:class:`ArchitectureSampler` wraps any Optuna sampler and draws again, before a trial asks its
+first value, when the proposal is taken, a plain WRN or over ``max_params``;
+:class:`SpaceExhausted` ends the study when no unseen architecture is left.
 
-How: Optuna asks a sampler for a trial's *relative* values once, before the first
-``suggest_*`` call. The wrapper answers there with a whole architecture. It runs the
-define-by-run space (:func:`nas.space.define_space`) on a stand-in trial that takes its
-values from the wrapped sampler, exactly as Optuna would (relative values first, then
-independent ones). It checks the canonical plan against the study, and draws again when the
-plan is
-
-* taken (:func:`nas.trial.taken`, the rule a trial of it is skipped by): trained (completed or
-  stopped by the rule), training on another worker, queued as a baseline, or known to diverge
-  (a trial failed with "diverged") or to run out of memory (under a fixed memory cap it would
-  again);
-* a plain WRN (plain nets are baselines, not search points);
-* over ``max_params``. Such a proposal is recorded once as a PRUNED trial with status
-  ``over-budget`` and a violated ``max_params`` constraint (Optuna 5's ``create_trial(...,
-  constraints=...)``): TPE and NSGA-II rank infeasible trials last, so they learn the budget. It
-  takes no slot and is never trained.
-
-After ``attempts`` rejected draws it takes an unseen architecture uniformly at random. When
-there is none left, :class:`SpaceExhausted` says so and the study ends. Each trial records how
-its architecture was found in the user attribute ``proposal``.
+Design: docs/design.md#nassampler
 """
 
 from __future__ import annotations

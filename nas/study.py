@@ -1,13 +1,10 @@
 """The study, whatever backend runs it: its objectives and folder, preparing and opening it,
 its sampler, its stopping policy, its slots.
 
-A study is a folder (layout in :mod:`nas.schema`) with a resolved config (``study.json``) and an
-Optuna storage. :func:`prepare_study` creates it, with its baselines queued once, or checks that
-a resumed one is the same study; :func:`open_existing` opens one for the report and retrain.
-The backends fill its slots: :mod:`nas.optuna_backend` (local workers, ``--backend optuna``)
-and :mod:`nas.ray_backend` (``--backend ray``); both take the sampler (:func:`make_sampler`) and
-the stopping rule (:func:`stop_rule_for`) from here, and the runs it judges against from
-:func:`nas.replicates.runs_of`.
+:func:`prepare_study` creates a study (its baselines queued once) or checks a resumed one;
+:func:`open_existing` opens one for the report and retrain.
+
+Design: docs/design.md#nasstudy
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """One trial's record, the same on every backend: describe it, skip it, judge its outcome,
 finish it, name its failure, keep its coefficients.
 
-A trial's life: its plan is described (:func:`trial_attrs`, user attributes written before
-training); an architecture another trial trains, or one over ``--max-params``, is skipped
-(:func:`skip_reason`, :func:`finish_skipped`: never trained, no slot); a trained one ends
-complete (values: best validation accuracy, parameters), pruned by the stopping rule (its curve
-kept) or failed (diverged, out of memory, an exception, a dead worker: the reason is kept and the
-study goes on) (:func:`outcome`, :func:`finish_trial`), with ``trials/NNNN/trial.json``.
-A trial's steps share one :class:`TrialContext`; :func:`run_one` trains it (shaped like
-Optuna's ``_run_trial``) and :func:`finish` records what it came to. The backends
-(:mod:`nas.optuna_backend`, :mod:`nas.ray_backend`, :mod:`nas.ray_search`) only decide *when*
-each step runs, and where.
+:func:`run_one` trains a trial in its :class:`TrialContext` and :func:`finish` records what it
+came to; the backends only decide when each step runs, and where.
+
+Design: docs/design.md#nastrial
 """
 
 from __future__ import annotations

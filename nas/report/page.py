@@ -1,11 +1,9 @@
 """The report's files: ``write_report(folder)`` writes ``folder/report/``.
 
-``index.html`` is one self-contained page (plotly.js inline: it opens offline, from a file),
-rendered from the Jinja2 template ``templates/report.html`` with autoescaping on: every study
-text (plan names, reasons, notes, paths) is escaped by the template, and only the plotly
-figures and plotly.js come in as markup. ``pareto.png`` is static (for papers and slides);
-``trials.csv`` and ``pareto.csv`` are the tables. Nothing is written unless the whole report
-could be built, and every file is replaced atomically.
+``index.html`` (one self-contained page from the Jinja2 template ``templates/report.html``,
+:func:`render_page`), ``pareto.png``, ``trials.csv`` and ``pareto.csv``.
+
+Design: docs/design.md#nasreportpage
 """
 
 from __future__ import annotations

@@ -1,27 +1,10 @@
 """Does sharing pay? The searched plans against the study's baselines, beyond the noise.
 
-Baselines are the study's reference plans (``row["baseline"]``: the plain WRN-d-k and the paper's
-uniform SWRN-d-k-s, enqueued by the study itself); every other completed trial is a *searched*
-plan. Runs of one architecture (its replicates: a baseline's seeds, the confirmation's fresh
-seeds) are one plan, its accuracy their mean and its standard error from the seeds
-(:func:`nas.replicates.plan_rows`). A searched plan *dominates* a baseline when it has no more
-parameters and is more accurate beyond the noise: every comparison the verdict makes (each
-baseline against each searched plan no larger, and each uniform SWRN against each larger plain
-WRN) is a one-sided z-test on the difference, and a claim stands only if Holm's step-down
-procedure keeps it at a family-wise error of FAMILY_ALPHA over all of them (:func:`claims`).
-With K searched plans and no correction, some baseline would be "beaten" by chance alone (about
-20% of baselines at K = 20 with equal true accuracies). Accuracies are fractions in [0, 1],
-parameters counts.
+:func:`verdict` answers from the rows of :func:`nas.report.results.trial_rows`; :func:`claims`
+keeps the dominance claims that survive Holm's correction and :func:`dominance_table` lists them.
+Pure; the answers are frozen dataclasses (:class:`Verdict`, :class:`Dominance`).
 
-A fully trained baseline is compared with the fully trained searched plans. A baseline the
-stopping rule stopped at epoch e is compared at epoch e, with every searched plan that reached
-epoch e (its accuracy after epoch e, finished or stopped later): the same budget on both sides,
-as the rule itself compared them (every trial shares the recipe, so epoch e means the same
-schedule point). A baseline with no curve to compare (failed, over budget, running) is listed as
-not compared.
-
-Everything here is pure: it reads rows as :func:`nas.report.results.trial_rows` makes them,
-and answers with frozen dataclasses (:class:`Verdict`, :class:`Dominance`).
+Design: docs/design.md#nasreportverdict
 """
 
 from __future__ import annotations
