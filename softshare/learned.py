@@ -187,7 +187,7 @@ def learned_plans(
     ``template_choices``, and ``cuts=False`` where the space keeps one group per stage.
     ``error``: ``"relative"`` (the sum of the groups' relative errors) or ``"squared"`` (their
     total squared error). A plan with nothing shared is never returned: it is the plain net.
-    Exact (see the module's docstring). ValueError (one line) for a parent that is not an SWRN,
+    Exact (docs/design.md#softsharelearned). ValueError (one line) for a parent that is not an SWRN,
     an unknown metric or a budget that is not a positive integer.
     """
     if error not in ERRORS:
