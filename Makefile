@@ -5,7 +5,7 @@
 #   make demo        .venv/bin/python search.py study demo --preset demo
 #   make test        .venv/bin/python -m pytest -q            (as .ci/run)
 #   make test-fast   the fast core suite: no slow, ray, browser, postgres or gpu tests
-#   make lint        ruff check and ruff format --check
+#   make lint        ruff check, ruff format --check and mypy nas/report (as .ci/run)
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 FAST := not slow and not ray and not browser and not postgres and not gpu
 # The venv is set up when this runs: torch, the project installed from this checkout (-I: not
 # merely found in the working directory) and what the test extra brings.
-READY := import pathlib, torch, torchvision, sklearn, softshare, nas, optuna, pytest, selenium, psycopg2, ray, ruff; \
+READY := import pathlib, torch, torchvision, sklearn, jinja2, softshare, nas, optuna, pytest, selenium, psycopg2, ray, ruff, mypy; \
 	assert pathlib.Path(nas.__file__).resolve().parent == pathlib.Path('$(CURDIR)/nas').resolve()
 
 .PHONY: demo test test-fast lint setup
@@ -31,6 +31,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy nas/report
 
 setup: $(STAMP)
 
