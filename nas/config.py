@@ -166,8 +166,8 @@ class StudyConfig:
     )
     confirm_max: int = option(
         0,
-        "at most N plans confirmed on fresh seeds: the front always, then the plans nearest "
-        "to it; 0: every plan within 2 SE of the front",
+        "at most N plans confirmed on fresh seeds: the front and the baselines within 2 SE of "
+        "it always, then the plans nearest to it; 0: every plan within 2 SE of the front",
         min=0,
         metavar="N",
     )

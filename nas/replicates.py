@@ -219,22 +219,27 @@ def _gap_z(front: list[dict], r: dict) -> float:
 def _within_noise_of_front(rows: list[dict], cap: int = 0) -> list[dict]:
     """The front of ``rows`` (complete plan rows) and every row that no front member beats by
     more than CLAIM_Z standard errors of the difference (``val_se`` of each); with ``cap`` > 0
-    at most ``cap`` plans: the front always, then the nearest to it (smallest gap) first."""
+    at most ``cap`` plans but for the front and those baselines, which are always kept; the rest
+    nearest to the front (smallest gap) first."""
     front = front_rows(rows)
     near = sorted(
         ((_gap_z(front, r), r["params"], r["trial"], r) for r in rows if r not in front),
         key=lambda x: x[:3],
     )
-    chosen = front + [r for z, *_, r in near if z <= CLAIM_Z]
-    if cap:
-        chosen = chosen[: max(cap, len(front))]
+    within = [r for z, *_, r in near if z <= CLAIM_Z]
+    if cap:  # the front and the baselines in reach (the verdict's yardsticks) always
+        kept = front + [r for r in within if r.get("baseline")]
+        others = [r for r in within if not r.get("baseline")]
+        within = kept[len(front) :] + others[: max(cap - len(kept), 0)]
+    chosen = front + within
     return sorted(chosen, key=lambda r: (r["params"], r["trial"]))
 
 
 def confirm_set(rows: list[dict], cap: int = 0) -> list[dict]:
     """The plans to confirm on fresh seeds: the Pareto front of the complete architectures (one
     point each, :func:`plan_rows`) and every one within CLAIM_Z SE of it, fewest params first;
-    ``cap`` > 0: at most that many, the front first and then the plans nearest to it."""
+    ``cap`` > 0: the front and the baselines within reach always, then the plans nearest to
+    the front up to ``cap`` in all."""
     return _within_noise_of_front(completed_rows(plan_rows(rows)), cap)
 
 
