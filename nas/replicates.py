@@ -203,14 +203,14 @@ def plan_rows(rows: Sequence[TrialRow]) -> list[PlanRow]:
 
 
 def _gap_z(front: list[dict], r: dict) -> float:
-    """How many SE of the difference the front member that beats ``r`` by most is ahead of it
-    (at equal or fewer parameters); 0 for a front member."""
+    """How many SE of the difference the front member that beats ``r`` (not on the front) by
+    most is ahead of it, at equal or fewer parameters; 0 when none is."""
     return max(
         (
             (f["val_acc"] - r["val_acc"])
             / (math.hypot(f["val_se"] or 0.0, r["val_se"] or 0.0) or 1e-12)
             for f in front
-            if f["params"] <= r["params"] and f is not r
+            if f["params"] <= r["params"]
         ),
         default=0.0,
     )
@@ -228,9 +228,9 @@ def _within_noise_of_front(rows: list[dict], cap: int = 0) -> list[dict]:
     )
     within = [r for z, *_, r in near if z <= CLAIM_Z]
     if cap:  # the front and the baselines in reach (the verdict's yardsticks) always
-        kept = front + [r for r in within if r.get("baseline")]
+        baselines = [r for r in within if r.get("baseline")]
         others = [r for r in within if not r.get("baseline")]
-        within = kept[len(front) :] + others[: max(cap - len(kept), 0)]
+        within = baselines + others[: max(cap - len(front) - len(baselines), 0)]
     chosen = front + within
     return sorted(chosen, key=lambda r: (r["params"], r["trial"]))
 

@@ -137,10 +137,9 @@ def _study_config(args: argparse.Namespace):
 
     folder = study_dir(args.results_dir, args.name)
     saved = load_study_config(folder) if (folder / STUDY_FILE).exists() else None
+    not_study = _NOT_STUDY | set(flag_fields(RayOptions))
     given = {  # the study's flags are named by their place in the config (dest "recipe.epochs")
-        flag: value
-        for flag, value in vars(args).items()
-        if flag not in _NOT_STUDY and flag not in flag_fields(RayOptions)
+        flag: value for flag, value in vars(args).items() if flag not in not_study
     }
     return StudyConfig.from_flags(args.name, given, saved), folder
 
