@@ -39,8 +39,11 @@ from nas.report.verdict import (
     REQUIRED_KEYS,
     accuracy_text,
     baseline_rows,
+    closest,
+    comparisons,
     dominance_table,
     fewer_text,
+    needed_z,
     searched_rows,
     ties,
     uniform_vs_plain,
@@ -530,3 +533,31 @@ def test_uniform_sharing_against_plain_baselines():
     )
     assert "uniform sharing beats the plain net" in better
     assert uniform_vs_plain([b(0, "WRN-28-1", 369_498, 0.57, False)]) == ""
+
+
+def test_a_negative_verdict_says_how_far_it_was_from_a_claim():
+    # a searched plan 1.5 points ahead of the plain WRN with fewer parameters, on 2,500 images
+    # each: SE of the difference hypot(0.92, 0.96) = 1.33 points, z 1.13; the plan is also
+    # compared with nothing else, so the family is that test and the SWRN against the WRN
+    rows = [
+        _row(0, "WRN-16-1", 10**6, 0.62, baseline=True),
+        _row(1, "SWRN-16-1-1", 10**4, 0.55, baseline=True),
+        _row(2, "16-1:2x2/2/2", 10**5, 0.635),
+        _row(3, "16-1:2/2/2x1", 10**5 + 1, 0.60),
+    ]
+    v = verdict(rows)
+    assert v.comparisons == 3
+    assert v.closest is not None and v.closest.better["trial"] == 2
+    assert v.closest.worse["trial"] == 0
+    se = math.hypot(binomial_se(0.635, N), binomial_se(0.62, N))
+    assert v.closest.z == pytest.approx(0.015 / se)
+    z1 = needed_z(3)
+    assert z1 == pytest.approx(2.394, abs=1e-3)  # Phi^-1(1 - 0.025 / 3)
+    assert v.sentence.endswith(
+        f"; the nearest to a claim: 16-1:2x2/2/2 over WRN-16-1 by 1.5 points (z {0.015 / se:.2f}), "
+        f"where the first of Holm's 3 tests asks for z > {z1:.2f}, a lead of about "
+        f"{100 * z1 * se:.1f} points at this noise; searched-front hypervolume "
+        f"{v.searched_hypervolume:.3f} vs the baselines' {v.baseline_hypervolume:.3f}."
+    )
+    # a study whose searched plans face no baseline of their size says nothing of the kind
+    assert closest([c for c in comparisons(rows) if c.better["baseline"]]) is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,9 +34,11 @@ __all__ = [
     "accuracy_text",
     "baseline_rows",
     "claims",
+    "closest",
     "comparisons",
     "dominance_table",
     "fewer_text",
+    "needed_z",
     "searched_rows",
     "ties",
     "uniform_vs_plain",
@@ -357,7 +360,8 @@ class Verdict:
     in (accuracy, log10 params) up to that reference, the same for both; ``table``:
     :func:`dominance_table`; ``counts``: baselines, compared, not_compared, beaten, searched,
     at_epoch; ``comparisons``: how many the Holm correction covers; ``sentence``: the answer;
-    ``uniform_vs_plain``: :func:`uniform_vs_plain`.
+    ``uniform_vs_plain``: :func:`uniform_vs_plain`; ``closest``: the searched plan's fully
+    trained comparison nearest to a claim (:func:`closest`), None when there is none.
     """
 
     searched: list[PlanRow]
@@ -372,6 +376,7 @@ class Verdict:
     comparisons: int
     sentence: str = ""
     uniform_vs_plain: str = ""
+    closest: Comparison | None = None
 
 
 def _counts(table: list[Dominance], searched: list[PlanRow]) -> dict[str, int]:
@@ -406,6 +411,7 @@ def verdict(rows: Iterable[TrialRow]) -> Verdict:
         table=table,
         counts=_counts(table, searched),
         comparisons=len(family),
+        closest=closest(family),
     )
     return dataclasses.replace(
         numbers,
@@ -439,6 +445,37 @@ def uniform_vs_plain(baselines: list[PlanRow], claimed: set[Key] | None = None) 
         f"Among the fully trained baselines, uniform sharing {verb} the plain net: {_name(u)} "
         f"{accuracy_text(u['val_acc'], u['val_se'], 1)} against {_name(p)} {accuracy_text(p['val_acc'], p['val_se'], 1)}"
         f", with {fewer_text(u['params'], p['params'])}."
+    )
+
+
+def closest(family: list[Comparison]) -> Comparison | None:
+    """The comparison of a searched plan with a fully trained baseline that comes nearest to a
+    claim (the largest z), None when the search made none: how far a negative verdict was from
+    a positive one."""
+    mine = [c for c in family if not c.better["baseline"] and c.worse.get("at_epoch") is None]
+    return max(mine, key=lambda c: (c.z, -c.better["trial"]), default=None)
+
+
+def needed_z(family: int, alpha: float = FAMILY_ALPHA) -> float:
+    """The z the strongest of ``family`` one-sided tests must pass: Holm's first step, p <=
+    alpha / family."""
+    return statistics.NormalDist().inv_cdf(1.0 - alpha / max(family, 1))
+
+
+def _closest_text(c: Comparison | None, family: int) -> str:
+    """'; the nearest to a claim: X over Y by 0.9 points (z 0.87), where the first of Holm's 9
+    tests asks for z > 2.77, a lead of about 2.9 points at this noise' ('' without one)."""
+    if c is None:
+        return ""
+    se = math.hypot(_se(c.better), _se(c.worse))
+    lead = 100 * (c.better["val_acc"] - c.worse["val_acc"])
+    if se == 0.0:
+        return ""
+    z1 = needed_z(family)
+    return (
+        f"; the nearest to a claim: {_name(c.better)} over {_name(c.worse)} by {lead:.1f} points "
+        f"(z {c.z:.2f}), where the first of Holm's {family} test{'s' * (family != 1)} asks for "
+        f"z > {z1:.2f}, a lead of about {100 * z1 * se:.1f} points at this noise"
     )
 
 
@@ -543,5 +580,6 @@ def _full_sentence(v: Verdict) -> str:
         )
     return (
         f"Sharing did not pay here: no searched plan beat {_baselines_text(c, 0)} "
-        f"{_margin_text(table, v.comparisons)} at equal or fewer parameters; {hv}."
+        f"{_margin_text(table, v.comparisons)} at equal or fewer parameters"
+        f"{_closest_text(v.closest, v.comparisons)}; {hv}."
     )
