@@ -27,11 +27,13 @@ baseline beyond the noise, and reaches TPE-alone's final hypervolume within 50% 
 
     python bench/bench_learned.py --data /work/data --out /work/bench_learned   # hours on 2 cores
     python bench/bench_learned.py --quick                                        # synthetic
+    python bench/bench_learned.py --out /work/bench_learned --read               # tables only
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import pathlib
 import sys
 import time
@@ -53,7 +55,7 @@ from nas.report.results import (  # noqa: E402
     hypervolume,
     trial_rows,
 )
-from nas.report.verdict import verdict  # noqa: E402
+from nas.report.verdict import needed_z, verdict  # noqa: E402
 from nas.study import open_existing  # noqa: E402
 from softshare import parse_plan  # noqa: E402
 from softshare.learned import group_errors, group_keys  # noqa: E402
@@ -80,6 +82,12 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
     p.add_argument("--quick", action="store_true", help="generated 8x8 data: checks it runs")
     p.add_argument(
+        "--read",
+        action="store_true",
+        help="train nothing: print the tables of the studies already in --out as they stand "
+        "(a benchmark still running, or one made by an older version of the code)",
+    )
+    p.add_argument(
         "--score",
         nargs="+",
         metavar="STUDY",
@@ -96,6 +104,8 @@ def _parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.trials is None:
         args.trials = 6 if args.quick else 20
+    if args.read and not args.out:
+        p.error("--read needs --out DIR (the folder whose studies it reads).")
     if args.confirm_max < 0:
         p.error(f"--confirm-max must be >= 0, but got {args.confirm_max}.")
     for name in ("trials", "learned"):
@@ -270,7 +280,15 @@ def main() -> None:
     names = [c.name for c in configs.values()]
     start = time.perf_counter()
     with search_bench.fresh_folder(args.out, names, "bench_learned_", resume=True) as root:
+        if args.read:
+            if missing := [n for n in names if not (root / n / "study.json").is_file()]:
+                raise SystemExit(
+                    f"--read: {root} holds no study {', '.join(missing)}; run without --read "
+                    f"to train them, or name the seeds it holds with --seeds."
+                )
         for (kind, _seed), cfg in configs.items():
+            if args.read:
+                continue
             print(f"\n{cfg.name}: {cfg.n_trials} trials, sampler {cfg.sampler}", flush=True)
             run_study(cfg, root / cfg.name, reporter=search_bench._TrialLines(kind))
         ok_beat, ok_fast = [], []
@@ -335,6 +353,15 @@ def main() -> None:
                     f"{', '.join(beaten) or 'none'}; tau(projection error, accuracy) within "
                     f"parameter terciles: {'-' if tau is None else f'{tau:+.2f}'} over {n} plans"
                 )
+                if (c := v.closest) is not None:
+                    se = math.hypot(c.better["val_se"] or 0.0, c.worse["val_se"] or 0.0)
+                    print(
+                        f"  {k:<8} nearest to a claim: {c.better['plan_name']} over "
+                        f"{c.worse['plan_name']} by "
+                        f"{100 * (c.better['val_acc'] - c.worse['val_acc']):.2f} points (z "
+                        f"{c.z:.2f}); Holm's first step over {v.comparisons} asks z > "
+                        f"{needed_z(v.comparisons):.2f}, about {100 * needed_z(v.comparisons) * se:.2f} points"
+                    )
         print(
             f"\ngoal: learned front beats a uniform baseline: {'PASS' if all(ok_beat) else 'FAIL'}; "
             f"reaches TPE-alone's final HV within 50% of its compute: "

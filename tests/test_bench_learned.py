@@ -44,3 +44,17 @@ def test_bench_learned_quick_prints_every_measure_and_resumes(tmp_path):
     assert table and table == [
         line for line in again.stdout.splitlines() if line.startswith(("25%", "100%"))
     ]
+    # --read trains nothing and prints the same tables, with how near each verdict came
+    read = run_bench("bench_learned", *args, "--read")
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert "trials, sampler" not in read.stdout
+    assert table == [line for line in read.stdout.splitlines() if line.startswith(("25%", "100%"))]
+    assert "learned  nearest to a claim: " in read.stdout
+    # a seed it does not hold: one line naming what is missing, and nothing written
+    missing = run_bench(
+        "bench_learned", "--quick", "--seeds", "1", "--out", str(tmp_path), "--read"
+    )
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines()[-1].startswith("--read: ")
+    assert "learned-learned-s1" in missing.stderr
+    assert not (tmp_path / "learned-learned-s1").exists()
