@@ -33,7 +33,6 @@ baseline beyond the noise, and reaches TPE-alone's final hypervolume within 50% 
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 import sys
 import time
@@ -55,7 +54,7 @@ from nas.report.results import (  # noqa: E402
     hypervolume,
     trial_rows,
 )
-from nas.report.verdict import needed_z, verdict  # noqa: E402
+from nas.report.verdict import claim_distance_text, verdict  # noqa: E402
 from nas.study import open_existing  # noqa: E402
 from softshare import parse_plan  # noqa: E402
 from softshare.learned import group_errors, group_keys  # noqa: E402
@@ -286,11 +285,10 @@ def main() -> None:
                     f"--read: {root} holds no study {', '.join(missing)}; run without --read "
                     f"to train them, or name the seeds it holds with --seeds."
                 )
-        for (kind, _seed), cfg in configs.items():
-            if args.read:
-                continue
-            print(f"\n{cfg.name}: {cfg.n_trials} trials, sampler {cfg.sampler}", flush=True)
-            run_study(cfg, root / cfg.name, reporter=search_bench._TrialLines(kind))
+        else:
+            for (kind, _seed), cfg in configs.items():
+                print(f"\n{cfg.name}: {cfg.n_trials} trials, sampler {cfg.sampler}", flush=True)
+                run_study(cfg, root / cfg.name, reporter=search_bench._TrialLines(kind))
         ok_beat, ok_fast = [], []
         for seed in args.seeds:
             curves = {k: _curve(root / configs[k, seed].name, ref) for k in KINDS}
@@ -353,15 +351,8 @@ def main() -> None:
                     f"{', '.join(beaten) or 'none'}; tau(projection error, accuracy) within "
                     f"parameter terciles: {'-' if tau is None else f'{tau:+.2f}'} over {n} plans"
                 )
-                if (c := v.closest) is not None:
-                    se = math.hypot(c.better["val_se"] or 0.0, c.worse["val_se"] or 0.0)
-                    print(
-                        f"  {k:<8} nearest to a claim: {c.better['plan_name']} over "
-                        f"{c.worse['plan_name']} by "
-                        f"{100 * (c.better['val_acc'] - c.worse['val_acc']):.2f} points (z "
-                        f"{c.z:.2f}); Holm's first step over {v.comparisons} asks z > "
-                        f"{needed_z(v.comparisons):.2f}, about {100 * needed_z(v.comparisons) * se:.2f} points"
-                    )
+                if near := claim_distance_text(v.closest, v.comparisons):
+                    print(f"  {k:<8} nearest to a claim: {near}")
         print(
             f"\ngoal: learned front beats a uniform baseline: {'PASS' if all(ok_beat) else 'FAIL'}; "
             f"reaches TPE-alone's final HV within 50% of its compute: "

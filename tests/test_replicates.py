@@ -292,9 +292,8 @@ def test_a_capped_confirmation_keeps_the_front_then_the_plans_nearest_to_it():
     assert [r["plan"] for r in confirm_set(rows, cap=4)] == ["A", "B", "C", "D"]
     assert [r["plan"] for r in confirm_set(rows, cap=1)] == ["A", "D"]  # the front, whole
     assert [r["plan"] for r in confirm_set(rows, cap=9)] == everything
-    rows[2]["baseline"] = (
-        True  # C, a baseline: kept whatever the cap, the yardstick of the verdict
-    )
+    # C, a baseline: kept whatever the cap, the yardstick of the verdict
+    rows[2]["baseline"] = True
     assert [r["plan"] for r in confirm_set(rows, cap=3)] == ["A", "C", "D"]
     assert [r["plan"] for r in confirm_set(rows, cap=4)] == ["A", "B", "C", "D"]
 

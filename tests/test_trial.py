@@ -10,11 +10,11 @@ import pytest
 from optuna.trial import TrialState
 
 import nas.trial as trial_module
-from nas.schema import ERROR_FILE
+from nas.schema import ERROR_FILE, REPLICATE_ATTR
 from nas.space import SearchSpace, all_plans
-from nas.storage import open_storage, open_study
+from nas.storage import fail_running_trial, open_storage, open_study
 from nas.study import make_sampler
-from nas.trial import Ended, TrialContext, run_one, trial_attrs
+from nas.trial import Ended, TrialContext, finish_trial, run_one, skip_reason, trial_attrs
 from softshare import parse_plan
 from softshare.data import load_dataset
 from tests.studies import smoke_cfg
@@ -31,9 +31,6 @@ def test_the_sampler_proposes_exactly_the_plans_a_trial_of_them_may_train(tmp_pa
     taken plan, and a trial of one is skipped. The two used to disagree: a plan that diverged
     was never proposed but trained again when queued; one only a replicate had trained, or one
     another worker had described but not yet claimed, was never proposed but trained."""
-    from nas.schema import REPLICATE_ATTR
-    from nas.trial import TrialContext, skip_reason, trial_attrs
-
     cfg = _cfg()
     study = open_study("s", open_storage(tmp_path), make_sampler(cfg, (10, 3)))
     plans = [p.text for p in all_plans(TINY)]
@@ -65,9 +62,6 @@ def test_the_sampler_proposes_exactly_the_plans_a_trial_of_them_may_train(tmp_pa
 
 
 def test_a_trial_finished_by_another_process_is_left_as_it_is(tmp_path, caplog):
-    from nas.storage import fail_running_trial, open_storage, open_study
-    from nas.trial import Ended, TrialContext, finish_trial
-
     study = open_study("s", open_storage(tmp_path))
     trial = study.ask()
     frozen = study.get_trials(deepcopy=False)[0]

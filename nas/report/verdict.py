@@ -33,6 +33,7 @@ __all__ = [
     "Verdict",
     "accuracy_text",
     "baseline_rows",
+    "claim_distance_text",
     "claims",
     "closest",
     "comparisons",
@@ -462,20 +463,21 @@ def needed_z(family: int, alpha: float = FAMILY_ALPHA) -> float:
     return statistics.NormalDist().inv_cdf(1.0 - alpha / max(family, 1))
 
 
-def _closest_text(c: Comparison | None, family: int) -> str:
-    """'; the nearest to a claim: X over Y by 0.9 points (z 0.87), where the first of Holm's 9
-    tests asks for z > 2.77, a lead of about 2.9 points at this noise' ('' without one)."""
+def claim_distance_text(c: Comparison | None, family: int) -> str:
+    """'X over Y by 0.9 points (z 0.87), where the first of Holm's 9 tests asks for z > 2.77, a
+    lead of about 2.9 points at this noise': how far comparison ``c`` (:func:`closest`) was from
+    a claim among ``family`` tests; '' without one, or without a noise estimate."""
     if c is None:
         return ""
     se = math.hypot(_se(c.better), _se(c.worse))
-    lead = 100 * (c.better["val_acc"] - c.worse["val_acc"])
     if se == 0.0:
         return ""
+    lead = 100 * (c.better["val_acc"] - c.worse["val_acc"])
     z1 = needed_z(family)
     return (
-        f"; the nearest to a claim: {_name(c.better)} over {_name(c.worse)} by {lead:.1f} points "
-        f"(z {c.z:.2f}), where the first of Holm's {family} test{'s' * (family != 1)} asks for "
-        f"z > {z1:.2f}, a lead of about {100 * z1 * se:.1f} points at this noise"
+        f"{_name(c.better)} over {_name(c.worse)} by {lead:.1f} points (z {c.z:.2f}), where the "
+        f"first of Holm's {family} test{'s' * (family != 1)} asks for z > {z1:.2f}, a lead of "
+        f"about {100 * z1 * se:.1f} points at this noise"
     )
 
 
@@ -578,8 +580,9 @@ def _full_sentence(v: Verdict) -> str:
             f"Sharing paid: searched plans beat {_baselines_text(c, c['beaten'])} beyond the noise at no more "
             f"parameters ({_kinds_text(table)}{_best_text(table)}); {hv}."
         )
+    near = claim_distance_text(v.closest, v.comparisons)
     return (
         f"Sharing did not pay here: no searched plan beat {_baselines_text(c, 0)} "
         f"{_margin_text(table, v.comparisons)} at equal or fewer parameters"
-        f"{_closest_text(v.closest, v.comparisons)}; {hv}."
+        f"{f'; the nearest to a claim: {near}' if near else ''}; {hv}."
     )
